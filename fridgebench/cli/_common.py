@@ -1,0 +1,81 @@
+"""What every command shares: consoles, the error boundary, exit codes.
+
+Human output goes to stderr (``console``); ``--json`` output alone goes to stdout (``emit_json``).
+Expected errors (:class:`FridgebenchError`) become one line and their exit status; anything
+else is a bug and still becomes one line unless ``--debug`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import typer
+from rich.console import Console
+
+from fridgebench.config import mask_text
+from fridgebench.errors import ExitStatus, FridgebenchError
+
+console = Console(stderr=True, highlight=False)
+
+
+class _State:
+    debug: bool = bool(os.environ.get("FRIDGEBENCH_DEBUG"))
+
+
+state = _State()
+
+
+def emit_json(doc: Any) -> None:
+    """Machine output: the document alone on stdout."""
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {mask_text(message)}", soft_wrap=True)
+    return typer.Exit(int(status))
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so every ``finally`` (server shutdown) runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+@contextmanager
+def error_boundary() -> Iterator[None]:
+    """Run a command body: map errors to one line + exit status; SIGTERM behaves like Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except FridgebenchError as err:
+        if state.debug:
+            console.print_exception()
+        raise fail(str(err), err.exit_status) from None
+    except (KeyboardInterrupt, _Terminated):
+        if state.debug:
+            console.print_exception()
+        console.print("[yellow]interrupted:[/] stopped cleanly; servers fridgebench started were stopped")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    except OSError as err:
+        if state.debug:
+            console.print_exception()
+        if err.errno == 28:  # ENOSPC
+            raise fail(f"disk full while writing {err.filename or 'results'} — free space and run again") from None
+        raise fail(f"{err.strerror or err} ({err.filename})" if err.filename else str(err)) from None
+    except Exception as err:  # a bug: still one line, traceback with --debug
+        if state.debug:
+            console.print_exception()
+        raise fail(f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
