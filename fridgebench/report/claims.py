@@ -1,0 +1,39 @@
+"""The seed document's comparison table (PostgreSQL vs Redis) and helpers to fill its rows."""
+
+from __future__ import annotations
+
+from fridgebench.measure.results import Claim
+
+# key -> (topic, seed says of PostgreSQL, seed says of Redis)   (the seed is in Korean; translated)
+SEED_CLAIMS: dict[str, tuple[str, str, str]] = {
+    "performance": ("performance", "slow (disk I/O)", "fast (memory); '10x+ faster'"),
+    "install": ("install", "nothing to install", "simple with the Helm chart"),
+    "auto_expiry": ("auto-expiry", "manual cleanup needed", "automatic TTL"),
+    "memory_use": ("memory use", "low", "high"),
+    "scalability": ("scalability", "limited", "excellent"),
+    "failure_recovery": ("failure recovery", "data kept", "sessions lost"),
+}
+
+
+def blank_claims() -> dict[str, Claim]:
+    return {
+        key: Claim(key=key, topic=t, seed_postgres=pg, seed_redis=rd)  # type: ignore[arg-type]
+        for key, (t, pg, rd) in SEED_CLAIMS.items()
+    }
+
+
+def fill(claims: dict[str, Claim], key: str, *, measured: str, verdict: str, figures: dict | None = None,
+         command: str) -> None:
+    claims[key] = claims[key].model_copy(update=dict(measured=measured, verdict=verdict,
+                                                     figures=figures or {}, command=command))
+
+
+def merge(*tables: list[Claim]) -> list[Claim]:
+    """Combine claims from several results documents: a measured row wins over 'not measured'."""
+    out = blank_claims()
+    for table in tables:
+        for c in table:
+            if c.verdict != "not measured" or out[c.key].verdict == "not measured":
+                if c.verdict != "not measured":
+                    out[c.key] = c
+    return list(out.values())
