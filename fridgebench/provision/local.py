@@ -1,0 +1,364 @@
+"""Start and stop server processes on 127.0.0.1 (embedded and system binaries share this).
+
+Every process started here is tracked until stopped: the caller's ``finally`` stops it, an
+``atexit`` hook catches what is left, and — for servers that must not outlive us
+(everything but ``fridgebench up``) — ``PR_SET_PDEATHSIG`` kills them if we are SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import ctypes
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import asyncpg
+import psutil
+
+from fridgebench.errors import ProvisionError
+from fridgebench.provision import probe
+from fridgebench.provision.base import ServerInfo, Source
+from fridgebench.provision.binaries import OsUser, demote_kwargs
+
+READY_TIMEOUT_S = 30.0
+PG_SUPERUSER = "fridgebench"
+PG_DATABASE = "fridgebench"
+PG_SETTINGS = {"listen_addresses": "127.0.0.1", "shared_buffers": "128MB", "max_connections": "200"}
+REDIS_SETTINGS = {"bind": "127.0.0.1", "save": "", "appendonly": "no", "maxmemory": "0",
+                  "maxmemory-policy": "noeviction", "protected-mode": "yes", "daemonize": "no"}
+
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+@dataclass
+class LocalServer:
+    """A server process we started. ``url`` holds no password (local trust / no auth)."""
+
+    info: ServerInfo
+    url: str
+    run_dir: Path
+    create_time: float
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    stopped: bool = False
+
+
+_LIVE: dict[int, LocalServer] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+# --- run folders ------------------------------------------------------------------------------
+
+def run_root(run_dir: str | None) -> Path:
+    """Where run folders and the ``up`` record live: --run-dir, else <tmp>/fridgebench-<uid>."""
+    if run_dir:
+        return Path(run_dir).expanduser().resolve()
+    return Path(tempfile.gettempdir()) / f"fridgebench-{os.geteuid()}"
+
+
+def make_run_dir(root: Path, *, traversable: bool) -> Path:
+    """A fresh 0700 folder (0711 when another user must traverse it) under ``root``."""
+    mode = 0o711 if traversable else 0o700
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(mode=mode)
+    except FileExistsError:
+        pass
+    st = os.lstat(root)
+    if not os.path.isdir(root) or os.path.islink(root) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise ProvisionError(f"run folder {root} is not a folder owned by this user and closed to others",
+                             hint="remove it or pass --run-dir")
+    if traversable and st.st_mode & 0o011 != 0o011:
+        os.chmod(root, (st.st_mode & 0o777) | 0o011)
+    run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run.mkdir(mode=mode)
+    os.chmod(run, mode)
+    return run
+
+
+def remove_run_dir(run: Path) -> None:
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+# --- process control --------------------------------------------------------------------------
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _libc is not None:
+        _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _spawn(argv: list[str], log: Path, *, user: OsUser | None, detach: bool, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with output appended to ``log``; tied to our life unless ``detach``."""
+    # PDEATHSIG fires when the *thread* that forked dies, so only tie to the main thread.
+    tie = not detach and _libc is not None and threading.current_thread() is threading.main_thread()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS"))}
+    env.update({"LC_ALL": "C", "LANG": "C"})
+    with open(log, "ab") as out:
+        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd), env=env,
+            start_new_session=detach, preexec_fn=_die_with_parent if tie else None, **demote_kwargs(user))
+
+
+def _same_process(pid: int, create_time: float) -> psutil.Process | None:
+    try:
+        p = psutil.Process(pid)
+        if abs(p.create_time() - create_time) > 1.0 or p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p
+    except psutil.Error:
+        return None
+
+
+def pid_alive(pid: int | None, create_time: float) -> bool:
+    return pid is not None and _same_process(pid, create_time) is not None
+
+
+def stop_pid(pid: int, create_time: float, first: signal.Signals, *, timeout: float = 15.0) -> None:
+    """Send ``first``; after ``timeout`` SIGKILL it and any child it left. Safe against pid reuse."""
+    p = _same_process(pid, create_time)
+    if p is None:
+        _reap(pid)
+        return
+    try:
+        children = p.children(recursive=True)
+        p.send_signal(first)
+    except psutil.Error:
+        children = []
+    _gone, alive = psutil.wait_procs([p], timeout=timeout)
+    for q in alive + children:
+        try:
+            q.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive + children, timeout=5)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
+
+
+def track(server: LocalServer) -> None:
+    with _LIVE_LOCK:
+        if server.info.pid:
+            _LIVE[server.info.pid] = server
+
+
+def untrack(server: LocalServer) -> None:
+    with _LIVE_LOCK:
+        if server.info.pid:
+            _LIVE.pop(server.info.pid, None)
+
+
+def stop(server: LocalServer) -> None:
+    """Stop ``server`` (PostgreSQL: fast shutdown via SIGINT; Redis: SIGTERM), SIGKILL on timeout."""
+    if server.stopped or not server.info.pid:
+        return
+    sig = signal.SIGINT if server.info.kind == "postgres" else signal.SIGTERM
+    stop_pid(server.info.pid, server.create_time, sig)
+    if server.proc is not None:
+        try:
+            server.proc.wait(timeout=1)
+        except (subprocess.TimeoutExpired, ChildProcessError):
+            pass
+    server.stopped = True
+    untrack(server)
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    with _LIVE_LOCK:
+        left = list(_LIVE.values())
+    for server in left:
+        try:
+            stop(server)
+            remove_run_dir(server.run_dir)
+        except Exception:  # at exit: best effort, never a traceback
+            pass
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+class _PortTaken(Exception):
+    pass
+
+
+def _fail(what: str, log: Path, hint: str) -> ProvisionError:
+    tail = log_tail(log)
+    return ProvisionError(f"{what}{': ' + tail if tail else ''} (log: {log})", hint=hint)
+
+
+def _initdb(bin_dir: Path, run: Path, user: OsUser | None) -> Path:
+    data = run / "pgdata"
+    sock = run / "pgsock"
+    for d in (data, sock):
+        d.mkdir(mode=0o700)
+        if user is not None:
+            os.chown(d, user.uid, user.gid)
+    log = run / "initdb.log"
+    argv = [str(bin_dir / "initdb"), "-D", str(data), "-U", PG_SUPERUSER, "--auth=trust",
+            "-E", "UTF8", "--no-locale", "--no-sync"]
+    proc = _spawn(argv, log, user=user, detach=True, cwd=run)
+    try:
+        rc = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise _fail("initdb did not finish in 120 s", log, "check the disk and the binaries") from None
+    if rc != 0:
+        raise _fail(f"initdb failed (exit {rc})", log, "see the log; try --pg-bin or --postgres-dsn")
+    return data
+
+
+async def _pg_wait(proc: subprocess.Popen[bytes], port: int, log: Path, deadline: float) -> None:
+    dsn = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/postgres"
+    while True:
+        if proc.poll() is not None:
+            tail = log_tail(log, 20)
+            if "Address already in use" in tail or "could not bind" in tail or "could not create any TCP" in tail:
+                raise _PortTaken()
+            raise _fail(f"PostgreSQL exited during startup (exit {proc.returncode})", log,
+                        "see the log; try --pg-bin or --postgres-dsn")
+        try:
+            conn = await asyncpg.connect(dsn, timeout=1.0)
+        except (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise _fail(f"PostgreSQL did not accept connections within {READY_TIMEOUT_S:.0f} s",
+                            log, "the machine may be overloaded; see the log") from None
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_DATABASE):
+                await conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+        finally:
+            await conn.close()
+        return
+
+
+def start_postgres(bin_dir: Path, run: Path, *, user: OsUser | None, source: Source, detach: bool,
+                   notes: list[str]) -> LocalServer:
+    """initdb + postgres on a free 127.0.0.1 port; waits until it accepts connections."""
+    t0 = time.monotonic()
+    data = _initdb(bin_dir, run, user)
+    log = run / "postgres.log"
+    for attempt in (1, 2):  # a port picked free can be taken before postgres binds it: retry once
+        port = free_port()
+        argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(run / "pgsock")]
+        for k, v in PG_SETTINGS.items():
+            argv += ["-c", f"{k}={v}"]
+        proc = _spawn(argv, log, user=user, detach=detach, cwd=run)
+        create_time = _create_time(proc.pid)
+        pending = LocalServer(ServerInfo("postgres", source, "", pid=proc.pid), "", run, create_time, proc)
+        track(pending)
+        try:
+            probe.run_sync(lambda: _pg_wait(proc, port, log, t0 + READY_TIMEOUT_S))
+        except _PortTaken:
+            stop(pending)
+            if attempt == 2:
+                raise _fail(f"PostgreSQL could not bind 127.0.0.1:{port}", log, "free a port and retry") from None
+            continue
+        except BaseException:
+            stop(pending)
+            raise
+        break
+    url = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/{PG_DATABASE}"
+    version, durability = probe.run_sync(lambda: probe.pg_probe(url))
+    info = ServerInfo("postgres", source, url, version=version, host="127.0.0.1", port=port, pid=proc.pid,
+                      run_dir=str(run), os_user=user.name if user else getpass.getuser(), durability=durability,
+                      started_in_s=round(time.monotonic() - t0, 3), notes=tuple(notes))
+    untrack(pending)
+    server = LocalServer(info, url, run, create_time, proc)
+    track(server)
+    return server
+
+
+def _create_time(pid: int) -> float:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0
+
+
+# --- Redis / Valkey ---------------------------------------------------------------------------
+
+def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes: list[str]) -> LocalServer:
+    """redis-server / valkey-server on a free 127.0.0.1 port, persistence off; waits for PING."""
+    t0 = time.monotonic()
+    data = run / "redis"
+    data.mkdir(mode=0o700, exist_ok=True)
+    log = run / "redis.log"
+    for attempt in (1, 2):
+        port = free_port()
+        argv = [str(binary), "--port", str(port), "--dir", str(data), "--logfile", ""]
+        for k, v in REDIS_SETTINGS.items():
+            argv += [f"--{k}", v]
+        proc = _spawn(argv, log, user=None, detach=detach, cwd=run)
+        pending = LocalServer(ServerInfo("redis", source, "", pid=proc.pid), "", run, _create_time(proc.pid), proc)
+        track(pending)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            while not probe.redis_alive(url):
+                if proc.poll() is not None:
+                    tail = log_tail(log, 20)
+                    if "Address already in use" in tail and attempt == 1:
+                        raise _PortTaken()
+                    raise _fail(f"{binary.name} exited during startup (exit {proc.returncode})", log,
+                                "see the log; try --redis-bin or --redis-url")
+                if time.monotonic() > t0 + READY_TIMEOUT_S:
+                    raise _fail(f"{binary.name} did not answer PING within {READY_TIMEOUT_S:.0f} s", log,
+                                "see the log")
+                time.sleep(0.05)
+        except _PortTaken:
+            stop(pending)
+            continue
+        except BaseException:
+            stop(pending)
+            raise
+        break
+    version, durability = probe.redis_probe(url)
+    info = ServerInfo("redis", source, url, version=version, host="127.0.0.1", port=port, pid=proc.pid,
+                      run_dir=str(run), os_user=getpass.getuser(), durability=durability,
+                      started_in_s=round(time.monotonic() - t0, 3), notes=tuple(notes))
+    untrack(pending)
+    server = LocalServer(info, url, run, pending.create_time, proc)
+    track(server)
+    return server
+
+
+def with_notes(server: LocalServer, notes: list[str]) -> LocalServer:
+    server.info = replace(server.info, notes=tuple(notes))
+    return server
+
+
+EventSink = Callable[[str], None]

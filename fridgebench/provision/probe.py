@@ -1,0 +1,138 @@
+"""Talk to a live PostgreSQL / Redis: reachability, version and durability settings.
+
+Used for every source (embedded, system, external): what we report is always read from the
+live server, never assumed from the flags we started it with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any, Awaitable, Callable, TypeVar
+
+import asyncpg
+import redis
+
+from fridgebench.config import mask_text, mask_url
+from fridgebench.errors import StoreUnavailable
+
+T = TypeVar("T")
+
+PG_DURABILITY = ("fsync", "synchronous_commit", "full_page_writes", "wal_level", "shared_buffers")
+REDIS_DURABILITY = ("appendonly", "appendfsync", "save", "maxmemory", "maxmemory-policy")
+
+
+def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from sync code, even when an event loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop runs here: use a fresh one elsewhere
+        return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+async def pg_connect(dsn: str, *, timeout: float = 5.0) -> asyncpg.Connection:
+    """Connect or raise :class:`StoreUnavailable` with one line naming the masked DSN."""
+    where = mask_url(dsn)
+    try:
+        return await asyncpg.connect(dsn, timeout=timeout)
+    except asyncpg.InvalidPasswordError:
+        raise StoreUnavailable(f"PostgreSQL at {where} rejected the password",
+                               hint="check the user and password in --postgres-dsn") from None
+    except asyncpg.InvalidAuthorizationSpecificationError as err:
+        raise StoreUnavailable(f"PostgreSQL at {where} refused the login: {mask_text(str(err))}",
+                               hint="check the user in --postgres-dsn and pg_hba.conf") from None
+    except asyncpg.InvalidCatalogNameError:
+        raise StoreUnavailable(f"PostgreSQL at {where}: the database does not exist",
+                               hint="create it (createdb) or name an existing one in --postgres-dsn") from None
+    except (OSError, asyncio.TimeoutError) as err:
+        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else (err.strerror or str(err))
+        raise StoreUnavailable(f"cannot reach PostgreSQL at {where}: {mask_text(reason)}",
+                               hint="is the server running and the host/port right?") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as err:
+        raise StoreUnavailable(f"cannot use PostgreSQL at {where}: {mask_text(str(err)).splitlines()[0]}",
+                               hint="check --postgres-dsn") from None
+
+
+async def pg_describe(conn: asyncpg.Connection) -> tuple[str, dict[str, Any]]:
+    """``(server_version, durability settings)`` read with SHOW."""
+    version = await conn.fetchval("SHOW server_version")
+    durability = {name: await conn.fetchval(f"SHOW {name}") for name in PG_DURABILITY}
+    return str(version).split(" ")[0], durability
+
+
+async def pg_probe(dsn: str, *, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
+    conn = await pg_connect(dsn, timeout=timeout)
+    try:
+        return await pg_describe(conn)
+    finally:
+        await conn.close()
+
+
+async def pg_alive(dsn: str) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=2.0)
+    except Exception:
+        return False
+    try:
+        return await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+def redis_client(url: str, *, timeout: float = 5.0) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True)
+
+
+def redis_probe(url: str, *, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
+    """PING, then ``(version, durability)``; :class:`StoreUnavailable` with one masked line on failure."""
+    where = mask_url(url)
+    try:
+        client = redis_client(url, timeout=timeout)
+    except ValueError as err:
+        raise StoreUnavailable(f"bad Redis URL {where}: {mask_text(str(err))}",
+                               hint="use redis://[:password@]host:port/db or rediss://...") from None
+    try:
+        client.ping()
+        info = client.info("server")
+        durability: dict[str, Any] = {}
+        for name in REDIS_DURABILITY:
+            try:
+                durability[name] = client.config_get(name).get(name, "")
+            except redis.ResponseError:  # CONFIG disabled (managed Redis): say so instead of guessing
+                durability[name] = "unavailable"
+    except redis.AuthenticationError as err:
+        raise StoreUnavailable(f"Redis at {where} refused the credentials: {mask_text(str(err))}",
+                               hint="check the password in --redis-url") from None
+    except redis.ResponseError as err:
+        msg = mask_text(str(err))
+        if "WRONGPASS" in msg or "NOAUTH" in msg or "AUTH" in msg:
+            raise StoreUnavailable(f"Redis at {where} refused the credentials: {msg}",
+                                   hint="check the user/password in --redis-url") from None
+        raise StoreUnavailable(f"Redis at {where} answered with an error: {msg}",
+                               hint="check --redis-url") from None
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as err:
+        raise StoreUnavailable(f"cannot reach Redis at {where}: {mask_text(str(err))}",
+                               hint="is the server running and the host/port right?") from None
+    finally:
+        client.close()
+    version = str(info.get("redis_version", "?"))
+    if info.get("valkey_version"):
+        version = f"{version} (valkey {info['valkey_version']})"
+    return version, durability
+
+
+def redis_alive(url: str) -> bool:
+    try:
+        client = redis_client(url, timeout=2.0)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
