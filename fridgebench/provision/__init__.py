@@ -65,62 +65,59 @@ def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: 
     local_pg = need_pg and not opts.postgres_dsn and (opts.pg_bin or "postgres" not in recorded)
     local_redis = need_redis and not opts.redis_url and (opts.redis_bin or "redis" not in recorded)
 
+    # Resolve every binary before starting anything: a bad --redis-bin should not cost a PostgreSQL start.
     pg_notes: list[str] = []
     pg_user = binaries.pg_os_user(opts.pg_user, pg_notes) if local_pg else None
+    pg_bin = redis_binary = None
+    if local_pg:
+        pg_bin = binaries.embedded_pg_bin() if not opts.pg_bin else binaries.system_pg_bin(opts.pg_bin)
+        pg_bin = binaries.pg_bin_for_user(pg_bin, pg_user, embedded=not opts.pg_bin, notes=pg_notes)
+    if local_redis:
+        redis_binary = binaries.embedded_valkey() if not opts.redis_bin else binaries.system_redis_bin(opts.redis_bin)
+    # External stores are checked before anything is started.
+    pg_dsn, pg_info = "", external.unused("postgres")
+    redis_url, redis_info = "", external.unused("redis")
+    if need_pg and opts.postgres_dsn:
+        pg_dsn, pg_info = opts.postgres_dsn, external.postgres(opts.postgres_dsn)
+        on_event(describe(pg_info, "using"))
+    if need_redis and opts.redis_url:
+        redis_url, redis_info = opts.redis_url, external.redis(opts.redis_url)
+        on_event(describe(redis_info, "using"))
+
     run: Path | None = None
     if local_pg or local_redis:
         run = local.make_run_dir(root, traversable=pg_user is not None)
+    try:
+        if local_pg:
+            assert run is not None and pg_bin is not None
+            server = local.start_postgres(pg_bin, run, user=pg_user, detach=detach, notes=pg_notes,
+                                          source="system" if opts.pg_bin else "embedded")
+            started.append(server)
+            pg_dsn, pg_info = server.url, server.info
+            for m in pg_notes:
+                on_event(f"note: {m}")
+            on_event(describe(pg_info))
+        elif need_pg and not opts.postgres_dsn:
+            rec = recorded["postgres"]
+            pg_dsn, pg_info = rec.url, rec.info
+            on_event(describe(pg_info, "using `fridgebench up`'s"))
+        if need_pg:
+            probe.run_sync(lambda: _apply_schema(pg_dsn, opts.existing))
 
-    def note(msgs: list[str]) -> None:
-        for m in msgs:
-            on_event(f"note: {m}")
-
-    # PostgreSQL
-    if not need_pg:
-        pg_dsn, pg_info = "", external.unused("postgres")
-    elif opts.postgres_dsn:
-        pg_dsn, pg_info = opts.postgres_dsn, external.postgres(opts.postgres_dsn)
-        on_event(describe(pg_info, "using"))
-    elif local_pg:
-        assert run is not None
-        embedded = not opts.pg_bin
-        bin_dir = binaries.embedded_pg_bin() if embedded else binaries.system_pg_bin(opts.pg_bin or "")
-        bin_dir = binaries.pg_bin_for_user(bin_dir, pg_user, embedded=embedded, notes=pg_notes)
-        server = local.start_postgres(bin_dir, run, user=pg_user, source="embedded" if embedded else "system",
-                                      detach=detach, notes=pg_notes)
-        started.append(server)
-        pg_dsn, pg_info = server.url, server.info
-        note(pg_notes)
-        on_event(describe(pg_info))
-    else:
-        rec = recorded["postgres"]
-        pg_dsn, pg_info = rec.url, rec.info
-        on_event(describe(pg_info, "using `fridgebench up`'s"))
-    if need_pg:
-        probe.run_sync(lambda: _apply_schema(pg_dsn, opts.existing))
-
-    # Redis / Valkey
-    if not need_redis:
-        redis_url, redis_info = "", external.unused("redis")
-    elif opts.redis_url:
-        redis_url, redis_info = opts.redis_url, external.redis(opts.redis_url)
-        on_event(describe(redis_info, "using"))
-    elif local_redis:
-        assert run is not None
-        embedded = not opts.redis_bin
-        binary = binaries.embedded_valkey() if embedded else binaries.system_redis_bin(opts.redis_bin or "")
-        server = local.start_redis(binary, run, source="embedded" if embedded else "system", detach=detach,
-                                   notes=[])
-        started.append(server)
-        redis_url, redis_info = server.url, server.info
-        on_event(describe(redis_info))
-    else:
-        rec = recorded["redis"]
-        redis_url, redis_info = rec.url, rec.info
-        on_event(describe(redis_info, "using `fridgebench up`'s"))
-
-    if run is not None and not started:
-        local.remove_run_dir(run)
+        if local_redis:
+            assert run is not None and redis_binary is not None
+            server = local.start_redis(redis_binary, run, detach=detach, notes=[],
+                                       source="system" if opts.redis_bin else "embedded")
+            started.append(server)
+            redis_url, redis_info = server.url, server.info
+            on_event(describe(redis_info))
+        elif need_redis and not opts.redis_url:
+            rec = recorded["redis"]
+            redis_url, redis_info = rec.url, rec.info
+            on_event(describe(redis_info, "using `fridgebench up`'s"))
+    finally:
+        if run is not None and not started:
+            local.remove_run_dir(run)
     return Endpoints(postgres_dsn=pg_dsn, redis_url=redis_url, postgres=pg_info, redis=redis_info)
 
 

@@ -215,8 +215,15 @@ class _PortTaken(Exception):
 
 
 def _fail(what: str, log: Path, hint: str) -> ProvisionError:
+    """An error quoting the log tail; the log is kept next to the run folder (which gets removed)."""
     tail = log_tail(log)
-    return ProvisionError(f"{what}{': ' + tail if tail else ''} (log: {log})", hint=hint)
+    kept = log.parent.parent / f"failed-{log.name}"
+    try:
+        shutil.copyfile(log, kept)
+        where = f" (log: {kept})"
+    except OSError:
+        where = ""
+    return ProvisionError(f"{what}{': ' + tail if tail else ''}{where}", hint=hint)
 
 
 def _initdb(bin_dir: Path, run: Path, user: OsUser | None) -> Path:
