@@ -1,0 +1,197 @@
+"""What the two Redis stores share: the seed's value format, TTL semantics, the recipe cache.
+
+The format (DESIGN.md, the seed): key ``session:{id}``, value
+``{"created_at": ISO-8601, "ingredients": [name, ...]}`` written with SETEX ttl.
+The seed writes ``datetime.now().isoformat()`` (naive local time); we write an ISO-8601 string
+with an offset and read both forms, a naive one being taken as UTC.
+
+Subclasses implement only ``add_ingredients`` and ``remove_ingredients``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from fridgebench.errors import UsageError
+from fridgebench.stores._errors import unavailable
+from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
+from fridgebench.stores.postgres import RECIPE_SQL
+
+RECIPE_PREFIX = "recipe:"
+RECIPE_TTL_S = 3600
+SCAN_COUNT = 1000
+BATCH = 1000
+_FAR_FUTURE = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def encode_session(created_at: str, ingredients: list[str]) -> str:
+    """The seed's encoding: ``json.dumps`` of the dict (non-ASCII escaped as \\uXXXX)."""
+    return json.dumps({"created_at": created_at, "ingredients": ingredients})
+
+
+def parse_created_at(value: Any) -> datetime:
+    """ISO-8601 with or without offset; naive (the seed's ``datetime.now()``) is taken as UTC."""
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        return datetime.fromtimestamp(0, timezone.utc)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+class RedisStoreBase(SessionStore):
+    kind: ClassVar[str] = "redis"
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        postgres_dsn: str | None = None,
+        pool_size: int = 16,
+        key_prefix: str = "session:",
+        pool_timeout_s: float = 20.0,
+    ) -> None:
+        self.redis_url = redis_url
+        self.postgres_dsn = postgres_dsn
+        self.pool_size = pool_size
+        self.key_prefix = key_prefix
+        self.pool_timeout_s = pool_timeout_s
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._redis: aioredis.Redis | None = None
+        self._pg: asyncpg.Pool | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._redis is not None:
+            return
+        # A blocking pool: more in-flight operations than connections wait for one
+        # (the plain pool raises "Too many connections" instead).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=self.pool_size, timeout=self.pool_timeout_s
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        try:
+            await client.ping()
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            await client.aclose()
+            await pool.disconnect()
+            raise unavailable(self.name, "Redis", self.redis_url, exc) from exc
+        if self.postgres_dsn:
+            try:
+                self._pg = await asyncpg.create_pool(self.postgres_dsn, min_size=1, max_size=4, timeout=10)
+            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                await client.aclose()
+                await pool.disconnect()
+                raise unavailable(self.name, "PostgreSQL (recipe cache backend)", self.postgres_dsn, exc) from exc
+        self._redis = client
+        await self._on_open(client)
+
+    async def _on_open(self, client: aioredis.Redis) -> None:
+        """Hook for subclasses (script registration)."""
+
+    async def close(self) -> None:
+        client, self._redis = self._redis, None
+        pg, self._pg = self._pg, None
+        if client is not None:
+            await client.aclose()
+            await client.connection_pool.disconnect()
+        if pg is not None:
+            await pg.close()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError(f"{type(self).__name__} is not open: call open() or use 'async with'")
+        return self._redis
+
+    def key(self, session_id: str) -> str:
+        return f"{self.key_prefix}{session_id}"
+
+    # -- the application's operations ---------------------------------------------------
+    async def create(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> None:
+        await self.redis.execute_command("SETEX", self.key(session_id), ttl_s, encode_session(now_iso(), []))
+
+    async def get(self, session_id: str) -> Session | None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.key(session_id))
+            pipe.pttl(self.key(session_id))
+            raw, pttl = await pipe.execute()
+        if raw is None or pttl == -2:
+            return None
+        now = datetime.now(timezone.utc)
+        data = json.loads(raw)
+        expires_at = _FAR_FUTURE if pttl < 0 else now + timedelta(milliseconds=pttl)
+        return Session(
+            session_id,
+            parse_created_at(data.get("created_at")),
+            expires_at,
+            tuple(data.get("ingredients") or ()),
+        )
+
+    async def extend(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> bool:
+        return bool(await self.redis.expire(self.key(session_id), ttl_s))
+
+    async def delete(self, session_id: str) -> bool:
+        return bool(await self.redis.delete(self.key(session_id)))
+
+    async def recipe_ingredients(self, recipe_id: int) -> list[str] | None:
+        """Cache-aside: GET recipe:{id}; on a miss read PostgreSQL and SETEX it for an hour."""
+        key = f"{RECIPE_PREFIX}{recipe_id}"
+        raw = await self.redis.get(key)
+        if raw is not None:
+            self.cache_hits += 1
+            return json.loads(raw)
+        self.cache_misses += 1
+        if self._pg is None:
+            raise UsageError(
+                f"store {self.name!r} has no PostgreSQL to read recipe {recipe_id} from on a cache miss",
+                hint="pass postgres_dsn (--postgres-dsn / FRIDGEBENCH_POSTGRES_DSN)",
+            )
+        names = await self._pg.fetchval(RECIPE_SQL, recipe_id)
+        if names is None:
+            return None  # not cached: unknown ids are rare and cheap to re-ask
+        result = list(names)
+        await self.redis.execute_command("SETEX", key, RECIPE_TTL_S, json.dumps(result))
+        return result
+
+    # -- housekeeping -------------------------------------------------------------------
+    async def _scan(self, pattern: str) -> set[bytes]:
+        return {k async for k in self.redis.scan_iter(match=pattern, count=SCAN_COUNT)}
+
+    async def count_live(self) -> int:
+        return len(await self._scan(f"{self.key_prefix}*"))
+
+    async def cleanup_expired(self) -> int:
+        return 0  # TTL does it
+
+    async def reset(self) -> None:
+        """UNLINK every session and recipe-cache key (SCAN in batches; never FLUSHDB)."""
+        for pattern in (f"{self.key_prefix}*", f"{RECIPE_PREFIX}*"):
+            batch: list[bytes] = []
+            async for k in self.redis.scan_iter(match=pattern, count=SCAN_COUNT):
+                batch.append(k)
+                if len(batch) >= BATCH:
+                    await self.redis.unlink(*batch)
+                    batch = []
+            if batch:
+                await self.redis.unlink(*batch)
+        self.cache_hits = self.cache_misses = 0
+
+    async def bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
+        created = now_iso()
+        for start in range(0, len(sessions), BATCH):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid, names in sessions[start : start + BATCH]:
+                    pipe.execute_command("SETEX", self.key(sid), ttl_s, encode_session(created, list(names)))
+                await pipe.execute()

@@ -1,0 +1,188 @@
+"""Sessions in PostgreSQL, in the fridge2fork application's schema (DESIGN.md).
+
+Every operation is one statement, hence one round trip (data-modifying CTEs where the
+application would otherwise need two). asyncpg prepares each statement once per connection
+and caches it (``statement_cache_size`` left at its default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import ClassVar, Iterable
+
+import asyncpg
+
+from fridgebench.stores import schema
+from fridgebench.stores._errors import unavailable
+from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
+
+_TTL = "($%d::int * interval '1 second')"
+
+# The exact SELECT ``get`` runs ($1 = session_id). The benchmark also feeds it to pgbench.
+POINT_READ_SQL = """SELECT s.created_at, s.expires_at,
+       coalesce(array_agg(i.name ORDER BY f.added_at, f.id) FILTER (WHERE f.id IS NOT NULL), '{}') AS ingredients
+  FROM user_fridge_sessions s
+  LEFT JOIN user_fridge_ingredients f ON f.session_id = s.session_id
+  LEFT JOIN ingredients i ON i.id = f.ingredient_id
+ WHERE s.session_id = $1 AND s.expires_at > now()
+ GROUP BY s.session_id"""
+
+# Creating over an existing id replaces it with an empty session (as SETEX does in Redis).
+CREATE_SQL = f"""WITH wipe AS (DELETE FROM user_fridge_ingredients WHERE session_id = $1)
+INSERT INTO user_fridge_sessions (session_id, created_at, expires_at, last_accessed)
+VALUES ($1, now(), now() + {_TTL % 2}, now())
+ON CONFLICT (session_id) DO UPDATE
+   SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+       last_accessed = EXCLUDED.last_accessed"""
+
+ADD_SQL = f"""WITH s AS (
+    UPDATE user_fridge_sessions SET expires_at = now() + {_TTL % 3}, last_accessed = now()
+     WHERE session_id = $1 AND expires_at > now()
+ RETURNING session_id
+), ins AS (
+    INSERT INTO user_fridge_ingredients (session_id, ingredient_id)
+    SELECT s.session_id, x.id FROM s, unnest($2::int[]) WITH ORDINALITY AS x(id, ord)
+     ORDER BY x.ord
+    ON CONFLICT (session_id, ingredient_id) DO NOTHING
+)
+SELECT count(*) FROM s"""
+
+REMOVE_SQL = """WITH s AS (
+    UPDATE user_fridge_sessions SET last_accessed = now()
+     WHERE session_id = $1 AND expires_at > now()
+ RETURNING session_id
+), del AS (
+    DELETE FROM user_fridge_ingredients f USING s
+     WHERE f.session_id = s.session_id AND f.ingredient_id = ANY($2::int[])
+)
+SELECT count(*) FROM s"""
+
+EXTEND_SQL = f"""UPDATE user_fridge_sessions SET expires_at = now() + {_TTL % 2}, last_accessed = now()
+ WHERE session_id = $1 AND expires_at > now()
+RETURNING true"""
+
+# Deletes the row whether live or not; reports whether there was a live session.
+DELETE_SQL = """WITH d AS (DELETE FROM user_fridge_sessions WHERE session_id = $1 RETURNING expires_at)
+SELECT count(*) FROM d WHERE expires_at > now()"""
+
+RECIPE_SQL = """SELECT array_agg(i.name ORDER BY i.id)
+  FROM recipe_ingredients ri JOIN ingredients i ON i.id = ri.ingredient_id
+ WHERE ri.recipe_id = $1"""
+
+COUNT_LIVE_SQL = "SELECT count(*) FROM user_fridge_sessions WHERE expires_at > now()"
+
+# The application's periodic cleanup, as it runs it.
+CLEANUP_SQL = "DELETE FROM user_fridge_sessions WHERE expires_at < now()"
+
+RESET_SQL = "TRUNCATE user_fridge_ingredients, user_fridge_sessions"
+
+
+def resolve_ids(names: Iterable[str]) -> list[int]:
+    """Ingredient names -> catalogue ids, duplicates dropped, order kept. Unknown -> ValueError."""
+    ids = schema.ingredient_ids()
+    out: list[int] = []
+    seen: set[int] = set()
+    unknown: list[str] = []
+    for n in names:
+        i = ids.get(n)
+        if i is None:
+            unknown.append(n)
+        elif i not in seen:
+            seen.add(i)
+            out.append(i)
+    if unknown:
+        raise ValueError(f"unknown ingredient name(s), not in the catalogue: {', '.join(map(repr, unknown))}")
+    return out
+
+
+class PostgresStore(SessionStore):
+    name: ClassVar[str] = "postgres"
+    kind: ClassVar[str] = "postgres"
+    point_read_sql: ClassVar[str] = POINT_READ_SQL
+
+    def __init__(self, dsn: str, pool_size: int = 16, *, connect_timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self.connect_timeout_s = connect_timeout_s
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self.pool_size,
+                max_size=self.pool_size,
+                timeout=self.connect_timeout_s,
+            )
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise unavailable(self.name, "PostgreSQL", self.dsn, exc) from exc
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("PostgresStore is not open: call open() or use 'async with'")
+        return self._pool
+
+    # -- the application's operations ---------------------------------------------------
+    async def create(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> None:
+        await self.pool.execute(CREATE_SQL, session_id, ttl_s)
+
+    async def get(self, session_id: str) -> Session | None:
+        row = await self.pool.fetchrow(POINT_READ_SQL, session_id)
+        if row is None:
+            return None
+        return Session(session_id, row["created_at"], row["expires_at"], tuple(row["ingredients"]))
+
+    async def add_ingredients(self, session_id: str, names: list[str], ttl_s: int = DEFAULT_TTL_S) -> bool:
+        ids = resolve_ids(names)
+        return bool(await self.pool.fetchval(ADD_SQL, session_id, ids, ttl_s))
+
+    async def remove_ingredients(self, session_id: str, names: list[str]) -> bool:
+        ids = resolve_ids(names)
+        return bool(await self.pool.fetchval(REMOVE_SQL, session_id, ids))
+
+    async def extend(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> bool:
+        return bool(await self.pool.fetchval(EXTEND_SQL, session_id, ttl_s))
+
+    async def delete(self, session_id: str) -> bool:
+        return bool(await self.pool.fetchval(DELETE_SQL, session_id))
+
+    async def recipe_ingredients(self, recipe_id: int) -> list[str] | None:
+        names = await self.pool.fetchval(RECIPE_SQL, recipe_id)
+        return list(names) if names is not None else None
+
+    # -- housekeeping -------------------------------------------------------------------
+    async def count_live(self) -> int:
+        return int(await self.pool.fetchval(COUNT_LIVE_SQL))
+
+    async def cleanup_expired(self) -> int:
+        status = await self.pool.execute(CLEANUP_SQL)  # "DELETE <n>"
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def reset(self) -> None:
+        await self.pool.execute(RESET_SQL)
+
+    async def bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
+        """COPY sessions and their ingredients (ids must not exist yet; names must be known)."""
+        resolved = [(sid, resolve_ids(names)) for sid, names in sessions]
+        async with self.pool.acquire() as conn, conn.transaction():
+            now = await conn.fetchval("SELECT now()")  # server clock, like the other statements
+            expires = now + timedelta(seconds=ttl_s)
+            await conn.copy_records_to_table(
+                "user_fridge_sessions",
+                records=[(sid, now, expires, now) for sid, _ in resolved],
+                columns=["session_id", "created_at", "expires_at", "last_accessed"],
+            )
+            await conn.copy_records_to_table(
+                "user_fridge_ingredients",
+                records=[(sid, iid, now) for sid, ids in resolved for iid in ids],
+                columns=["session_id", "ingredient_id", "added_at"],
+            )

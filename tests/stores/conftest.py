@@ -1,0 +1,88 @@
+"""Real servers for the store tests: the machine's PostgreSQL and Redis 7.0.
+
+PostgreSQL: a fresh database ``fb_test_stores_<random>`` (schema + catalogue), dropped at the end.
+Redis: ``redis://127.0.0.1:6379/<FRIDGEBENCH_TEST_REDIS_DB, default 10>``; the store fixtures use
+a per-run key prefix so parallel runs sharing the db don't see each other's sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from fridgebench.stores import STORE_NAMES, make_store
+from fridgebench.stores import schema
+from fridgebench.stores._redis_base import RedisStoreBase
+from fridgebench.stores.base import SessionStore
+
+PG_HOST = os.environ.get("FRIDGEBENCH_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("FRIDGEBENCH_TEST_PG_PORT", "5432"))
+PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+REDIS_DB = int(os.environ.get("FRIDGEBENCH_TEST_REDIS_DB", "10"))
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+RUN_TAG = secrets.token_hex(4)
+KEY_PREFIX = f"fbtest-{RUN_TAG}:session:"
+
+
+@pytest.fixture(scope="session")
+async def pg_dsn() -> AsyncIterator[str]:
+    db = f"fb_test_stores_{RUN_TAG}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"the store tests need PostgreSQL at {PG_HOST}:{PG_PORT} (trust auth, user postgres): {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{db}"')
+    finally:
+        await admin.close()
+    dsn = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await schema.setup_schema(conn)
+    finally:
+        await conn.close()
+    yield dsn
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_URL
+
+
+async def open_store(name: str, pg_dsn: str, pool_size: int = 16) -> SessionStore:
+    store = make_store(name, postgres_dsn=pg_dsn, redis_url=REDIS_URL, pool_size=pool_size)
+    if isinstance(store, RedisStoreBase):
+        store.key_prefix = KEY_PREFIX
+    await store.open()
+    await store.reset()
+    return store
+
+
+@pytest.fixture(params=STORE_NAMES)
+async def store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[SessionStore]:
+    s = await open_store(request.param, pg_dsn)
+    try:
+        yield s
+    finally:
+        await s.reset()
+        await s.close()
+
+
+@pytest.fixture(params=["redis-seed", "redis-atomic"])
+async def redis_store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[RedisStoreBase]:
+    s = await open_store(request.param, pg_dsn)
+    assert isinstance(s, RedisStoreBase)
+    try:
+        yield s
+    finally:
+        await s.reset()
+        await s.close()

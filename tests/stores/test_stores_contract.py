@@ -1,0 +1,149 @@
+"""The SessionStore contract, on every store, against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fridgebench.stores import schema
+from fridgebench.stores.base import SessionStore
+
+KOREAN = ["김치", "두부", "대파", "소고기 양지", "고추장"]
+
+
+def sid() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def test_create_then_get_empty_session(store: SessionStore) -> None:
+    s = sid()
+    before = now()
+    await store.create(s, ttl_s=100)
+    got = await store.get(s)
+    assert got is not None
+    assert got.session_id == s
+    assert got.ingredients == ()
+    assert got.created_at.tzinfo is not None and got.expires_at.tzinfo is not None
+    assert abs((got.created_at - before).total_seconds()) < 2
+    assert timedelta(seconds=98) < got.expires_at - before < timedelta(seconds=102)
+
+
+async def test_missing_session_reads_none_and_ops_return_false(store: SessionStore) -> None:
+    s = sid()
+    assert await store.get(s) is None
+    assert await store.add_ingredients(s, ["김치"]) is False
+    assert await store.remove_ingredients(s, ["김치"]) is False
+    assert await store.extend(s) is False
+    assert await store.delete(s) is False
+    assert await store.get(s) is None  # an add on a missing session creates nothing
+
+
+async def test_add_keeps_order_and_korean_names(store: SessionStore) -> None:
+    s = sid()
+    await store.create(s)
+    assert await store.add_ingredients(s, KOREAN[:3]) is True
+    assert await store.add_ingredients(s, KOREAN[3:]) is True
+    got = await store.get(s)
+    assert got is not None and list(got.ingredients) == KOREAN
+
+
+async def test_add_refreshes_ttl(store: SessionStore) -> None:
+    s = sid()
+    await store.create(s, ttl_s=5)
+    assert await store.add_ingredients(s, ["양파"], ttl_s=500)
+    got = await store.get(s)
+    assert got is not None and got.expires_at - now() > timedelta(seconds=400)
+
+
+async def test_remove_keeps_expiry(store: SessionStore) -> None:
+    s = sid()
+    await store.create(s, ttl_s=100)
+    await store.add_ingredients(s, ["김치", "두부", "계란"], ttl_s=100)
+    assert await store.remove_ingredients(s, ["두부", "마늘"]) is True  # absent name: no-op
+    got = await store.get(s)
+    assert got is not None and list(got.ingredients) == ["김치", "계란"]
+    assert timedelta(seconds=90) < got.expires_at - now() < timedelta(seconds=101)
+    assert await store.remove_ingredients(s, ["김치", "계란"])
+    got = await store.get(s)
+    assert got is not None and got.ingredients == ()
+
+
+async def test_extend_and_delete(store: SessionStore) -> None:
+    s = sid()
+    await store.create(s, ttl_s=10)
+    assert await store.extend(s, ttl_s=1000) is True
+    got = await store.get(s)
+    assert got is not None and got.expires_at - now() > timedelta(seconds=900)
+    await store.add_ingredients(s, ["김치"], ttl_s=1000)
+    assert await store.delete(s) is True
+    assert await store.get(s) is None
+    assert await store.delete(s) is False
+
+
+async def test_create_over_existing_id_starts_empty(store: SessionStore) -> None:
+    s = sid()
+    await store.create(s)
+    await store.add_ingredients(s, ["김치"])
+    await store.create(s)
+    got = await store.get(s)
+    assert got is not None and got.ingredients == ()
+
+
+async def test_expiry_sliding_ttl_count_and_cleanup(store: SessionStore) -> None:
+    short, sliding, long1, long2 = sid(), sid(), sid(), sid()
+    await store.create(short, ttl_s=1)
+    await store.create(sliding, ttl_s=2)
+    await store.create(long1, ttl_s=100)
+    await store.create(long2, ttl_s=100)
+    assert await store.count_live() == 4
+    await asyncio.sleep(1.15)
+    assert await store.get(short) is None
+    assert await store.add_ingredients(short, ["김치"]) is False
+    assert await store.extend(short) is False
+    assert await store.add_ingredients(sliding, ["두부"], ttl_s=2)  # expires ~3.15 s now, not 2 s
+    await asyncio.sleep(1.15)
+    got = await store.get(sliding)
+    assert got is not None and got.ingredients == ("두부",)
+    assert await store.count_live() == 3
+    removed = await store.cleanup_expired()
+    assert removed == (1 if store.kind == "postgres" else 0)
+    assert await store.cleanup_expired() == 0
+    assert await store.count_live() == 3
+
+
+async def test_recipe_ingredients(store: SessionStore) -> None:
+    recipe = schema.recipes()[0]
+    for _ in range(2):  # second call: a cache hit for the Redis stores
+        got = await store.recipe_ingredients(recipe.id)
+        assert got is not None and sorted(got) == sorted(recipe.ingredients)
+    assert await store.recipe_ingredients(10_000_000) is None
+    if store.kind == "redis":
+        assert (store.cache_hits, store.cache_misses) == (1, 2)  # type: ignore[attr-defined]
+
+
+async def test_bulk_load(store: SessionStore) -> None:
+    ings = [i.name for i in schema.ingredients()]
+    sessions = [(f"bulk-{n}-{sid()}", ings[n % 50 : n % 50 + 1 + n % 7]) for n in range(2500)]
+    await store.bulk_load(sessions, ttl_s=600)
+    assert await store.count_live() == 2500
+    for s, names in (sessions[0], sessions[1234], sessions[-1]):
+        got = await store.get(s)
+        assert got is not None and list(got.ingredients) == names
+        assert got.expires_at - now() > timedelta(seconds=590)
+    await store.reset()
+    assert await store.count_live() == 0
+
+
+async def test_concurrent_ops_on_many_sessions_do_not_interfere(store: SessionStore) -> None:
+    ids = [sid() for _ in range(40)]
+    await asyncio.gather(*(store.create(s) for s in ids))
+    await asyncio.gather(*(store.add_ingredients(s, ["김치", "두부"]) for s in ids))
+    got = await asyncio.gather(*(store.get(s) for s in ids))
+    assert all(g is not None and g.ingredients == ("김치", "두부") for g in got)
