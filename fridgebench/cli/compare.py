@@ -1,0 +1,178 @@
+"""``fridgebench compare``: provision, replay a scenario against each store, report, write results."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fridgebench.cli import app
+from fridgebench.cli import _options as o
+from fridgebench.cli._common import console, emit_json, error_boundary
+from fridgebench.errors import UsageError
+
+
+def _parse_stores(value: str) -> tuple[str, ...]:
+    from fridgebench.stores import STORE_NAMES
+
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    bad = [s for s in names if s not in STORE_NAMES]
+    if bad or not names:
+        raise UsageError(f"unknown store {', '.join(bad) or '(none)'} in --stores",
+                         hint=f"use a comma list of: {', '.join(STORE_NAMES)}")
+    return tuple(dict.fromkeys(names))
+
+
+@app.command()
+def compare(
+    scenario: Annotated[str, typer.Argument(help="Scenario name (see scenarios/) or path to a .toml file.")] = "session-lifecycle",
+    stores: Annotated[str, typer.Option("--stores", help="Comma list of stores to run.")] = "postgres,redis-seed,redis-atomic",
+    duration: Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", help="Measured seconds per store (overrides the scenario).")] = None,
+    warmup: Annotated[Optional[float], typer.Option("--warmup", metavar="SECONDS", help="Warm-up seconds per store, excluded from results.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", metavar="OPS_PER_S", help="Open-loop arrival rate (overrides the scenario).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Connections / workers per store.")] = None,
+    sessions: Annotated[Optional[int], typer.Option("--sessions", help="Sessions loaded before the run.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed: same operations).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Also run `fridgebench ttl` and fill every claim both can.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
+    json_out: o.Json = False,
+    postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
+    redis_bin: o.RedisBin = None, pg_user: o.PgUser = None, run_dir: o.RunDir = None,
+    reuse: o.Reuse = False, reset: o.Reset = False,
+) -> None:
+    """Replay a session workload against PostgreSQL and Redis and compare them, side by side.
+
+    With no store options, starts its own PostgreSQL and Valkey (embedded binaries) on free
+    local ports and stops them afterwards.
+
+    Examples:
+
+      fridgebench compare
+
+      fridgebench compare read-heavy --duration 30 --stores postgres,redis-atomic
+
+      fridgebench compare --postgres-dsn postgresql://app@db/fridge --redis-url redis://cache:6379/0 --reuse
+    """
+    with error_boundary():
+        from fridgebench.engine.driver import install_event_loop_policy
+        from fridgebench.experiments.compare import CompareOptions
+        from fridgebench.workload.model import load_scenario
+
+        store_names = _parse_stores(stores)
+        sc = load_scenario(scenario).with_overrides(**{
+            "load.duration_seconds": duration, "load.warmup_seconds": warmup, "load.rate": rate,
+            "load.concurrency": concurrency, "population.sessions": sessions, "seed": seed,
+        })
+        if rate is not None and sc.load.model == "closed":
+            raise UsageError(f"--rate applies to open-loop scenarios; {sc.name} is closed-loop",
+                             hint="use --concurrency, or an open-loop scenario")
+        ttl_opts = None
+        if full:
+            from fridgebench.experiments.ttl import TtlOptions
+
+            ttl_opts = TtlOptions(stores=store_names)
+        popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset)
+        loop_name = install_event_loop_policy()
+        doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts)
+        if json_out:
+            emit_json(doc.to_dict())
+        console.print(f"results: {path}")
+
+
+def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts):  # type: ignore[no-untyped-def]
+    from fridgebench.experiments.compare import run_compare
+    from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, new_run_id
+    from fridgebench.measure.summary import hdr_log_text
+    from fridgebench.provision import provisioned
+    from fridgebench.report import claims as claims_mod
+    from fridgebench.report.terminal import render_claims, render_compare, render_servers
+
+    started = datetime.now(timezone.utc)
+    rundir = RunDirectory(out, new_run_id("compare"))
+    view = _LiveView(enabled=console.is_terminal and not json_out, total=len(copts.stores))
+    with rundir, provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep:
+        servers = [ep.postgres.to_dict(), ep.redis.to_dict()]
+        env = Environment.capture(servers=servers, event_loop=loop_name)
+        base = dict(command="compare", run_id=rundir.run_id, started_at=started, environment=env,
+                    scenario=sc.model_dump(), seed=sc.seed)
+        ResultsDocument(**base)  # validate early: a bad document fails before minutes of measuring
+        console.print(f"[bold]{sc.name}[/]: {sc.description}  [dim](run {rundir.run_id})[/]")
+        with view:
+            result = asyncio.run(run_compare(ep, copts, on_progress=view.update, on_event=view.event))
+        section = result.section()
+        claims = result.claims
+        sections = {"compare": section}
+        warnings = list(result.warnings)
+        if ttl_opts is not None:
+            from fridgebench.experiments.ttl import render_ttl, run_ttl
+
+            ttl = asyncio.run(run_ttl(ep, ttl_opts, progress=lambda line: console.print(f"[dim]{line}[/]")))
+            sections["ttl"] = ttl.section
+            claims = claims_mod.merge(claims, ttl.claims)
+        for name, run in result.runs.items():
+            for op in run.measurement.histograms:
+                rundir.write_text_atomic(f"{name}.{op}.hlog",
+                                         hdr_log_text(run.measurement, op, result.measure_start_epoch, name))
+        rundir.write_text_atomic("intervals.csv", _intervals_csv(section))
+        doc = ResultsDocument(**base, finished_at=datetime.now(timezone.utc), complete=True,
+                              sections=sections, claims=claims, warnings=warnings)
+        path = rundir.finish(doc)
+    render_servers(servers, console)
+    render_compare(section, console, warnings=warnings)
+    if ttl_opts is not None:
+        render_ttl(ttl, console)
+    render_claims([c.model_dump() for c in doc.claims], console)
+    return doc, path
+
+
+def _intervals_csv(section: dict) -> str:  # type: ignore[type-arg]
+    lines = ["store,t_s,ops,errors,p50_us,p99_us,max_us"]
+    for name, run in section["stores"].items():
+        for iv in run["intervals"]:
+            lines.append(f"{name},{iv['t_s']},{iv['ops']},{iv['errors']},{iv.get('p50_us', '')},"
+                         f"{iv.get('p99_us', '')},{iv.get('max_us', '')}")
+    return "\n".join(lines) + "\n"
+
+
+class _LiveView:
+    """A live Rich progress view on stderr (a plain line per store when not a terminal)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[store]:<13}"), TextColumn("{task.fields[phase]:<9}"), BarColumn(),
+            TextColumn("{task.fields[rate]:>8} ops/s"), TextColumn("errors {task.fields[errors]}"),
+            TextColumn("late {task.fields[late]}"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+        self.last: dict[str, object] = {}
+
+    def __enter__(self) -> "_LiveView":
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+        else:
+            for name, p in self.last.items():
+                console.print(f"{name}: {p.completed:,} operations, {p.errors} errors, {p.late} late")  # type: ignore[attr-defined]
+
+    def event(self, line: str) -> None:
+        console.print(f"[dim]{line}[/]")
+
+    def update(self, store: str, p) -> None:  # type: ignore[no-untyped-def]
+        self.last[store] = p
+        if not self.enabled:
+            return
+        if store not in self.tasks:
+            self.tasks[store] = self.progress.add_task("", total=p.total_s, store=store, phase=p.phase,
+                                                       rate="0", errors=0, late=0)
+        self.progress.update(self.tasks[store], completed=min(p.elapsed_s, p.total_s), phase=p.phase,
+                             rate=f"{p.achieved_rate:,.0f}", errors=p.errors, late=p.late)
