@@ -1,7 +1,8 @@
 """Real servers for the store tests: the machine's PostgreSQL and Redis 7.0.
 
 PostgreSQL: a fresh database ``fb_test_stores_<random>`` (schema + catalogue), dropped at the end.
-Redis: ``redis://127.0.0.1:6379/<FRIDGEBENCH_TEST_REDIS_DB, default 10>``; the store fixtures use
+Redis: ``redis://127.0.0.1:6379/<FRIDGEBENCH_TEST_REDIS_DB, default 10>`` (or FRIDGEBENCH_TEST_REDIS_URL,
+e.g. a Valkey server); the store fixtures use
 a per-run key prefix so parallel runs sharing the db don't see each other's sessions.
 """
 
@@ -23,7 +24,7 @@ PG_HOST = os.environ.get("FRIDGEBENCH_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("FRIDGEBENCH_TEST_PG_PORT", "5432"))
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
 REDIS_DB = int(os.environ.get("FRIDGEBENCH_TEST_REDIS_DB", "10"))
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+REDIS_URL = os.environ.get("FRIDGEBENCH_TEST_REDIS_URL") or f"redis://127.0.0.1:6379/{REDIS_DB}"
 RUN_TAG = secrets.token_hex(4)
 KEY_PREFIX = f"fbtest-{RUN_TAG}:session:"
 
