@@ -1,0 +1,318 @@
+"""Provisioning against real servers: embedded, system binaries, external, up/status/down, bad input, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Iterator
+import asyncpg
+import psutil
+import pytest
+import redis
+
+from fridgebench.errors import ProvisionError, SchemaConflict, StoreUnavailable
+from fridgebench.provision import ProvisionOptions, provisioned
+from fridgebench.provision.binaries import embedded_valkey
+from fridgebench.provision.local import free_port
+from fridgebench.provision.probe import run_sync
+
+FB = [str(Path(sys.executable).parent / "fridgebench")]
+PG15 = Path("/usr/lib/postgresql/15/bin")
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+@pytest.fixture
+def root(fb_run_root: Path) -> Path:
+    return fb_run_root
+
+
+def gone(pid: int | None, timeout: float = 10.0) -> bool:
+    """True when ``pid`` no longer runs (zombies count as gone)."""
+    assert pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def servers_under(root: Path) -> list[psutil.Process]:
+    """Server processes whose command line mentions ``root`` (postgres -D, redis --dir)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "name"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+            if str(root) in cmd and ("postgres" in cmd or "server" in cmd) and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
+async def _fetch(dsn: str, sql: str) -> object:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+def fetch(dsn: str, sql: str) -> object:
+    return run_sync(lambda: _fetch(dsn, sql))
+
+
+# --- embedded ---------------------------------------------------------------------------------
+
+@pytest.mark.embedded
+def test_embedded_start_stop_leaves_nothing(root: Path) -> None:
+    events: list[str] = []
+    with provisioned(ProvisionOptions(run_dir=str(root)), on_event=events.append) as ep:
+        pg, rd = ep.postgres, ep.redis
+        assert pg.source == rd.source == "embedded"
+        assert pg.version.startswith("18.") and "valkey" in rd.version
+        assert pg.durability["fsync"] == "on" and pg.durability["synchronous_commit"] == "on"
+        assert pg.durability["shared_buffers"] == "128MB"
+        assert rd.durability["appendonly"] == "no" and rd.durability["save"] == ""
+        assert rd.durability["maxmemory-policy"] == "noeviction"
+        assert fetch(ep.postgres_dsn, "SHOW max_connections") == "200"
+        assert fetch(ep.postgres_dsn, "SELECT count(*) FROM ingredients") > 100  # catalogue loaded
+        assert redis.Redis.from_url(ep.redis_url).ping()
+        run_dir = Path(pg.run_dir or "")
+        assert run_dir.parent == root and run_dir.is_dir()
+        assert any(e.startswith("started PostgreSQL 18.") and "fsync=on" in e for e in events)
+        pids = [pg.pid, rd.pid]
+    assert all(gone(pid) for pid in pids)
+    assert not run_dir.exists()
+    assert servers_under(root) == []
+
+
+@pytest.mark.embedded
+@pytest.mark.skipif(os.geteuid() != 0, reason="root-only path")
+def test_root_runs_postgres_unprivileged(embedded_endpoints) -> None:  # type: ignore[no-untyped-def]
+    info = embedded_endpoints.postgres
+    proc = psutil.Process(info.pid)
+    assert proc.uids().real != 0 and proc.uids().effective != 0
+    assert proc.username() == info.os_user
+    assert 0 not in proc.gids()  # no root group (supplementary groups dropped)
+    data = Path(info.run_dir or "") / "pgdata"
+    st = data.stat()
+    assert st.st_uid == proc.uids().real and stat.S_IMODE(st.st_mode) == 0o700
+    assert stat.S_IMODE(Path(info.run_dir or "").stat().st_mode) == 0o711  # traversable, not listable
+    # nothing outside our run folder was opened up
+    assert stat.S_IMODE(Path("/root").stat().st_mode) & 0o077 == 0
+
+
+# --- system binaries --------------------------------------------------------------------------
+
+@pytest.mark.skipif(not (PG15 / "postgres").exists() or not REDIS_SERVER.exists(), reason="no system binaries")
+def test_system_binaries(root: Path) -> None:
+    opts = ProvisionOptions(pg_bin=str(PG15), redis_bin=str(REDIS_SERVER), run_dir=str(root))
+    with provisioned(opts) as ep:
+        assert ep.postgres.source == ep.redis.source == "system"
+        assert ep.postgres.version.startswith("15.")
+        assert ep.redis.version.startswith("7.") and "valkey" not in ep.redis.version
+        assert psutil.Process(ep.postgres.pid).exe() == str(PG15 / "postgres")
+        assert fetch(ep.postgres_dsn, "SELECT count(*) FROM recipes") > 10
+        pids = [ep.postgres.pid, ep.redis.pid]
+    assert all(gone(pid) for pid in pids)
+
+
+def test_second_server_failure_stops_the_first(root: Path) -> None:
+    with pytest.raises(ProvisionError, match="exited during startup"):
+        with provisioned(ProvisionOptions(run_dir=str(root), redis_bin="/bin/false")):
+            pass
+    assert servers_under(root) == []
+    assert not list(root.glob("run-*"))
+    assert (root / "failed-redis.log").exists()
+
+
+# --- external ---------------------------------------------------------------------------------
+
+@pytest.mark.external
+def test_external_mode(root: Path, external_pg_dsn: str, external_redis_url: str) -> None:
+    opts = ProvisionOptions(postgres_dsn=external_pg_dsn, redis_url=external_redis_url, run_dir=str(root))
+    with provisioned(opts) as ep:
+        assert ep.postgres.source == ep.redis.source == "external"
+        assert ep.postgres.pid is None and ep.redis.pid is None
+        assert ep.postgres.port == 5432 and ep.redis.port == 6379
+        assert ep.postgres.durability["fsync"] in ("on", "off")
+        assert "appendonly" in ep.redis.durability
+        assert fetch(external_pg_dsn, "SELECT count(*) FROM ingredients") > 100
+    assert not list(root.glob("run-*"))  # nothing started
+    assert fetch(external_pg_dsn, "SELECT 1") == 1  # and nothing stopped
+
+
+@pytest.mark.external
+def test_schema_refusal_and_reuse_reset(external_pg_dsn: str) -> None:
+    need = frozenset({"postgres"})
+    with provisioned(ProvisionOptions(postgres_dsn=external_pg_dsn, need=need, existing="reuse")) as ep:
+        assert ep.redis.url == "" and ep.redis_url == ""
+        fetch(external_pg_dsn, "INSERT INTO user_fridge_sessions (session_id) VALUES ('s1') RETURNING 1")
+    with pytest.raises(SchemaConflict, match="--reuse") as err:
+        with provisioned(ProvisionOptions(postgres_dsn=external_pg_dsn, need=need)):
+            pass
+    assert "1 sessions" in str(err.value) and "fb_test_" in str(err.value)
+    with provisioned(ProvisionOptions(postgres_dsn=external_pg_dsn, need=need, existing="reuse")):
+        assert fetch(external_pg_dsn, "SELECT count(*) FROM user_fridge_sessions") == 1
+    with provisioned(ProvisionOptions(postgres_dsn=external_pg_dsn, need=need, existing="reset")):
+        assert fetch(external_pg_dsn, "SELECT count(*) FROM user_fridge_sessions") == 0
+
+
+def test_unreachable_external_is_one_masked_line() -> None:
+    opts = ProvisionOptions(postgres_dsn="postgresql://u:s3cret@127.0.0.1:1/db", need=frozenset({"postgres"}))
+    with pytest.raises(StoreUnavailable) as err:
+        with provisioned(opts):
+            pass
+    msg = str(err.value)
+    assert "s3cret" not in msg and "u:***@127.0.0.1:1" in msg and "\n" not in msg
+
+
+# --- CLI: up / status / down and bad input ----------------------------------------------------
+
+def fb(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("FRIDGEBENCH_POSTGRES_DSN", None)
+    env.pop("FRIDGEBENCH_REDIS_URL", None)
+    return subprocess.run([*FB, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def error_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.embedded
+def test_up_status_down(root: Path) -> None:
+    r = fb("up", "--run-dir", str(root), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # stdout holds the JSON document alone
+    pids = {s["kind"]: s["pid"] for s in doc["servers"]}
+    assert set(pids) == {"postgres", "redis"} and all(psutil.pid_exists(p) for p in pids.values())
+    state = root / "up.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+
+    r = fb("status", "--run-dir", str(root), "--json")
+    assert r.returncode == 0 and all(s["alive"] for s in json.loads(r.stdout)["servers"])
+
+    # later commands find the recorded servers and leave them running
+    with provisioned(ProvisionOptions(run_dir=str(root))) as ep:
+        assert ep.postgres.pid == pids["postgres"] and ep.redis.pid == pids["redis"]
+    assert all(psutil.pid_exists(p) for p in pids.values())
+
+    r = fb("status", "--run-dir", str(root))
+    assert r.returncode == 0 and "postgres" in r.stderr and "yes" in r.stderr
+
+    r = fb("down", "--run-dir", str(root))
+    assert r.returncode == 0 and "stopped postgres" in r.stderr
+    assert all(gone(p) for p in pids.values())
+    assert not state.exists() and not list(root.glob("run-*"))
+    r = fb("status", "--run-dir", str(root), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"servers": []}
+
+
+def test_status_reports_dead_server(root: Path) -> None:
+    r = fb("up", "--run-dir", str(root), "--json")
+    assert r.returncode == 0, r.stderr
+    redis_pid = next(s["pid"] for s in json.loads(r.stdout)["servers"] if s["kind"] == "redis")
+    os.kill(redis_pid, signal.SIGKILL)
+    assert gone(redis_pid)
+    r = fb("status", "--run-dir", str(root), "--json")
+    assert r.returncode == 1
+    alive = {s["kind"]: s["alive"] for s in json.loads(r.stdout)["servers"]}
+    assert alive == {"postgres": True, "redis": False}
+    assert fb("down", "--run-dir", str(root)).returncode == 0
+    assert servers_under(root) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["--pg-bin", "/nope"], "--pg-bin /nope: no executable"),
+        (["--redis-bin", "/nope/redis-server"], "--redis-bin /nope/redis-server: not an executable"),
+        (["--postgres-dsn", "postgresql://u:hunter2@127.0.0.1:1/db"], "cannot reach PostgreSQL at postgresql://u:***@"),
+        (["--postgres-dsn", "postgresql://postgres:hunter2@127.0.0.1:5432/fb_no_such_db"], "does not exist"),
+        (["--redis-url", "redis://127.0.0.1:1/0"], "cannot reach Redis at redis://127.0.0.1:1/0"),
+    ],
+)
+def test_bad_input_is_one_masked_line(root: Path, args: list[str], expect: str) -> None:
+    r = fb("up", "--run-dir", str(root), *args)
+    assert r.returncode == 1, r.stderr
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and expect in lines[0], r.stderr
+    assert "hunter2" not in r.stderr + r.stdout
+    assert servers_under(root) == [] and not (root / "up.json").exists()
+
+
+@pytest.fixture
+def redis_with_password(root: Path) -> Iterator[int]:
+    """A Valkey requiring a password (the machine's Redis accepts any password: default user is nopass)."""
+    port = free_port()
+    proc = subprocess.Popen([str(embedded_valkey()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--requirepass", "right-one", "--dir", str(root)], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, password="right-one")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_wrong_redis_password(root: Path, redis_with_password: int) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{redis_with_password}/0"
+    r = fb("up", "--run-dir", str(root), "--redis-url", url)
+    assert r.returncode == 1
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and f"Redis at redis://:***@127.0.0.1:{redis_with_password}/0 refused" in lines[0]
+    assert "hunter2" not in r.stderr + r.stdout
+    assert servers_under(root) == []
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+CHILD = textwrap.dedent("""
+    import json, sys, time
+    from fridgebench.provision import ProvisionOptions, provisioned
+    with provisioned(ProvisionOptions(run_dir=sys.argv[1])) as ep:
+        print(json.dumps([ep.postgres.pid, ep.redis.pid, ep.postgres.run_dir]), flush=True)
+        time.sleep(120)
+""")
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_signal_inside_provisioned_leaves_no_server(root: Path, sig: signal.Signals) -> None:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        pg_pid, redis_pid, run_dir = json.loads(line)
+        assert psutil.pid_exists(pg_pid) and psutil.pid_exists(redis_pid)
+        child.send_signal(sig)
+        rc = child.wait(timeout=30)
+        assert rc != 0
+        assert gone(pg_pid) and gone(redis_pid)  # SIGKILL: PR_SET_PDEATHSIG takes them down
+        assert servers_under(root) == []
+        if sig != signal.SIGKILL:
+            assert not Path(run_dir).exists()  # clean shutdown removed the run folder
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
