@@ -20,7 +20,7 @@ import redis
 from fridgebench.errors import ProvisionError, SchemaConflict, StoreUnavailable
 from fridgebench.provision import ProvisionOptions, provisioned
 from fridgebench.provision.binaries import embedded_valkey
-from fridgebench.provision.local import free_port
+from fridgebench.provision.local import free_port, sweep_stale
 from fridgebench.provision.probe import run_sync
 
 FB = [str(Path(sys.executable).parent / "fridgebench")]
@@ -312,6 +312,9 @@ def test_signal_inside_provisioned_leaves_no_server(root: Path, sig: signal.Sign
         assert servers_under(root) == []
         if sig != signal.SIGKILL:
             assert not Path(run_dir).exists()  # clean shutdown removed the run folder
+        else:  # the next run sweeps the folder a killed owner left behind
+            assert Path(run_dir).exists() and sweep_stale(root) == [Path(run_dir)]
+            assert not Path(run_dir).exists()
     finally:
         if child.poll() is None:
             child.kill()

@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import ctypes
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -82,10 +83,52 @@ def make_run_dir(root: Path, *, traversable: bool) -> Path:
                              hint="remove it or pass --run-dir")
     if traversable and st.st_mode & 0o011 != 0o011:
         os.chmod(root, (st.st_mode & 0o777) | 0o011)
+    sweep_stale(root)
     run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run.mkdir(mode=mode)
     os.chmod(run, mode)
+    _write_owner(run, [])
     return run
+
+
+OWNER_FILE = "owner.json"
+
+
+def _write_owner(run: Path, servers: list[tuple[int, float]]) -> None:
+    """Who owns ``run`` (this process) and which server processes live in it, for :func:`sweep_stale`."""
+    me = psutil.Process()
+    doc = {"pid": me.pid, "create_time": me.create_time(), "servers": servers}
+    try:
+        (run / OWNER_FILE).write_text(json.dumps(doc))
+    except OSError:
+        pass
+
+
+def sweep_stale(root: Path) -> list[Path]:
+    """Remove run folders whose owner died without cleaning up (e.g. SIGKILL), killing their servers.
+
+    Folders recorded by ``fridgebench up`` and folders without an owner file are left alone.
+    """
+    try:
+        recorded = json.loads((root / "up.json").read_text()).get("servers", [])
+        keep = {str(Path(s["info"]["run_dir"]).name) for s in recorded if s.get("info", {}).get("run_dir")}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        keep = set()
+    removed = []
+    for run in root.glob("run-*"):
+        if run.name in keep:
+            continue
+        try:
+            owner = json.loads((run / OWNER_FILE).read_text())
+            if pid_alive(int(owner["pid"]), float(owner["create_time"])):
+                continue
+            for pid, create_time in owner.get("servers", []):
+                stop_pid(int(pid), float(create_time), signal.SIGKILL, timeout=5)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        remove_run_dir(run)
+        removed.append(run)
+    return removed
 
 
 def remove_run_dir(run: Path) -> None:
@@ -150,14 +193,32 @@ def stop_pid(pid: int, create_time: float, first: signal.Signals, *, timeout: fl
         p.send_signal(first)
     except psutil.Error:
         children = []
-    _gone, alive = psutil.wait_procs([p], timeout=timeout)
+    alive = [] if _wait_gone(p, timeout, pid) else [p]
     for q in alive + children:
         try:
             q.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(alive + children, timeout=5)
+    for q in alive + children:
+        _wait_gone(q, 5, q.pid)
     _reap(pid)
+
+
+def _wait_gone(p: psutil.Process, timeout: float, pid: int) -> bool:
+    """Wait until ``p`` exited; a zombie counts as exited (PID 1 in containers may reap slowly)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap(pid)
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def _reap(pid: int) -> None:
@@ -173,6 +234,8 @@ def track(server: LocalServer) -> None:
     with _LIVE_LOCK:
         if server.info.pid:
             _LIVE[server.info.pid] = server
+        in_run = [(s.info.pid, s.create_time) for s in _LIVE.values() if s.run_dir == server.run_dir]
+    _write_owner(server.run_dir, in_run)  # type: ignore[arg-type]
 
 
 def untrack(server: LocalServer) -> None:
