@@ -22,9 +22,8 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import asyncpg
 import psutil
@@ -424,11 +423,3 @@ def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes:
     server = LocalServer(info, url, run, pending.create_time, proc)
     track(server)
     return server
-
-
-def with_notes(server: LocalServer, notes: list[str]) -> LocalServer:
-    server.info = replace(server.info, notes=tuple(notes))
-    return server
-
-
-EventSink = Callable[[str], None]
