@@ -328,12 +328,11 @@ def render_ttl(result: TtlResult, console: Any) -> None:
                       detail, f"{pt['load_s']:.1f} s")
     console.print(t)
 
-    t = Table(title="Seed claims measured by ttl", title_justify="left", show_lines=True)
-    for col in ("claim", "seed: PostgreSQL", "seed: Redis", "verdict", "measured"):
-        t.add_column(col)
+    console.print("[bold]Seed claims measured by ttl[/]")
     for cl in result.claims:
-        if cl.verdict != "not measured" or cl.command == COMMAND:
-            t.add_row(cl.topic, cl.seed_postgres, cl.seed_redis, cl.verdict, cl.measured)
-    console.print(t)
+        if cl.command == COMMAND:
+            colour = {"supported": "green", "contradicted": "red"}.get(cl.verdict, "yellow")
+            console.print(f"  [bold]{cl.topic}[/] (seed: PostgreSQL \"{cl.seed_postgres}\", Redis \"{cl.seed_redis}\"): "
+                          f"[{colour}]{cl.verdict}[/]\n    {cl.measured}", soft_wrap=False)
     for w in sec.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")

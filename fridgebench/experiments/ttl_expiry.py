@@ -198,7 +198,7 @@ class PgObserver:
         self.runs: list[dict[str, float]] = []
         self.warnings: list[str] = []
         self.clock: dict[str, float] = {}
-        self.how = f"application cleanup job (DELETE ... WHERE expires_at < now()) every {interval:g} s"
+        self.how = f"application cleanup job (DELETE ... WHERE expires_at < now()) every {interval:.3g} s"
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, tracked: list[str]) -> None:

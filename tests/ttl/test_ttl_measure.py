@@ -1,0 +1,114 @@
+"""The three ttl measurements, each on real servers, with assertions that can fail."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+import redis
+
+from fridgebench.experiments.ttl_cleanup import LOAD_SQL, measure_cleanup
+from fridgebench.experiments.ttl_expiry import ExpiryParams, measure_expiry
+from fridgebench.experiments.ttl_memory import measure_memory
+from fridgebench.stores import make_store
+
+STORES = ("postgres", "redis-seed", "redis-atomic")
+
+
+@pytest.mark.parametrize("name", STORES)
+async def test_expiry_lag_and_sliding(name: str, ttl_pg_dsn: str, ttl_redis_url: str) -> None:
+    before = redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events")
+    params = ExpiryParams(sessions=300, ttl_s=1, ingredients=4, seed=7, cleanup_every_s=0.1, spread_s=0.3)
+    async with make_store(name, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
+        await store.reset()
+        r = await measure_expiry(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, params=params)
+        assert await store.count_live() == 0  # every session, touched or not, has expired by now
+        await store.reset()
+    assert r["expired_before_observed"] == 0
+    # unreadable right after expiry: within the probe's resolution, never before it (beyond clock noise)
+    assert r["readable_never_gone"] == 0
+    assert r["readable_lag_ms"]["n"] == r["groups"]["probe"]
+    assert -50 < r["readable_lag_ms"]["p50"] < 100, r["readable_lag_ms"]
+    assert r["readable_lag_ms"]["min"] > -50
+    # physically removed: by active expiry (Redis) or by the 0.1 s cleanup job (PostgreSQL)
+    assert r["removed_not_observed"] == 0
+    assert r["removed_lag_ms"]["n"] == r["groups"]["control"]
+    assert 0 <= r["removed_lag_ms"]["p50"] < 2000
+    if name == "postgres":
+        assert r["removed_lag_ms"]["max"] < 1000  # job period 100 ms + job time
+        assert r["rows_deleted_by_cleanup"] == 300
+    else:
+        assert r["notifications"] is True
+    s = r["sliding"]
+    assert s["touched"] == s["untouched"] > 0
+    if name in ("postgres", "redis-atomic"):
+        assert s["total_violations"] == 0, s["violations"]
+    assert s["violations"]["untouched_survived"] == 0
+    assert redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events") == before  # restored
+
+
+@pytest.mark.parametrize("name", STORES)
+async def test_bytes_per_session(name: str, ttl_pg_dsn: str, ttl_redis_url: str) -> None:
+    async with make_store(name, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
+        m0 = await measure_memory(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, counts=(2000,),
+                                  ingredients=0, seed=1)
+        m8 = await measure_memory(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, counts=(2000, 5000),
+                                  ingredients=8, seed=1)
+        assert await store.count_live() == 0  # cleaned up after itself
+    b0, b8 = m0["bytes_per_session"], m8["bytes_per_session"]
+    assert b8 > b0 > 0  # ingredients cost bytes
+    if name == "postgres":
+        assert 100 < b0 < 1000 and 800 < b8 < 6000, (b0, b8)
+        pt = m8["points"][-1]
+        assert pt["tables"]["user_fridge_ingredients"]["total"] > pt["tables"]["user_fridge_sessions"]["total"]
+    else:
+        assert 80 < b0 < 600 and 200 < b8 < 1500, (b0, b8)
+        pt = m8["points"][-1]
+        # MEMORY USAGE of one key is below the used_memory delta per key (dict + expires entries)
+        assert 0 < pt["memory_usage_per_key"]["p50"] <= pt["bytes_per_session"] * 1.2
+        assert pt["value_bytes"]["p50"] > 8 * 6  # eight \uXXXX-escaped names at least
+    # roughly linear: bytes/session stable between 2k and 5k sessions
+    a, b = (p["bytes_per_session"] for p in m8["points"])
+    assert abs(a - b) / b < 0.3
+
+
+async def test_cleanup_deletes_exactly_the_expired_rows(ttl_pg_dsn: str, ttl_redis_url: str) -> None:
+    async with make_store("postgres", postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
+        await store.reset()
+        conn = await asyncpg.connect(ttl_pg_dsn)
+        try:
+            await conn.execute(LOAD_SQL, 900, 5, 3)  # every 3rd of 900 expired, 5 ingredients each
+            live = {r[0] for r in await conn.fetch("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now()")}
+            assert len(live) == 600
+            assert await store.cleanup_expired() == 300
+            left = {r[0] for r in await conn.fetch("SELECT session_id FROM user_fridge_sessions")}
+            assert left == live
+            assert await conn.fetchval("SELECT count(*) FROM user_fridge_ingredients") == 600 * 5
+            assert await store.cleanup_expired() == 0
+        finally:
+            await conn.close()
+            await store.reset()
+
+
+async def test_cleanup_cost(ttl_pg_dsn: str, ttl_redis_url: str) -> None:
+    async with make_store("postgres", postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
+        c = await measure_cleanup(store, postgres_dsn=ttl_pg_dsn, sessions=4000, ingredients=4, batch=500,
+                                  readers=2, baseline_s=0.3)
+        assert await store.count_live() == 0
+    conn = await asyncpg.connect(ttl_pg_dsn)
+    try:  # autovacuum setting restored
+        opts = await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'user_fridge_sessions'")
+        assert not opts
+    finally:
+        await conn.close()
+    assert [v["variant"] for v in c["variants"]] == ["single", "batched"]
+    for v in c["variants"]:
+        assert v["expired_sessions"] == v["deleted_sessions"] == 2000
+        assert v["expired_ingredient_rows"] == 2000 * 4
+        assert v["dead_tuples_after"] == {"user_fridge_sessions": 2000, "user_fridge_ingredients": 8000}
+        assert v["dead_tuples_after_vacuum"] == {"user_fridge_sessions": 0, "user_fridge_ingredients": 0}
+        assert v["wal_bytes"] > 2000 * 50  # at least a record per deleted row
+        assert v["duration_s"] > 0 and v["rows_per_s"] > 0
+        assert v["size_after"]["total"] >= v["size_before"]["total"]  # DELETE never shrinks the files
+        assert v["foreground"]["baseline"]["n"] > 0 and v["foreground"]["misses"] == 0
+    batched = c["variants"][1]
+    assert batched["batches"] == 2000 // 500 + 1  # the last one finds nothing
