@@ -42,8 +42,12 @@ def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
     return typer.Exit(int(status))
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception so every ``finally`` (server shutdown) runs."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so every ``finally`` (server shutdown) runs.
+
+    A KeyboardInterrupt subclass on purpose: asyncio re-raises KeyboardInterrupt out of any
+    task it lands in, so it reaches this boundary whichever coroutine was running.
+    """
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -62,7 +66,7 @@ def error_boundary() -> Iterator[None]:
         if state.debug:
             console.print_exception()
         raise fail(str(err), err.exit_status) from None
-    except (KeyboardInterrupt, _Terminated):
+    except KeyboardInterrupt:
         if state.debug:
             console.print_exception()
         console.print("[yellow]interrupted:[/] stopped cleanly; servers fridgebench started were stopped")

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from fridgebench.errors import UsageError
 from fridgebench.stores._errors import unavailable
 from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
-from fridgebench.stores.postgres import RECIPE_SQL
+from fridgebench.stores.postgres import RECIPE_SQL, close_pool
 
 RECIPE_PREFIX = "recipe:"
 RECIPE_TTL_S = 3600
@@ -107,7 +107,7 @@ class RedisStoreBase(SessionStore):
             await client.aclose()
             await client.connection_pool.disconnect()
         if pg is not None:
-            await pg.close()
+            await close_pool(pg)
 
     @property
     def redis(self) -> aioredis.Redis:

@@ -123,7 +123,7 @@ class PostgresStore(SessionStore):
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            await close_pool(pool)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -186,3 +186,13 @@ class PostgresStore(SessionStore):
                 records=[(sid, iid, now) for sid, ids in resolved for iid in ids],
                 columns=["session_id", "ingredient_id", "added_at"],
             )
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float = 5.0) -> None:
+    """Close gracefully, but never hang: after an interruption, connections held by cancelled
+    operations are never released and ``Pool.close()`` would wait forever."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)
+    except BaseException:
+        pool.terminate()
+        raise
