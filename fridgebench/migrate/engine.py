@@ -1,0 +1,428 @@
+"""Backfill, apply, verify: the moving parts of ``fridgebench migrate``.
+
+Order of a run (each step checkpointed in ``fridgebench_migrate.checkpoint``):
+
+1. ``--live``: install change capture (triggers) — *before* the snapshot.
+2. Backfill from one REPEATABLE READ snapshot, streamed with COPY in ``session_id`` order
+   (no OFFSET), written by ``concurrency`` writer threads as pipelined ``SET ... PXAT``.
+   The cursor (last session id acknowledged by Redis, contiguously) is checkpointed; a resumed
+   backfill continues after it from a *new* snapshot — correct because every commit after the
+   first snapshot is in the change table from the first snapshot's xmin on, and is applied next.
+3. Apply changes in txid windows (see :mod:`fridgebench.migrate.capture`) through the
+   compare-and-set script, until caught up (or forever with ``--follow``).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+import psycopg
+import redis
+from psycopg import sql
+
+from fridgebench.errors import MigrationError
+from fridgebench.migrate import capture, target
+from fridgebench.migrate.capture import Checkpoint
+from fridgebench.migrate.source import SourceSchema
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def _noop(event: str, data: dict[str, Any]) -> None:
+    return None
+
+
+def _unescape(field_: bytes) -> bytes:
+    """COPY text format escapes (only present when a value holds a backslash or control char)."""
+    if b"\\" not in field_:
+        return field_
+    out = bytearray()
+    it = iter(range(len(field_)))
+    i = 0
+    m = {ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r", ord("b"): b"\b", ord("f"): b"\f", ord("v"): b"\v",
+         ord("\\"): b"\\"}
+    while i < len(field_):
+        c = field_[i]
+        if c == 0x5C and i + 1 < len(field_):
+            out += m.get(field_[i + 1], bytes([field_[i + 1]]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    del it
+    return bytes(out)
+
+
+@dataclass
+class BackfillStats:
+    total: int = 0
+    written: int = 0
+    seconds: float = 0.0
+    resumed_after: str | None = None
+
+
+class _Writers:
+    """``n`` threads, each with its own Redis socket, sending framed batches; tracks contiguous completion."""
+
+    def __init__(self, url: str, n: int) -> None:
+        self.q: queue.Queue[tuple[int, bytes, int, int, str] | None] = queue.Queue(maxsize=max(2, 2 * n))
+        self.done: queue.Queue[tuple[int, int, str]] = queue.Queue()
+        self.error: BaseException | None = None
+        self.conns = [target.RawRedis(url) for _ in range(n)]
+        self.threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.conns]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, conn: target.RawRedis) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            seq, payload, replies, count, last = item
+            if self.error is not None:
+                continue
+            try:
+                conn.send(payload, replies)
+                self.done.put((seq, count, last))
+            except BaseException as err:  # surfaced in the main thread
+                self.error = err
+
+    def put(self, item: tuple[int, bytes, int, int, str]) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.q.put(None)
+        for t in self.threads:
+            t.join()
+        for c in self.conns:
+            c.close()
+
+
+def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycopg.Connection, *,
+             batch_size: int = 2000, rate_limit: float = 0.0, concurrency: int = 2,
+             progress: Progress = _noop) -> BackfillStats:
+    stats = BackfillStats(resumed_after=cp.last_session_id)
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=False) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        conn.execute("SET LOCAL jit = off")
+        xmin = capture.horizon(conn)  # first statement: this is the transaction's snapshot
+        if cp.snapshot_xmin is None:
+            cp.snapshot_xmin = xmin
+            if cp.live:
+                cp.apply_watermark = xmin  # every commit invisible to this snapshot has txid >= xmin
+            capture.save_checkpoint(ckpt, cp)
+        live_after, _ = conn.execute(src.count_query(after=cp.last_session_id)).fetchone()
+        stats.total = int(live_after)
+        progress("backfill_start", {"total": stats.total, "resumed_after": cp.last_session_id, "done_before": cp.written})
+        query = src.backfill_query(after=cp.last_session_id, version_base=cp.epoch,
+                                   capture=cp.live and capture.capture_installed(conn))
+        writers = _Writers(url, max(1, concurrency))
+        seq = 0
+        next_done = 0
+        finished: dict[int, tuple[int, str]] = {}
+        last_save = 0.0
+
+        def drain(final: bool = False) -> None:
+            nonlocal next_done, last_save
+            while True:
+                try:
+                    s, count, last = writers.done.get_nowait()
+                except queue.Empty:
+                    break
+                finished[s] = (count, last)
+            moved = False
+            while next_done in finished:
+                count, last = finished.pop(next_done)
+                next_done += 1
+                stats.written += count
+                cp.written += count
+                cp.last_session_id = last
+                moved = True
+            if moved:
+                progress("backfill_progress", {"written": stats.written})
+            now = time.perf_counter()
+            if moved and (final or now - last_save > 0.2):
+                capture.save_checkpoint(ckpt, cp)
+                last_save = now
+
+        sent = 0
+        try:
+            batch: list[tuple[bytes, bytes, bytes, bytes]] = []
+            with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
+                for data in copy:
+                    for line in bytes(data).split(b"\n"):
+                        if not line:
+                            continue
+                        f = line.split(b"\t")
+                        if b"\\" in line:
+                            f = [_unescape(x) for x in f]
+                        batch.append((f[0], f[1], f[2], f[3]))
+                    if len(batch) >= batch_size:
+                        sent = _send(writers, batch, seq, sent, rate_limit, t0)
+                        seq += 1
+                        batch = []
+                        drain()
+                if batch:
+                    _send(writers, batch, seq, sent, rate_limit, t0)
+                    seq += 1
+            conn.commit()
+            # wait for every batch to be acknowledged
+            while next_done < seq:
+                if writers.error is not None:
+                    raise writers.error
+                time.sleep(0.005)
+                drain()
+            drain(final=True)
+            cp.backfill_done = True
+            capture.save_checkpoint(ckpt, cp)
+        finally:
+            writers.close()  # in-flight batches finish: the checkpoint then covers what Redis acknowledged
+            if not cp.backfill_done:
+                drain(final=True)
+                capture.save_checkpoint(ckpt, cp)
+    stats.seconds = time.perf_counter() - t0
+    progress("backfill_done", {"written": stats.written, "seconds": stats.seconds})
+    return stats
+
+
+def _send(writers: _Writers, batch: list[tuple[bytes, bytes, bytes, bytes]], seq: int, sent: int,
+          rate_limit: float, t0: float) -> int:
+    payload, replies = target.frame_backfill(batch)
+    sent += len(batch)
+    if rate_limit > 0:
+        due = t0 + sent / rate_limit
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(due - now, 0.1))
+    writers.put((seq, payload, replies, len(batch), batch[-1][0].decode()))
+    return sent
+
+
+# --- apply ------------------------------------------------------------------------------------
+
+@dataclass
+class ApplyStats:
+    passes: int = 0
+    change_rows: int = 0
+    sessions: int = 0
+    counts: target.ApplyCounts = field(default_factory=target.ApplyCounts)
+    lag: int = 0
+    lag_age_s: float = 0.0
+
+
+def read_states(conn: psycopg.Connection, src: SourceSchema, ids: list[str], *, version_base: int,
+                capture_on: bool) -> list[tuple[str, str | None, int | None, int]]:
+    rows = conn.execute(src.state_query(version_base=version_base, capture=capture_on), {"ids": ids}).fetchall()
+    return [(r[0], r[1], int(r[2]) if r[2] is not None else None, int(r[3])) for r in rows]
+
+
+def apply_changes(src: SourceSchema, conn: psycopg.Connection, applier: target.Applier, cp: Checkpoint,
+                  ckpt: psycopg.Connection, *, follow: bool = False, batch_size: int = 500, poll_s: float = 0.2,
+                  rate_limit: float = 0.0, stop: threading.Event | None = None,
+                  progress: Progress = _noop) -> ApplyStats:
+    """Apply change windows until the lag is zero (or, with ``follow``, until ``stop``/Ctrl-C)."""
+    capture.require_capture(conn)
+    if cp.apply_watermark is None:
+        raise MigrationError("the checkpoint has no change watermark", hint="run fridgebench migrate cleanup, then migrate --live again")
+    stats = ApplyStats()
+    t0 = time.perf_counter()
+    while stop is None or not stop.is_set():
+        hi = capture.horizon(conn)
+        sids, nrows = capture.changed_sessions(conn, cp.apply_watermark, hi)
+        for i in range(0, len(sids), batch_size):
+            chunk = sids[i:i + batch_size]
+            states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True)
+            stats.counts.add(applier.apply(states))
+            stats.sessions += len(chunk)
+            if rate_limit > 0:
+                due = t0 + stats.sessions / rate_limit
+                while (now := time.perf_counter()) < due:
+                    time.sleep(min(due - now, 0.1))
+        cp.apply_watermark = hi
+        cp.changes_applied += nrows
+        stats.change_rows += nrows
+        stats.passes += 1
+        capture.save_checkpoint(ckpt, cp)
+        stats.lag, stats.lag_age_s = capture.pending(conn, hi)
+        progress("apply_pass", {"rows": nrows, "sessions": len(sids), "lag": stats.lag, "lag_age_s": stats.lag_age_s,
+                                "applied": stats.change_rows})
+        if not follow and stats.lag == 0:
+            break
+        if not sids:
+            time.sleep(poll_s)
+    return stats
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+CATEGORIES = ("missing", "extra", "content", "ttl", "no_expiry")
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    redis_keys: int = 0
+    differences: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CATEGORIES})
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0  # differed, but a change for the session is not applied yet and migrate is running
+    resolved_on_recheck: int = 0  # differed in the first pass (changed while verifying), equal on recheck
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.differences.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "redis_keys": self.redis_keys, "differences": self.differences,
+                "total_differences": self.total, "in_flight": self.in_flight,
+                "resolved_on_recheck": self.resolved_on_recheck, "samples": self.samples, "seconds": round(self.seconds, 3)}
+
+
+def _parse_created(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _compare(expected: tuple[str, int] | None, got: tuple[bytes | None, int], tol_ms: int) -> tuple[str, str] | None:
+    """``None`` when equal, else ``(category, detail)``. ``got`` is (value, pexpiretime)."""
+    value, pexp = got
+    if expected is None:
+        return ("extra", "in Redis, not live in PostgreSQL") if value is not None else None
+    if value is None:
+        return ("missing", "live in PostgreSQL, absent from Redis")
+    exp_json, exp_px = expected
+    try:
+        a, b = json.loads(exp_json), json.loads(value)
+    except ValueError:
+        return ("content", "Redis value is not JSON")
+    if not isinstance(b, dict) or set(b) != {"created_at", "ingredients"}:
+        return ("content", f"Redis value has keys {sorted(b) if isinstance(b, dict) else type(b).__name__}")
+    if a["ingredients"] != b["ingredients"]:
+        return ("content", f"ingredients {a['ingredients']} in PostgreSQL vs {b['ingredients']} in Redis")
+    if _parse_created(a["created_at"]) != _parse_created(b["created_at"]):
+        return ("content", f"created_at {a['created_at']} vs {b['created_at']}")
+    if pexp < 0:
+        return ("no_expiry", "Redis key has no expiry")
+    if abs(pexp - exp_px) > tol_ms:
+        return ("ttl", f"expires {exp_px} ms in PostgreSQL vs {pexp} ms in Redis ({(pexp - exp_px) / 1000:+.3f} s)")
+    return None
+
+
+def _redis_read(r: redis.Redis, sids: list[str]) -> list[tuple[bytes | None, int]]:
+    pipe = r.pipeline(transaction=False)
+    for s in sids:
+        k = target.session_key(s)
+        pipe.get(k)
+        pipe.pexpiretime(k)
+    res = pipe.execute()
+    return [(res[2 * i], int(res[2 * i + 1])) for i in range(len(sids))]
+
+
+def verify(src: SourceSchema, dsn: str, r: redis.Redis, *, ttl_tolerance_s: float = 1.0, sample: int = 10,
+           settle_s: float = 5.0, progress: Progress = _noop) -> VerifyReport:
+    rep = VerifyReport()
+    t0 = time.perf_counter()
+    tol = int(ttl_tolerance_s * 1000)
+    suspects: set[str] = set()
+    live: set[str] = set()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET jit = off")
+        pending_rows: list[tuple[str, str, int]] = []
+
+        def flush() -> None:
+            got = _redis_read(r, [p[0] for p in pending_rows])
+            for (sid, js, px), g in zip(pending_rows, got):
+                if _compare((js, px), g, tol) is not None:
+                    suspects.add(sid)
+            pending_rows.clear()
+
+        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(src.live_rows_query())) as copy:
+            for data in copy:
+                for line in bytes(data).split(b"\n"):
+                    if not line:
+                        continue
+                    f = line.split(b"\t")
+                    if b"\\" in line:
+                        f = [_unescape(x) for x in f]
+                    sid = f[0].decode()
+                    live.add(sid)
+                    pending_rows.append((sid, f[1].decode(), int(f[2])))
+                if len(pending_rows) >= 2000:
+                    flush()
+                    progress("verify_progress", {"checked": len(live)})
+        if pending_rows:
+            flush()
+        rep.checked = len(live)
+        for key in r.scan_iter(match=b"session:*", count=2000):
+            rep.redis_keys += 1
+            sid = key[len(target.SESSION_PREFIX):].decode(errors="replace")
+            if sid not in live:
+                suspects.add(sid)
+        # recheck: a session changed in PostgreSQL while we read it is compared again against its
+        # current state, until equal or ``settle_s`` passed.
+        capture_on = capture.capture_installed(conn)
+        migrate_running = _migrate_running(conn)
+        deadline = time.perf_counter() + settle_s
+        first = True
+        remaining = sorted(suspects)
+        diffs: dict[str, tuple[str, str]] = {}
+        n_suspects = len(remaining)
+        while remaining:
+            diffs = {}
+            for i in range(0, len(remaining), 1000):
+                chunk = remaining[i:i + 1000]
+                states = read_states(conn, src, chunk, version_base=0, capture_on=False)
+                got = _redis_read(r, chunk)
+                for (sid, js, px, _v), g in zip(states, got):
+                    d = _compare((js, px) if js is not None else None, g, tol)
+                    if d is not None:
+                        diffs[sid] = d
+            remaining = sorted(diffs)
+            if not remaining or time.perf_counter() > deadline or not migrate_running:
+                break
+            first = False
+            time.sleep(0.25)
+        rep.resolved_on_recheck = n_suspects - len(diffs)
+        in_flight: set[str] = set()
+        if diffs and capture_on and migrate_running:
+            cp_wm = conn.execute(sql.SQL("SELECT min(apply_watermark)::text FROM {}.checkpoint").format(
+                sql.Identifier(capture.CAPTURE_SCHEMA))).fetchone()[0]
+            if cp_wm is not None:
+                rows = conn.execute(sql.SQL(
+                    "SELECT DISTINCT session_id FROM {}.changes WHERE txid >= %s::xid8 AND session_id = ANY(%s)").format(
+                    sql.Identifier(capture.CAPTURE_SCHEMA)), [cp_wm, list(diffs)]).fetchall()
+                in_flight = {x[0] for x in rows}
+        rep.in_flight = len(in_flight)
+        for sid, (cat, detail) in sorted(diffs.items()):
+            if sid in in_flight:
+                continue
+            rep.differences[cat] += 1
+            if len(rep.samples) < sample:
+                rep.samples.append({"session_id": sid, "kind": cat, "detail": detail})
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _migrate_running(conn: psycopg.Connection) -> bool:
+    got = conn.execute("SELECT pg_try_advisory_lock(%s)", [capture.ADVISORY_KEY]).fetchone()[0]
+    if got:
+        conn.execute("SELECT pg_advisory_unlock(%s)", [capture.ADVISORY_KEY])
+    return not got

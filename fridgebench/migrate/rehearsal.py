@@ -1,0 +1,209 @@
+"""Rehearsal data: fill the fridge2fork schema with realistic sessions, and a writer that keeps
+changing them the way the application does.
+
+``fill`` runs entirely in SQL (generate_series), so a million sessions take seconds, not minutes.
+The mix: ~5% already expired (the app's cleanup has not run yet), ~3% expiring within two
+minutes, the rest created over the last day with a 24 h expiry (some extended); ingredient
+lists are short or long (exponential, mean ~8, up to 40), names from the Korean catalogue drawn
+with its skewed popularity weights.
+
+``write`` is a bounded writer (rate, duration) doing create / add / remove / extend / delete /
+expire (the periodic ``DELETE ... WHERE expires_at < now()``), each as its own short transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+import psycopg
+
+from fridgebench.stores import schema
+
+OPS = ("create", "add", "remove", "extend", "delete", "expire")
+DEFAULT_MIX = {"create": 0.2, "add": 0.35, "remove": 0.15, "extend": 0.2, "delete": 0.07, "expire": 0.03}
+
+
+@dataclass
+class FillResult:
+    sessions: int
+    live: int
+    expired: int
+    expiring_soon: int
+    ingredient_rows: int
+    seconds: float
+
+
+def _weighted_slots(n_slots: int = 20000) -> list[int]:
+    ings = schema.ingredients()
+    total = sum(i.weight for i in ings)
+    slots: list[int] = []
+    for i in ings:
+        slots.extend([i.id] * max(1, round(i.weight / total * n_slots)))
+    return slots
+
+
+async def _setup(dsn: str, existing: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await schema.setup_schema(conn, existing=existing)  # type: ignore[arg-type]
+    finally:
+        await conn.close()
+
+
+def fill(dsn: str, sessions: int, *, seed: int = 1, existing: str = "refuse", mean_ingredients: float = 8.0,
+         expired_share: float = 0.05, expiring_share: float = 0.03) -> FillResult:
+    """Create the schema (refuse/reuse/reset as ``schema.setup_schema``) and insert ``sessions`` sessions."""
+    t0 = time.perf_counter()
+    asyncio.run(_setup(dsn, existing))
+    slots = _weighted_slots()
+    # duplicates are dropped by unique(session_id, ingredient_id): draw a few more to keep the mean
+    draw_mean = mean_ingredients * 1.3
+    with psycopg.connect(dsn, autocommit=False) as conn:
+        conn.execute("SELECT setseed(%s)", [((seed % 1000) / 1000.0) * 2 - 1])
+        conn.execute("CREATE TEMP TABLE fb_slots (a int[]) ON COMMIT DROP")
+        conn.execute("INSERT INTO fb_slots VALUES (%s)", [slots])
+        conn.execute(
+            """CREATE TEMP TABLE fb_new ON COMMIT DROP AS
+               SELECT md5(%(tag)s || g::text || random()::text)::uuid::text AS session_id,
+                      r, created_at,
+                      CASE WHEN r < %(exp)s THEN now() - random() * interval '2 hours'
+                           WHEN r < %(exp)s + %(soon)s THEN now() + interval '1 second' + random() * interval '110 seconds'
+                           WHEN r < 0.5 THEN now() + interval '24 hours' - random() * interval '2 hours'
+                           ELSE created_at + interval '24 hours' END AS expires_at,
+                      least(40, floor(-ln(1 - random()) * %(mean)s))::int AS k
+               FROM (SELECT g, random() AS r, now() - random() * interval '23 hours' AS created_at
+                     FROM generate_series(1, %(n)s) g) t""",
+            {"tag": f"fb{seed}-", "exp": expired_share, "soon": expiring_share, "n": sessions, "mean": draw_mean})
+        conn.execute(
+            """INSERT INTO user_fridge_sessions (session_id, created_at, expires_at, last_accessed)
+               SELECT session_id, created_at, expires_at, least(now(), created_at + random() * (now() - created_at))
+               FROM fb_new ORDER BY session_id ON CONFLICT DO NOTHING""")
+        conn.execute(
+            """INSERT INTO user_fridge_ingredients (session_id, ingredient_id, added_at)
+               SELECT n.session_id, a[1 + floor(random() * cardinality(a))::int],
+                      n.created_at + (j::float8 / (n.k + 1)) * (least(now(), n.expires_at) - n.created_at)
+               FROM fb_new n CROSS JOIN fb_slots CROSS JOIN LATERAL generate_series(1, n.k) j
+               ORDER BY 1 ON CONFLICT DO NOTHING""")
+        row = conn.execute(
+            """SELECT count(*) FILTER (WHERE expires_at <= now()),
+                      count(*) FILTER (WHERE expires_at > now() AND expires_at < now() + interval '2 minutes')
+               FROM fb_new""").fetchone()
+        n_rows = conn.execute(
+            "SELECT count(*) FROM user_fridge_ingredients ui JOIN fb_new n USING (session_id)").fetchone()[0]
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute("ANALYZE user_fridge_sessions")
+            cur.execute("ANALYZE user_fridge_ingredients")
+        conn.commit()
+    expired, soon = int(row[0]), int(row[1])
+    return FillResult(sessions=sessions, live=sessions - expired, expired=expired, expiring_soon=soon,
+                      ingredient_rows=int(n_rows), seconds=time.perf_counter() - t0)
+
+
+@dataclass
+class WriterStats:
+    ops: dict[str, int] = field(default_factory=lambda: {o: 0 for o in OPS})
+    errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.ops.values())
+
+
+class Writer:
+    """Changes sessions like the application: one short transaction per operation.
+
+    ``run`` stops after ``duration`` seconds, or when ``stop`` is set. Rate is a target
+    (operations per second, paced by the clock); 0 means as fast as possible.
+    """
+
+    def __init__(self, dsn: str, *, rate: float = 200.0, seed: int = 7, mix: dict[str, float] | None = None,
+                 recent: int = 2000) -> None:
+        self.dsn = dsn
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.mix = mix or DEFAULT_MIX
+        self.stop = threading.Event()
+        self.stats = WriterStats()
+        self._slots = _weighted_slots()
+        self._recent = recent
+
+    def _pick_session(self, conn: psycopg.Connection) -> str | None:
+        row = conn.execute(
+            """SELECT session_id FROM user_fridge_sessions
+               WHERE session_id >= %s AND expires_at > now() ORDER BY session_id LIMIT 1""",
+            [uuid.UUID(int=self.rng.getrandbits(128)).hex[: self.rng.randint(1, 8)]]).fetchone()
+        return row[0] if row else None
+
+    def step(self, conn: psycopg.Connection, op: str) -> None:
+        rng = self.rng
+        if op == "create":
+            sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            with conn.transaction():
+                conn.execute("INSERT INTO user_fridge_sessions (session_id) VALUES (%s)", [sid])
+                for ing in {rng.choice(self._slots) for _ in range(rng.randint(0, 4))}:
+                    conn.execute("INSERT INTO user_fridge_ingredients (session_id, ingredient_id) VALUES (%s, %s) "
+                                 "ON CONFLICT DO NOTHING", [sid, ing])
+            return
+        if op == "expire":
+            conn.execute("DELETE FROM user_fridge_sessions WHERE expires_at < now()")
+            return
+        sid = self._pick_session(conn)
+        if sid is None:
+            return
+        with conn.transaction():
+            if op == "add":
+                conn.execute("INSERT INTO user_fridge_ingredients (session_id, ingredient_id) VALUES (%s, %s) "
+                             "ON CONFLICT DO NOTHING", [sid, rng.choice(self._slots)])
+                conn.execute("UPDATE user_fridge_sessions SET expires_at = now() + interval '24 hours', "
+                             "last_accessed = now() WHERE session_id = %s", [sid])
+            elif op == "remove":
+                conn.execute("""DELETE FROM user_fridge_ingredients WHERE id = (
+                                  SELECT id FROM user_fridge_ingredients WHERE session_id = %s
+                                  ORDER BY random() LIMIT 1)""", [sid])
+            elif op == "extend":
+                conn.execute("UPDATE user_fridge_sessions SET expires_at = now() + interval '24 hours', "
+                             "last_accessed = now() WHERE session_id = %s", [sid])
+            elif op == "delete":
+                conn.execute("DELETE FROM user_fridge_sessions WHERE session_id = %s", [sid])
+
+    def run(self, duration: float, on_tick: Callable[[WriterStats], None] | None = None) -> WriterStats:
+        ops = list(self.mix)
+        weights = [self.mix[o] for o in ops]
+        t0 = time.perf_counter()
+        n = 0
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.is_set():
+                now = time.perf_counter() - t0
+                if now >= duration:
+                    break
+                if self.rate > 0:
+                    due = n / self.rate
+                    if due > now:
+                        time.sleep(min(due - now, 0.05))
+                        continue
+                op = self.rng.choices(ops, weights)[0]
+                try:
+                    self.step(conn, op)
+                    self.stats.ops[op] += 1
+                except psycopg.errors.Error:
+                    self.stats.errors += 1  # e.g. a FK race with a concurrent delete: the app sees it too
+                n += 1
+                if on_tick and n % 200 == 0:
+                    on_tick(self.stats)
+        self.stats.seconds = time.perf_counter() - t0
+        return self.stats
+
+
+def write(dsn: str, *, rate: float, duration: float, seed: int = 7,
+          on_tick: Callable[[WriterStats], None] | None = None) -> WriterStats:
+    return Writer(dsn, rate=rate, seed=seed).run(duration, on_tick)

@@ -1,0 +1,197 @@
+"""The PostgreSQL side of a migration: which tables and columns hold sessions, and the SQL that reads them.
+
+Every query that produces a Redis value lives here, so backfill, apply and verify render a session
+exactly the same way. PostgreSQL builds the JSON itself (``to_json`` + ``string_agg ... ORDER BY``):
+that is both the fastest path (no per-row Python work) and the single canonical rendering:
+
+    {"created_at": "2025-01-31T09:15:02.123456+00:00", "ingredients": ["김치", "두부"]}
+
+``created_at`` is always UTC with an explicit ``+00:00`` offset and six fractional digits; ingredient
+names are raw UTF-8 (``json.loads`` of the seed's app reads them unchanged); ingredients are ordered by
+``added_at`` then the link row's ``id``. The expiry is rendered as epoch milliseconds (floor) for PXAT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from fridgebench.errors import MigrationRefused, UsageError
+
+CAPTURE_SCHEMA = "fridgebench_migrate"
+
+
+def ident(name: str) -> sql.Composable:
+    """``schema.table`` or ``table`` as a quoted identifier."""
+    return sql.Identifier(*name.split(".", 1))
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    """Table and column names of the application's schema (defaults: fridge2fork, DESIGN.md)."""
+
+    sessions: str = "user_fridge_sessions"
+    items: str = "user_fridge_ingredients"
+    catalogue: str = "ingredients"
+    session_id: str = "session_id"
+    created_at: str = "created_at"
+    expires_at: str = "expires_at"
+    item_id: str = "id"
+    item_session_id: str = "session_id"
+    item_ingredient_id: str = "ingredient_id"
+    item_added_at: str = "added_at"
+    catalogue_id: str = "id"
+    catalogue_name: str = "name"
+
+    @classmethod
+    def from_overrides(cls, tables: dict[str, str] | None = None, columns: dict[str, str] | None = None) -> "SourceSchema":
+        known = {f.name for f in fields(cls)}
+        merged = {**(tables or {}), **(columns or {})}
+        bad = sorted(set(merged) - known)
+        if bad:
+            raise UsageError(f"unknown schema name(s): {', '.join(bad)}",
+                             hint=f"use one of {', '.join(sorted(known))}")
+        return replace(cls(), **merged)
+
+    def to_dict(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    # --- checks -------------------------------------------------------------------------------
+
+    def validate(self, conn: psycopg.Connection) -> None:
+        """Raise :class:`MigrationRefused` naming the first missing table or column."""
+        need = {
+            self.sessions: [self.session_id, self.created_at, self.expires_at],
+            self.items: [self.item_id, self.item_session_id, self.item_ingredient_id, self.item_added_at],
+            self.catalogue: [self.catalogue_id, self.catalogue_name],
+        }
+        for table, cols in need.items():
+            oid = conn.execute("SELECT to_regclass(%s)", [_regname(table)]).fetchone()[0]
+            if oid is None:
+                raise MigrationRefused(
+                    f"the source database has no table {table!r}",
+                    hint="point --from at the fridge2fork database, or name the table with --table")
+            have = {r[0] for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                [_regname(table)])}
+            for col in cols:
+                if col not in have:
+                    raise MigrationRefused(
+                        f"table {table!r} has no column {col!r}",
+                        hint="name the column with --column KEY=NAME (see fridgebench migrate --help)")
+
+    # --- SQL ----------------------------------------------------------------------------------
+
+    def _value_sql(self, s: str, agg: sql.Composable) -> sql.Composable:
+        """The JSON text of session alias ``s``; ``agg`` is the comma-joined JSON names (or NULL)."""
+        return sql.SQL(
+            """'{{"created_at": ' || COALESCE(to_json(to_char({s}.{created} AT TIME ZONE 'UTC',
+                 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))::text, 'null')
+               || ', "ingredients": [' || COALESCE({agg}, '') || ']}}'"""
+        ).format(s=sql.Identifier(s), created=sql.Identifier(self.created_at), agg=agg)
+
+    def _pxat_sql(self, s: str) -> sql.Composable:
+        return sql.SQL("floor(extract(epoch FROM {s}.{exp}) * 1000)::bigint").format(
+            s=sql.Identifier(s), exp=sql.Identifier(self.expires_at))
+
+    def _names_subquery(self, sid: sql.Composable) -> sql.Composable:
+        return sql.SQL(
+            """(SELECT string_agg(to_json(c.{cname})::text, ', ' ORDER BY ui.{added}, ui.{iid})
+                FROM {items} ui JOIN {cat} c ON c.{cid} = ui.{ing}
+                WHERE ui.{isid} = {sid})"""
+        ).format(cname=sql.Identifier(self.catalogue_name), added=sql.Identifier(self.item_added_at),
+                 iid=sql.Identifier(self.item_id), items=ident(self.items), cat=ident(self.catalogue),
+                 cid=sql.Identifier(self.catalogue_id), ing=sql.Identifier(self.item_ingredient_id),
+                 isid=sql.Identifier(self.item_session_id), sid=sid)
+
+    def backfill_query(self, *, after: str | None, version_base: int, capture: bool,
+                       limit: int | None = None) -> sql.Composable:
+        """Live sessions with ``session_id > after`` in key order: ``sid, json, pxat_ms, version``.
+
+        One statement, so value and version come from one snapshot. The ingredient names are
+        aggregated in a merge-friendly grouped subquery (one pass over the link table), not per row.
+        """
+        sid = sql.Identifier(self.session_id)
+        after_s = sql.SQL("AND s.{sid} > {v}").format(sid=sid, v=sql.Literal(after)) if after is not None else sql.SQL("")
+        after_i = (sql.SQL("AND ui.{isid} > {v}").format(isid=sql.Identifier(self.item_session_id), v=sql.Literal(after))
+                   if after is not None else sql.SQL(""))
+        version = sql.SQL("{base}").format(base=sql.Literal(version_base))
+        vjoin = sql.SQL("")
+        if capture:
+            version = sql.SQL("{base} + COALESCE(v.n, 0)").format(base=sql.Literal(version_base))
+            vjoin = sql.SQL(
+                "LEFT JOIN (SELECT session_id, count(*) AS n FROM {cs}.changes GROUP BY session_id) v "
+                "ON v.session_id = s.{sid}::text").format(cs=sql.Identifier(CAPTURE_SCHEMA), sid=sid)
+        agg = sql.SQL(
+            """(SELECT ui.{isid} AS sid,
+                       string_agg(to_json(c.{cname})::text, ', ' ORDER BY ui.{added}, ui.{iid}) AS names
+                FROM {items} ui JOIN {cat} c ON c.{cid} = ui.{ing}
+                WHERE true {after_i}
+                GROUP BY ui.{isid})"""
+        ).format(isid=sql.Identifier(self.item_session_id), cname=sql.Identifier(self.catalogue_name),
+                 added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id),
+                 items=ident(self.items), cat=ident(self.catalogue), cid=sql.Identifier(self.catalogue_id),
+                 ing=sql.Identifier(self.item_ingredient_id), after_i=after_i)
+        q = sql.SQL(
+            """SELECT s.{sid}::text, {value}, {pxat}, {version}
+               FROM {sessions} s LEFT JOIN {agg} g ON g.sid = s.{sid} {vjoin}
+               WHERE s.{exp} > now() {after_s}
+               ORDER BY s.{sid}"""
+        ).format(sid=sid, value=self._value_sql("s", sql.SQL("g.names")), pxat=self._pxat_sql("s"),
+                 version=version, sessions=ident(self.sessions), agg=agg, vjoin=vjoin,
+                 exp=sql.Identifier(self.expires_at), after_s=after_s)
+        if limit is not None:
+            q = q + sql.SQL(" LIMIT {n}").format(n=sql.Literal(limit))
+        return q
+
+    def count_query(self, *, after: str | None = None) -> sql.Composable:
+        """``live, expired`` sessions (after ``after``) and live ingredient rows."""
+        sid = sql.Identifier(self.session_id)
+        after_s = sql.SQL("WHERE s.{sid} > {v}").format(sid=sid, v=sql.Literal(after)) if after is not None else sql.SQL("")
+        return sql.SQL(
+            """SELECT count(*) FILTER (WHERE s.{exp} > now()), count(*) FILTER (WHERE s.{exp} <= now())
+               FROM {sessions} s {after_s}"""
+        ).format(exp=sql.Identifier(self.expires_at), sessions=ident(self.sessions), after_s=after_s)
+
+    def state_query(self, *, version_base: int, capture: bool) -> sql.Composable:
+        """Current state of the sessions in ``%(ids)s`` (text[]): ``sid, json|NULL, pxat|NULL, version``.
+
+        NULL json means the session is gone or expired. One statement: value and version share
+        one snapshot, which is what makes the version comparable (see ``fridgebench.migrate``).
+        """
+        sid = sql.Identifier(self.session_id)
+        version = sql.SQL("{b}").format(b=sql.Literal(version_base))
+        if capture:
+            version = sql.SQL("{b} + (SELECT count(*) FROM {cs}.changes ch WHERE ch.session_id = x.sid)").format(
+                b=sql.Literal(version_base), cs=sql.Identifier(CAPTURE_SCHEMA))
+        return sql.SQL(
+            """SELECT x.sid,
+                      CASE WHEN s.{exp} > now() THEN {value} END,
+                      CASE WHEN s.{exp} > now() THEN {pxat} END,
+                      {version}
+               FROM unnest(%(ids)s::text[]) AS x(sid)
+               LEFT JOIN {sessions} s ON s.{sid}::text = x.sid"""
+        ).format(exp=sql.Identifier(self.expires_at),
+                 value=self._value_sql("s", self._names_subquery(sql.SQL("s.{sid}").format(sid=sid))),
+                 pxat=self._pxat_sql("s"), version=version, sessions=ident(self.sessions), sid=sid)
+
+    def live_rows_query(self) -> sql.Composable:
+        """Every live session for verify: ``sid, created_at text, names json text, pxat``."""
+        return self.backfill_query(after=None, version_base=0, capture=False)
+
+
+def _regname(table: str) -> str:
+    return ".".join('"' + p.replace('"', '""') + '"' for p in table.split(".", 1))
+
+
+def parse_kv(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise UsageError(f"{what} {p!r} is not KEY=NAME", hint=f"e.g. {what} sessions=my_sessions")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
