@@ -69,7 +69,7 @@ def external_pg_dsn() -> Iterator[str]:
     try:
         run_sync(lambda: _admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as err:
-        pytest.skip(f"machine PostgreSQL at {MACHINE_PG} not usable: {err}")
+        pytest.fail(f"machine PostgreSQL at {MACHINE_PG} not usable: {err}")
     base = MACHINE_PG.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
@@ -85,7 +85,7 @@ def external_redis_url() -> Iterator[str]:
     try:
         client.flushdb()
     except redis.RedisError as err:
-        pytest.skip(f"machine Redis at {url} not usable: {err}")
+        pytest.fail(f"machine Redis at {url} not usable: {err}")
     try:
         yield url
     finally:

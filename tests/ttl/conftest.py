@@ -41,7 +41,7 @@ def ttl_pg_dsn() -> Iterator[str]:
     try:
         run_sync(lambda: _admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as err:
-        pytest.skip(f"machine PostgreSQL at {MACHINE_PG} not usable: {err}")
+        pytest.fail(f"machine PostgreSQL at {MACHINE_PG} not usable: {err}")
     dsn = f"{MACHINE_PG.rsplit('/', 1)[0]}/{name}"
     try:
         run_sync(lambda: _schema(dsn))
@@ -57,7 +57,7 @@ def ttl_redis_url() -> Iterator[str]:
     try:
         client.flushdb()
     except redis.RedisError as err:
-        pytest.skip(f"machine Redis at {url} not usable: {err}")
+        pytest.fail(f"machine Redis at {url} not usable: {err}")
     try:
         yield url
     finally:
