@@ -1,0 +1,142 @@
+"""Backfill + verify on real servers: format, expiry, ordering, the seed's app code, bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import psycopg
+import redis
+
+from conftest import cli, fill
+from fridgebench.migrate import target
+from fridgebench.migrate.target import TargetState, check_safe
+
+
+def _live(dsn: str) -> dict[str, tuple[int, list[str]]]:
+    with psycopg.connect(dsn) as c:
+        rows = c.execute(
+            """SELECT s.session_id, floor(extract(epoch FROM s.expires_at) * 1000)::bigint,
+                      COALESCE(array_agg(i.name ORDER BY ui.added_at, ui.id) FILTER (WHERE i.name IS NOT NULL), '{}')
+               FROM user_fridge_sessions s LEFT JOIN user_fridge_ingredients ui USING (session_id)
+               LEFT JOIN ingredients i ON i.id = ui.ingredient_id
+               WHERE s.expires_at > now() GROUP BY 1, 2""").fetchall()
+    return {r[0]: (r[1], list(r[2])) for r in rows}
+
+
+def test_backfill_writes_every_live_session_in_the_seed_format(pg_dsn, redis_url, rds, reports):
+    fill(pg_dsn, 1500)
+    expected = _live(pg_dsn)
+    with psycopg.connect(pg_dsn) as c:
+        expired = [r[0] for r in c.execute("SELECT session_id FROM user_fridge_sessions WHERE expires_at <= now()")]
+    assert expired, "the rehearsal data should hold expired sessions"
+    res = cli("migrate", "--from", pg_dsn, "--to", redis_url, "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["backfill"]["written"] >= len(expected) - 5  # a few may expire between the two reads
+    keys = {k.decode()[len("session:"):] for k in rds.scan_iter(match="session:*", count=1000)}
+    assert not keys & set(expired), "expired sessions must be skipped"
+    for sid, (pxat, names) in list(expected.items())[:300]:
+        raw = rds.get(f"session:{sid}")
+        if raw is None:
+            continue  # expired meanwhile
+        value = json.loads(raw)
+        assert set(value) == {"created_at", "ingredients"}
+        assert value["ingredients"] == names  # order: added_at, then id
+        assert datetime.fromisoformat(value["created_at"]).utcoffset() is not None
+        assert rds.pexpiretime(f"session:{sid}") == pxat  # same expiry instant, to the ms
+    # no key without an expiry, anywhere
+    pipe = rds.pipeline(transaction=False)
+    allkeys = list(rds.scan_iter(count=1000))
+    for k in allkeys:
+        pipe.pttl(k)
+    assert all(t > 0 for t in pipe.execute())
+    ver = cli("migrate", "verify", "--from", pg_dsn, "--to", redis_url, "--json")
+    assert ver.returncode == 0, ver.stderr
+    assert json.loads(ver.stdout)["total_differences"] == 0
+    assert (reports).exists() and any(reports.glob("*/results.json"))
+
+
+def test_seed_application_code_reads_and_extends_migrated_sessions(pg_dsn, redis_url, rds, reports):
+    fill(pg_dsn, 200)
+    assert cli("migrate", "--from", pg_dsn, "--to", redis_url).returncode == 0
+    key = next(iter(rds.scan_iter(match="session:*")))
+    # the seed's add_ingredients, verbatim in spirit: GET -> json.loads -> extend -> SETEX 86400
+    session_data = rds.get(key)
+    data = json.loads(session_data)
+    before = list(data["ingredients"])
+    data["ingredients"].extend(["김치", "두부"])
+    rds.setex(key, 86400, json.dumps(data))
+    again = json.loads(rds.get(key))
+    assert again["ingredients"] == before + ["김치", "두부"]
+    assert 86390 < rds.ttl(key) <= 86400
+
+
+def test_verify_finds_missing_extra_changed_and_ttl(pg_dsn, redis_url, rds, reports):
+    fill(pg_dsn, 300)
+    assert cli("migrate", "--from", pg_dsn, "--to", redis_url).returncode == 0
+    keys = [k.decode() for k in rds.scan_iter(match="session:*")][:4]
+    rds.delete(keys[0])  # missing
+    v = json.loads(rds.get(keys[1]))
+    v["ingredients"].append("없는재료")
+    rds.set(keys[1], json.dumps(v, ensure_ascii=False), keepttl=True)  # content
+    rds.pexpire(keys[2], 3_600_000)  # ttl off
+    rds.set("session:ghost", "{}", ex=100)  # extra
+    res = cli("migrate", "verify", "--from", pg_dsn, "--to", redis_url, "--json", "--settle", "0")
+    assert res.returncode == 1
+    doc = json.loads(res.stdout)
+    assert doc["differences"] == {"missing": 1, "extra": 1, "content": 1, "ttl": 1, "no_expiry": 0}
+    assert len(doc["samples"]) == 4
+    assert "differ" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_refuses_a_target_holding_foreign_sessions_unless_overwrite(pg_dsn, redis_url, rds, reports):
+    fill(pg_dsn, 100)
+    rds.set("session:someone-elses", '{"created_at": "x", "ingredients": []}', ex=600)
+    res = cli("migrate", "--from", pg_dsn, "--to", redis_url)
+    assert res.returncode == 2
+    assert "--overwrite" in res.stderr and res.stderr.count("error:") == 1
+    assert rds.dbsize() == 1  # nothing written
+    assert cli("migrate", "--from", pg_dsn, "--to", redis_url, "--overwrite").returncode == 0
+    assert rds.dbsize() > 100
+
+
+def test_safety_check_refuses_eviction_and_low_memory():
+    st = TargetState("7.0", "allkeys-lru", 0, 0, 0, 0, [])
+    try:
+        check_safe(st, estimate_bytes=10, overwrite=False, force=False, where="r")
+        raise AssertionError("allkeys-lru must be refused")
+    except Exception as err:
+        assert "evict" in str(err) and "--force" in str(err)
+    assert check_safe(st, estimate_bytes=10, overwrite=False, force=True, where="r")  # warned, not refused
+    low = TargetState("7.0", "noeviction", 1000, 900, 0, 0, [])
+    try:
+        check_safe(low, estimate_bytes=500, overwrite=False, force=False, where="r")
+        raise AssertionError("low maxmemory must be refused")
+    except Exception as err:
+        assert "maxmemory" in str(err)
+
+
+def test_dry_run_changes_nothing(pg_dsn, redis_url, rds, reports):
+    fill(pg_dsn, 400)
+    res = cli("migrate", "--from", pg_dsn, "--to", redis_url, "--dry-run", "--live", "--json")
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(res.stdout)["plan"]
+    assert plan["live_sessions"] > 300 and plan["expired_sessions"] > 0
+    assert plan["estimated_redis_bytes"] > plan["live_sessions"] * 100
+    assert rds.dbsize() == 0
+    with psycopg.connect(pg_dsn) as c:
+        assert c.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'fridgebench_migrate'").fetchone()[0] == 0
+
+
+def test_bad_input_gives_one_line_and_nonzero_exit(pg_dsn, redis_url, reports):
+    bad_pg = cli("migrate", "--from", "postgresql://postgres:sekret@127.0.0.1:1/x", "--to", redis_url)
+    assert bad_pg.returncode == 1 and "cannot" in bad_pg.stderr and "sekret" not in bad_pg.stderr + bad_pg.stdout
+    fill(pg_dsn, 10)
+    bad_r = cli("migrate", "--from", pg_dsn, "--to", "redis://:hunter2@127.0.0.1:1/0")
+    assert bad_r.returncode == 1 and "cannot reach Redis" in bad_r.stderr and "hunter2" not in bad_r.stderr
+    wrong = cli("migrate", "--from", pg_dsn, "--to", redis_url, "--table", "sessions=nope")
+    assert wrong.returncode == 2 and "no table 'nope'" in wrong.stderr
+    for r in (bad_pg, bad_r, wrong):
+        assert "Traceback" not in r.stderr
+        assert len([l for l in r.stderr.splitlines() if l.startswith("error:")]) == 1
