@@ -212,20 +212,31 @@ def horizon(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0])
 
 
-def changed_sessions(conn: psycopg.Connection, lo: int, hi: int) -> tuple[list[str], int]:
-    """Sessions changed by transactions with ``lo <= txid < hi``, in order of first change; and row count."""
+def snapshot(conn: psycopg.Connection) -> tuple[int, int, list[int]]:
+    """``(xmin, xmax, xip)`` of a fresh snapshot: a txid ``t`` is finished iff ``t < xmax and t not in xip``."""
+    row = conn.execute(
+        "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint, "
+        "ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) x) FROM pg_current_snapshot() s").fetchone()
+    return int(row[0]), int(row[1]), [int(x) for x in row[2]]
+
+
+def changed_sessions(conn: psycopg.Connection, lo: int, hi: int, skip: list[int]) -> tuple[list[str], int, list[int]]:
+    """Sessions changed by finished transactions with ``lo <= txid < hi`` and txid not in ``skip``
+    (still running, or already applied), in order of first change; row count; their txids."""
     rows = conn.execute(sql.SQL(
-        """SELECT session_id, count(*) FROM {s}.changes
-           WHERE txid >= %s::text::xid8 AND txid < %s::text::xid8
-           GROUP BY session_id ORDER BY min(id)""").format(s=_S), [str(lo), str(hi)]).fetchall()
-    return [r[0] for r in rows], sum(int(r[1]) for r in rows)
+        """SELECT session_id, count(*), array_agg(DISTINCT txid::text::bigint) FROM {s}.changes
+           WHERE txid >= %s::text::xid8 AND txid < %s::text::xid8 AND txid::text::bigint <> ALL(%s::bigint[])
+           GROUP BY session_id ORDER BY min(id)""").format(s=_S), [str(lo), str(hi), skip]).fetchall()
+    txids = sorted({t for r in rows for t in r[2]})
+    return [r[0] for r in rows], sum(int(r[1]) for r in rows), txids
 
 
-def pending(conn: psycopg.Connection, lo: int) -> tuple[int, float]:
-    """Change rows visible and not yet applied (txid >= lo), and the age of the oldest in seconds."""
+def pending(conn: psycopg.Connection, lo: int, done: list[int]) -> tuple[int, float]:
+    """Change rows visible and not yet applied, and the age of the oldest in seconds."""
     row = conn.execute(sql.SQL(
         "SELECT count(*), COALESCE(extract(epoch FROM clock_timestamp() - min(at)), 0) FROM {s}.changes "
-        "WHERE txid >= %s::text::xid8").format(s=_S), [str(lo)]).fetchone()
+        "WHERE txid >= %s::text::xid8 AND txid::text::bigint <> ALL(%s::bigint[])").format(s=_S),
+        [str(lo), done]).fetchone()
     return int(row[0]), float(row[1])
 
 

@@ -240,9 +240,15 @@ def apply_changes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
         raise MigrationError("the checkpoint has no change watermark", hint="run fridgebench migrate cleanup, then migrate --live again")
     stats = ApplyStats()
     t0 = time.perf_counter()
+    # Rows of transactions that finished above the horizon (xmin) are applied as soon as they are
+    # final; ``done`` remembers their txids until the horizon passes them, so a long transaction
+    # elsewhere in the cluster delays nothing but its own rows. Only the horizon is checkpointed:
+    # after a crash those rows are applied again, which is idempotent.
+    done: set[int] = set()
     while stop is None or not stop.is_set():
-        hi = capture.horizon(conn)
-        sids, nrows = capture.changed_sessions(conn, cp.apply_watermark, hi)
+        xmin, xmax, xip = capture.snapshot(conn)
+        lo = cp.apply_watermark
+        sids, nrows, txids = capture.changed_sessions(conn, lo, xmax, sorted(set(xip) | done))
         for i in range(0, len(sids), batch_size):
             chunk = sids[i:i + batch_size]
             states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True)
@@ -252,12 +258,15 @@ def apply_changes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
                 due = t0 + stats.sessions / rate_limit
                 while (now := time.perf_counter()) < due:
                     time.sleep(min(due - now, 0.1))
-        cp.apply_watermark = hi
+        done |= set(txids)
+        new_lo = max(lo, xmin)
+        done = {t for t in done if t >= new_lo}
+        cp.apply_watermark = new_lo
         cp.changes_applied += nrows
         stats.change_rows += nrows
         stats.passes += 1
         capture.save_checkpoint(ckpt, cp)
-        stats.lag, stats.lag_age_s = capture.pending(conn, hi)
+        stats.lag, stats.lag_age_s = capture.pending(conn, new_lo, sorted(done))
         progress("apply_pass", {"rows": nrows, "sessions": len(sids), "lag": stats.lag, "lag_age_s": stats.lag_age_s,
                                 "applied": stats.change_rows})
         if not follow and stats.lag == 0:
