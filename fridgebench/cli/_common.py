@@ -7,12 +7,14 @@ else is a bug and still becomes one line unless ``--debug`` is set.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import sys
+import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Coroutine, Iterator, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +23,7 @@ from fridgebench.config import mask_text
 from fridgebench.errors import ExitStatus, FridgebenchError
 
 console = Console(stderr=True, highlight=False)
+T = TypeVar("T")
 
 
 class _State:
@@ -52,6 +55,45 @@ class _Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` with SIGTERM handled like Ctrl-C: the main task is cancelled (so every
+    ``async with`` closes its connections in order) and then :class:`_Terminated` is raised."""
+    previous = signal.getsignal(signal.SIGTERM)
+    terminated = False
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        task: asyncio.Task[T] | None = None
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            if task is not None:
+                task.cancel()
+
+        async def main() -> T:
+            nonlocal task
+            task = asyncio.current_task()
+            return await coro
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+        try:
+            return runner.run(main())
+        except asyncio.CancelledError:
+            if terminated:
+                raise _Terminated() from None
+            raise
+        finally:
+            try:
+                loop.remove_signal_handler(signal.SIGTERM)
+            except (NotImplementedError, RuntimeError):
+                pass
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

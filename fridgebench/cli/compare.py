@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,7 +10,7 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import console, emit_json, error_boundary
+from fridgebench.cli._common import console, emit_json, error_boundary, run_async
 from fridgebench.errors import UsageError
 
 
@@ -101,7 +100,7 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts):
         ResultsDocument(**base)  # validate early: a bad document fails before minutes of measuring
         console.print(f"[bold]{sc.name}[/]: {sc.description}  [dim](run {rundir.run_id})[/]")
         with view:
-            result = asyncio.run(run_compare(ep, copts, on_progress=view.update, on_event=view.event))
+            result = run_async(run_compare(ep, copts, on_progress=view.update, on_event=view.event))
         section = result.section()
         claims = result.claims
         sections = {"compare": section}
@@ -109,7 +108,7 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts):
         if ttl_opts is not None:
             from fridgebench.experiments.ttl import render_ttl, run_ttl
 
-            ttl = asyncio.run(run_ttl(ep, ttl_opts, progress=lambda line: console.print(f"[dim]{line}[/]")))
+            ttl = run_async(run_ttl(ep, ttl_opts, progress=lambda line: console.print(f"[dim]{line}[/]")))
             sections["ttl"] = ttl.section
             claims = claims_mod.merge(claims, ttl.claims)
         for name, run in result.runs.items():

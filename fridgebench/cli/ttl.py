@@ -11,7 +11,7 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import console, emit_json, error_boundary
+from fridgebench.cli._common import console, emit_json, error_boundary, run_async
 from fridgebench.errors import UsageError
 
 
@@ -99,7 +99,7 @@ def _run(opts, popts, out: Path | None):  # type: ignore[no-untyped-def]
         env = Environment.capture(servers=[ep.postgres.to_dict(), ep.redis.to_dict()])
         base = dict(command="ttl", run_id=rundir.run_id, started_at=started, environment=env, seed=opts.seed)
         ResultsDocument(**base)  # validate before minutes of measuring
-        result = asyncio.run(run_ttl(ep, opts, progress=lambda line: console.print(f"[dim]{line}[/]")))
+        result = run_async(run_ttl(ep, opts, progress=lambda line: console.print(f"[dim]{line}[/]")))
         doc = ResultsDocument(**base, finished_at=datetime.now(timezone.utc), complete=True,
                               sections={"ttl": result.section}, claims=result.claims,
                               warnings=list(result.section.get("warnings", [])))

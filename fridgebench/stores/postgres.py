@@ -193,6 +193,8 @@ async def close_pool(pool: asyncpg.Pool, timeout_s: float = 5.0) -> None:
     operations are never released and ``Pool.close()`` would wait forever."""
     try:
         await asyncio.wait_for(pool.close(), timeout_s)
+    except TimeoutError:
+        pool.terminate()
     except BaseException:
         pool.terminate()
         raise

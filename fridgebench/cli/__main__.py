@@ -1,0 +1,3 @@
+from fridgebench.cli import main
+
+main()

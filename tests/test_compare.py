@@ -1,0 +1,159 @@
+"""`fridgebench compare` end to end through the real CLI, on real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
+
+FB = [sys.executable, "-m", "fridgebench.cli"]
+SHORT = ["--duration", "1.5", "--warmup", "0.5", "--sessions", "2000", "--rate", "600"]
+
+
+def _fb(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FB, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def _servers_under(path: Path) -> list[str]:
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if str(path) in cmd and "pytest" not in cmd:
+            out.append(cmd)
+    return out
+
+
+@pytest.fixture
+def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import fresh_run_root
+    import shutil
+
+    root = fresh_run_root()
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path: Path, run_root: Path) -> None:
+    res = _fb("compare", *SHORT, "--json", "--out", str(tmp_path), "--run-dir", str(run_root))
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout)  # --json: the document alone on stdout
+    assert doc["schema_version"] == "fridgebench.results/1" and doc["complete"] is True
+    run_dir = next(tmp_path.iterdir())
+    loaded = load_results(run_dir)
+    assert loaded.run_id == doc["run_id"]
+    assert not (run_dir / INCOMPLETE_MARKER).exists()
+    section = doc["sections"]["compare"]
+    assert set(section["stores"]) == {"postgres", "redis-seed", "redis-atomic"}
+    for name, run in section["stores"].items():
+        o = run["overall"]
+        assert o["errors"] == 0, (name, run["errors"])
+        assert o["operations"] > 500
+        assert run["ops"]["get"]["latency_intended"]["p50_us"] >= run["ops"]["get"]["latency_service"]["p50_us"]
+        assert (run_dir / f"{name}.get.hlog").read_text().count("\n") >= 3
+    assert section["driver_overhead"]["dispatch_lag"]["count"] > 0
+    servers = {s["kind"]: s for s in doc["environment"]["servers"]}
+    assert servers["postgres"]["source"] == "embedded" and servers["postgres"]["durability"]["fsync"] == "on"
+    assert servers["redis"]["durability"]["appendonly"] == "no"
+    claims = {c["key"]: c for c in doc["claims"]}
+    assert claims["performance"]["verdict"] != "not measured"
+    assert claims["failure_recovery"]["measured"] == "not measured by this command"
+    assert (run_dir / "intervals.csv").read_text().startswith("store,t_s,ops")
+    assert _servers_under(run_root) == []  # everything it started is stopped
+    assert "The seed's claims" in res.stderr
+
+
+def _hot_scenario(tmp_path: Path) -> Path:
+    p = tmp_path / "hot-adds.toml"
+    p.write_text("""
+name = "hot-adds"
+description = "concurrent adds to a few hot sessions"
+[population]
+sessions = 20
+ingredients = [0, 0]
+[keys]
+distribution = "zipfian"
+zipf_s = 2.0
+[mix]
+add = 1
+[load]
+model = "open"
+rate = 2000
+concurrency = 32
+warmup_seconds = 0
+duration_seconds = 1.5
+""", encoding="utf-8")
+    return p
+
+
+def test_external_stores_and_the_seed_race_shows_as_lost_updates(
+        tmp_path: Path, external_pg_dsn: str, external_redis_url: str) -> None:
+    res = _fb("compare", str(_hot_scenario(tmp_path)), "--json", "--out", str(tmp_path / "r"),
+              "--postgres-dsn", external_pg_dsn, "--redis-url", external_redis_url)
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout)
+    assert {s["source"] for s in doc["environment"]["servers"]} == {"external"}
+    stores = doc["sections"]["compare"]["stores"]
+    lost = {name: run["correctness"]["lost_updates"] for name, run in stores.items()}
+    checked = {name: run["correctness"]["adds_checked"] for name, run in stores.items()}
+    assert all(n > 1000 for n in checked.values()), checked
+    assert lost["postgres"] == 0 and lost["redis-atomic"] == 0
+    assert lost["redis-seed"] > 0  # GET -> modify -> SETEX loses concurrent adds
+    assert any("lost" in w for w in doc["warnings"])
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["--stores", "postgres,mysql"], 2, "mysql"),
+    (["saturation", "--rate", "100"], 2, "closed-loop"),
+    (["--duration", "0"], 2, "duration_seconds"),
+    (["--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--postgres-dsn", "postgresql://postgres@127.0.0.1:5432/postgres"],
+     1, "127.0.0.1:1"),
+    (["--postgres-dsn", "postgresql://bob:hunter2@127.0.0.1:1/x", "--redis-url", "redis://127.0.0.1:6379/9"],
+     1, "127.0.0.1:1"),
+])
+def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    res = _fb("compare", *args, "--out", str(tmp_path))
+    assert res.returncode == code, res.stderr
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1, res.stderr  # (an info line may precede it: "using PostgreSQL ... (external)")
+    assert needle in errors[0]
+    assert "s3cret" not in res.stderr and "hunter2" not in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not list(tmp_path.glob("*/results.json"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_servers_and_leaves_no_complete_results(tmp_path: Path, run_root: Path, sig: int) -> None:
+    proc = subprocess.Popen([*FB, "compare", "--duration", "60", "--sessions", "2000", "--rate", "500",
+                             "--out", str(tmp_path), "--run-dir", str(run_root)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 90
+    seen = ""
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if "loaded" in line or not line:
+            break
+    assert "loaded" in seen, seen
+    assert _servers_under(run_root), "servers should be running mid-run"
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    run_dir = next(tmp_path.iterdir())
+    assert (run_dir / INCOMPLETE_MARKER).exists()
+    assert not (run_dir / "results.json").exists()
+    time.sleep(0.5)
+    assert _servers_under(run_root) == []
