@@ -1,0 +1,115 @@
+"""Backfill throughput: N sessions (8 ingredients on average) from PostgreSQL into Redis.
+
+Prints, from the same run: fridgebench's backfill rate, a naive per-session loop in the seed's
+style (one GET + one SETEX round trip per session), and ``redis-benchmark -P 100 -t set``.
+
+    .venv/bin/python benchmarks/bench_migrate.py --sessions 1000000 --runs 3
+
+Uses the machine's PostgreSQL (its own database, dropped afterwards unless --keep) and Redis db 12
+(flushed before and after). Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import time
+
+import psycopg
+import redis
+
+from fridgebench.migrate import rehearsal, run
+from fridgebench.migrate.source import SourceSchema
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB = "fb_bench_migrate"
+DSN = f"postgresql://postgres@127.0.0.1:5432/{DB}"
+URL = "redis://127.0.0.1:6379/12"
+
+
+def naive(n: int) -> float:
+    """The seed's style: per session a GET (does it exist?) then SETEX, one round trip each."""
+    r = redis.Redis.from_url(URL)
+    src = SourceSchema()
+    t0 = time.perf_counter()
+    done = 0
+    with psycopg.connect(DSN) as conn:
+        with conn.cursor(name="naive") as cur:  # server-side cursor
+            cur.itersize = 2000
+            cur.execute(src.backfill_query(after=None, version_base=0, capture=False, limit=n))
+            for sid, value, pxat, _v in cur:
+                key = f"session:{sid}"
+                r.get(key)
+                r.setex(key, max(1, int((pxat - time.time() * 1000) / 1000)), value)
+                done += 1
+    dt = time.perf_counter() - t0
+    r.flushdb()
+    r.close()
+    return done / dt
+
+
+def redis_benchmark() -> float:
+    out = subprocess.run(["redis-benchmark", "-q", "-P", "100", "-t", "set", "-n", "2000000", "--dbnum", "12"],
+                         capture_output=True, text=True, timeout=300).stdout
+    m = re.findall(r"SET: ([\d.]+) requests per second", out.replace("\r", "\n"))
+    return float(m[-1]) if m else float("nan")
+
+
+def main() -> None:
+    global DB, DSN
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--naive-sample", type=int, default=50_000, help="sessions for the naive loop (rate only)")
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=2000)
+    ap.add_argument("--keep", action="store_true", help="keep the filled database for the next run")
+    ap.add_argument("--db", default=DB, help="database to use (filled unless it already holds --sessions sessions)")
+    a = ap.parse_args()
+    DB, DSN = a.db, f"postgresql://postgres@127.0.0.1:5432/{a.db}"
+    with psycopg.connect(ADMIN, autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone()
+        if not exists:
+            c.execute(f"CREATE DATABASE {DB}")
+    with psycopg.connect(DSN) as c:
+        have = c.execute("SELECT to_regclass('user_fridge_sessions') IS NOT NULL").fetchone()[0] and \
+            c.execute("SELECT count(*) FROM user_fridge_sessions").fetchone()[0]
+    if have != a.sessions:
+        print(f"filling {a.sessions:,} sessions ...", flush=True)
+        f = rehearsal.fill(DSN, a.sessions, seed=1, existing="reset", expired_share=0.0, expiring_share=0.0)
+        print(f"  {f.ingredient_rows / f.sessions:.2f} ingredients per session, {f.seconds:.0f} s", flush=True)
+    r = redis.Redis.from_url(URL)
+    rates = []
+    try:
+        for i in range(a.runs):
+            r.flushdb()
+            run.cleanup(DSN)
+            s = run.migrate(run.Options(dsn=DSN, url=URL, batch_size=a.batch_size, concurrency=a.concurrency))
+            b = s["backfill"]
+            rates.append(b["written"] / b["seconds"])
+            print(f"run {i + 1}: {b['written']:,} sessions in {b['seconds']:.2f} s = {rates[-1]:,.0f} sessions/s",
+                  flush=True)
+        r.flushdb()
+        nv = naive(a.naive_sample)
+        rb = redis_benchmark()
+    finally:
+        r.flushdb()
+        r.close()
+        run.cleanup(DSN)
+        if not a.keep:
+            with psycopg.connect(ADMIN, autocommit=True) as c:
+                c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    med = statistics.median(rates)
+    result = {"sessions": a.sessions, "runs": rates, "median_sessions_per_s": med, "naive_sessions_per_s": nv,
+              "redis_benchmark_set_per_s": rb, "vs_naive": med / nv, "vs_redis_benchmark_set": med / rb,
+              "note": "fridgebench writes 2 SETs per session (value + version key)"}
+    print(json.dumps(result, indent=2))
+    print(f"\nbackfill median {med:,.0f} sessions/s | naive GET+SETEX loop {nv:,.0f}/s ({med / nv:.1f}x) | "
+          f"redis-benchmark -P 100 SET {rb:,.0f}/s (backfill = {med / rb:.2f} of it, {2 * med / rb:.2f} counting both SETs)")
+
+
+if __name__ == "__main__":
+    main()
