@@ -70,9 +70,10 @@ def compare(
                              hint="use --concurrency, or an open-loop scenario")
         ttl_opts = None
         if full:
-            from fridgebench.experiments.ttl import TtlOptions
+            from fridgebench.experiments.ttl import TtlOptions, validate
 
-            ttl_opts = TtlOptions(stores=store_names)
+            ttl_opts = TtlOptions(stores=store_names, seed=sc.seed)
+            validate(ttl_opts)  # before any server starts
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset)
         loop_name = install_event_loop_policy()
         doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts)

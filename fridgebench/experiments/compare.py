@@ -217,6 +217,16 @@ def compare_stores(runs: dict[str, StoreRun], seed: int) -> list[dict[str, Any]]
     return out
 
 
+NOISY_CV = 0.5  # coefficient of variation of per-second medians above which a run can't be judged
+
+
+def _too_noisy(run: StoreRun) -> bool:
+    """Medians that wander second to second mean something else was competing for the machine.
+    (A store that queues — late sends, unsent operations — is a result, not noise.)"""
+    cv = run.measurement.overall["noise"].get("cv_of_p50")
+    return cv is not None and cv > NOISY_CV
+
+
 def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], endpoints: Endpoints,
                  scenario: Scenario) -> list[Claim]:
     claims = blank_claims()
@@ -227,7 +237,10 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         pg = runs["postgres"].measurement.ops["get"]["latency_intended"]
         rd = runs[c["other"]].measurement.ops["get"]["latency_intended"]
         r = c["p50_ratio"]
-        if not c["significant"]:
+        noisy = [n for n in ("postgres", c["other"]) if _too_noisy(runs[n])]
+        if noisy:
+            verdict, word = "inconclusive", f"{r:g}x, but the run was too noisy to judge ({', '.join(noisy)})"
+        elif not c["significant"]:
             verdict, word = "contradicted", "no significant difference"
         elif r >= 10:
             verdict, word = "supported", f"{r:g}x faster"
@@ -242,7 +255,7 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
             "get_p99_us": {"postgres": pg["p99_us"], c["other"]: rd["p99_us"]},
             "p50_ratio_by_op": {x["op"]: x["p50_ratio"] for x in all_ops},
         }, measured=(f"session read p50 {pg['p50_us']} µs (PostgreSQL) vs {rd['p50_us']} µs ({c['other']}): "
-                     f"{word} at {scenario.load.rate or scenario.load.concurrency}"
+                     f"{word} at {scenario.load.rate or scenario.load.concurrency:g}"
                      f"{' ops/s offered' if scenario.load.model == 'open' else ' workers'}; "
                      f"p50 ratio per op: {spread}"))
     times = {k: getattr(endpoints, k).started_in_s for k in ("postgres", "redis")}
@@ -278,7 +291,7 @@ async def run_compare(endpoints: Endpoints, opts: CompareOptions, *, on_progress
             warnings.append(f"{name}: {late:.1%} of operations were sent more than {ov['late_threshold_us']} µs "
                             "late (all connections busy); latency from the intended start includes that wait")
         cv = ov["noise"].get("cv_of_p50")
-        if cv is not None and cv > 0.5:
+        if cv is not None and cv > NOISY_CV:
             warnings.append(f"{name}: per-second medians vary a lot (CV {cv:.2f}); the machine may be busy — "
                             "treat ratios with care or run longer")
         if runs[name].correctness["lost_updates"]:

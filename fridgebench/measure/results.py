@@ -28,7 +28,7 @@ SCHEMA_VERSION = "fridgebench.results/1"
 RESULTS_FILE = "results.json"
 INCOMPLETE_MARKER = "INCOMPLETE"
 
-Verdict = Literal["supported", "contradicted", "partly supported", "not measured"]
+Verdict = Literal["supported", "contradicted", "partly supported", "inconclusive", "not measured"]
 
 
 class Claim(BaseModel):

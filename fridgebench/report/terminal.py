@@ -7,7 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-VERDICT_STYLE = {"supported": "green", "contradicted": "red", "partly supported": "yellow", "not measured": "dim"}
+VERDICT_STYLE = {"supported": "green", "contradicted": "red", "partly supported": "yellow", "inconclusive": "magenta",
+                 "not measured": "dim"}
 
 
 def _us(v: Any) -> str:
@@ -84,13 +85,11 @@ def render_compare(section: dict[str, Any], console: Console, *, warnings: list[
 
 
 def render_claims(claims: list[dict[str, Any]], console: Console) -> None:
-    t = Table(title="The seed's claims, measured", title_justify="left", show_edge=False, show_lines=True)
-    t.add_column("claim")
-    t.add_column("seed: PostgreSQL")
-    t.add_column("seed: Redis")
-    t.add_column("measured here", ratio=3)
-    t.add_column("verdict")
+    """The seed's table as a list: readable at any terminal width (and in CI logs)."""
+    console.print("[bold]The seed's claims, measured[/]")
     for c in claims:
         st = VERDICT_STYLE.get(c["verdict"], "")
-        t.add_row(c["topic"], c["seed_postgres"], c["seed_redis"], c["measured"], f"[{st}]{c['verdict']}[/]")
-    console.print(t)
+        console.print(f"  [bold]{c['topic']}[/] — seed: PostgreSQL “{c['seed_postgres']}”, "
+                      f"Redis “{c['seed_redis']}” → [{st}]{c['verdict']}[/]")
+        if c["verdict"] != "not measured":
+            console.print(f"    {c['measured']}", soft_wrap=False)
