@@ -35,7 +35,8 @@ def compare(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Connections / workers per store.")] = None,
     sessions: Annotated[Optional[int], typer.Option("--sessions", help="Sessions loaded before the run.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed: same operations).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Also run `fridgebench ttl` and fill every claim both can.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Also run the load sweep and `fridgebench ttl`: fill every claim they can.")] = False,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Also step the offered load up to find each store's knee (scalability).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     json_out: o.Json = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
@@ -76,13 +77,18 @@ def compare(
             validate(ttl_opts)  # before any server starts
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset)
         loop_name = install_event_loop_policy()
-        doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts)
+        sweep_opts = None
+        if full or sweep:
+            from fridgebench.experiments.sweep import SweepOptions
+
+            sweep_opts = SweepOptions(sc, store_names)
+        doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts, sweep_opts)
         if json_out:
             emit_json(doc.to_dict())
         console.print(f"results: {path}")
 
 
-def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts):  # type: ignore[no-untyped-def]
+def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts):  # type: ignore[no-untyped-def]
     from fridgebench.experiments.compare import run_compare
     from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, new_run_id
     from fridgebench.measure.summary import hdr_log_text
@@ -106,6 +112,12 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts):
         claims = result.claims
         sections = {"compare": section}
         warnings = list(result.warnings)
+        if sweep_opts is not None:
+            from fridgebench.experiments.sweep import run_sweep
+
+            sweep_section, sweep_claims = run_async(run_sweep(ep, sweep_opts, progress=view.event))
+            sections["sweep"] = sweep_section
+            claims = claims_mod.merge(claims, sweep_claims)
         if ttl_opts is not None:
             from fridgebench.experiments.ttl import render_ttl, run_ttl
 
@@ -122,6 +134,10 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts):
         path = rundir.finish(doc)
     render_servers(servers, console)
     render_compare(section, console, warnings=warnings)
+    if "sweep" in doc.sections:
+        from fridgebench.report.terminal import render_sweep
+
+        render_sweep(doc.sections["sweep"], console)
     if ttl_opts is not None:
         render_ttl(ttl, console)
     render_claims([c.model_dump() for c in doc.claims], console)

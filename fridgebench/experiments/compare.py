@@ -137,6 +137,22 @@ async def measure_driver_overhead(load: Load, seed: int, seconds: float = 1.0) -
     }
 
 
+async def postgres_io_counters(dsn: str) -> dict[str, int]:
+    """Cumulative block and commit counters of the current database (pg_stat_database)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        if conn.get_server_version().major >= 15:  # stats are flushed lazily since 15
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+        row = await conn.fetchrow("SELECT blks_read, blks_hit, xact_commit, "
+                                  "(SELECT wal_bytes FROM pg_stat_wal) AS wal_bytes "
+                                  "FROM pg_stat_database WHERE datname = current_database()")
+    finally:
+        await conn.close()
+    return {k: int(v or 0) for k, v in dict(row).items()}
+
+
 async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workload: Workload,
                     population: list[tuple[str, list[str]]], *, on_progress: ProgressSink | None,
                     on_event: EventSink | None) -> StoreRun:
@@ -150,6 +166,7 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
         populate_s = time.perf_counter() - t
         if on_event:
             on_event(f"{name}: loaded {len(population):,} sessions in {populate_s:.1f} s")
+        io_before = await postgres_io_counters(endpoints.postgres_dsn) if name == "postgres" else None
         progress = Progress()
         ticker = None
         if on_progress:
@@ -163,8 +180,14 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
         measurement = summarize(log, win)
-        correctness = await check_lost_updates(store, log)
         extra: dict[str, Any] = {}
+        if io_before is not None:
+            after = await postgres_io_counters(endpoints.postgres_dsn)
+            d = {k: after[k] - io_before[k] for k in after}
+            total = d["blks_read"] + d["blks_hit"]
+            extra["server_io"] = {**d, "buffer_hit_ratio": round(d["blks_hit"] / total, 5) if total else None,
+                                  "note": "whole run incl. warm-up; blks_read may still hit the OS page cache"}
+        correctness = await check_lost_updates(store, log)
         if hasattr(store, "cache_hits"):
             hits, misses = getattr(store, "cache_hits"), getattr(store, "cache_misses")
             if hits + misses:
@@ -248,6 +271,11 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
             verdict, word = "partly supported", f"{r:g}x faster, not 10x"
         else:
             verdict, word = "contradicted", f"{1 / r:.2g}x slower"
+        io = runs["postgres"].extra.get("server_io") or {}
+        if io.get("buffer_hit_ratio") is not None:
+            word += (f"; PostgreSQL served {io['buffer_hit_ratio']:.2%} of block reads from its buffers "
+                     f"({io['blks_read']:,} read from the OS), {io['xact_commit']:,} commits, "
+                     f"{io['wal_bytes'] / 2**20:,.1f} MiB WAL")
         all_ops = [x for x in comparisons if x["other"] == c["other"]]
         spread = ", ".join(f"{x['op']} {x['p50_ratio']:g}x" for x in all_ops)
         fill(claims, "performance", command="compare", verdict=verdict, figures={

@@ -385,49 +385,127 @@ def verify(src: SourceSchema, dsn: str, r: redis.Redis, *, ttl_tolerance_s: floa
             sid = key[len(target.SESSION_PREFIX):].decode(errors="replace")
             if sid not in live:
                 suspects.add(sid)
-        # recheck: a session changed in PostgreSQL while we read it is compared again against its
-        # current state, until equal or ``settle_s`` passed.
+        # Recheck each suspect against its current state until equal, or ``settle_s`` passed while a
+        # migrate runs. Every pass reads, in this order: the apply watermark W, the PostgreSQL states
+        # (with their versions, one statement), then Redis (value, expiry, version key, clock). Pairs
+        # are matched by session id, never by position (the state query returns rows in plan order).
         capture_on = capture.capture_installed(conn)
         migrate_running = _migrate_running(conn)
+        epoch = capture.capture_epoch(conn) if capture_on else None
+        versioned = epoch is not None
         deadline = time.perf_counter() + settle_s
-        first = True
         remaining = sorted(suspects)
-        diffs: dict[str, tuple[str, str]] = {}
         n_suspects = len(remaining)
+        diffs: dict[str, _Diff] = {}
+        passes = 0
         while remaining:
+            passes += 1
+            wm = _apply_watermark(conn) if versioned else None
             diffs = {}
             for i in range(0, len(remaining), 1000):
                 chunk = remaining[i:i + 1000]
-                states = read_states(conn, src, chunk, version_base=0, capture_on=False)
-                got = _redis_read(r, chunk)
-                for (sid, js, px, _v), g in zip(states, got):
-                    d = _compare((js, px) if js is not None else None, g, tol)
+                states = {st[0]: st for st in read_states(conn, src, chunk, version_base=epoch or 0,
+                                                          capture_on=versioned)}
+                got, now_ms = _redis_read_versioned(r, chunk)
+                for sid in chunk:
+                    _, js, px, vp = states[sid]
+                    value, pexp, vr = got[sid]
+                    if js is not None and value is None and px is not None and px <= now_ms:
+                        continue  # live when PostgreSQL was read, expired (PXAT) by the time Redis was
+                    d = _compare((js, px) if js is not None else None, (value, pexp), tol)
                     if d is not None:
-                        diffs[sid] = d
+                        diffs[sid] = _Diff(d[0], d[1], vp if versioned else None, vr)
+            if diffs and versioned:
+                _classify(conn, diffs, wm, epoch or 0)
             remaining = sorted(diffs)
-            if not remaining or time.perf_counter() > deadline or not migrate_running:
+            if not remaining or time.perf_counter() > deadline:
                 break
-            first = False
+            if not migrate_running and (passes >= 2 or not any(d.state == "ahead" for d in diffs.values())):
+                break  # nothing applies changes: a lag is a difference; only "Redis ahead" earns a second look
             time.sleep(0.25)
         rep.resolved_on_recheck = n_suspects - len(diffs)
-        in_flight: set[str] = set()
-        if diffs and capture_on and migrate_running:
-            cp_wm = conn.execute(sql.SQL("SELECT min(apply_watermark)::text FROM {}.checkpoint").format(
-                sql.Identifier(capture.CAPTURE_SCHEMA))).fetchone()[0]
-            if cp_wm is not None:
-                rows = conn.execute(sql.SQL(
-                    "SELECT DISTINCT session_id FROM {}.changes WHERE txid >= %s::xid8 AND session_id = ANY(%s)").format(
-                    sql.Identifier(capture.CAPTURE_SCHEMA)), [cp_wm, list(diffs)]).fetchall()
-                in_flight = {x[0] for x in rows}
-        rep.in_flight = len(in_flight)
-        for sid, (cat, detail) in sorted(diffs.items()):
-            if sid in in_flight:
+        for sid, d in sorted(diffs.items()):
+            if migrate_running and d.state in ("behind", "ahead"):
+                rep.in_flight += 1
                 continue
-            rep.differences[cat] += 1
+            rep.differences[d.kind] += 1
             if len(rep.samples) < sample:
-                rep.samples.append({"session_id": sid, "kind": cat, "detail": detail})
+                smp: dict[str, Any] = {"session_id": sid, "kind": d.kind, "detail": d.detail}
+                if versioned:
+                    smp.update(pg_version=d.vp - (epoch or 0) if d.vp is not None else None,
+                               redis_version=d.vr - (epoch or 0) if d.vr is not None else None,
+                               why=_WHY.get(d.state, d.state))
+                rep.samples.append(smp)
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+@dataclass
+class _Diff:
+    kind: str
+    detail: str
+    vp: int | None  # version of the PostgreSQL state read (epoch + change rows visible to that statement)
+    vr: int | None  # version key in Redis (None: absent)
+    state: str = "unexplained"  # behind | ahead | same_version | lost | unexplained
+
+
+_WHY = {
+    "same_version": "Redis holds the same version as PostgreSQL with a different value",
+    "lost": "every change of the session is applied (below the apply watermark), yet Redis holds an older version",
+    "behind": "Redis holds an older version and migrate is not running to apply the rest",
+    "ahead": "Redis holds a newer version than PostgreSQL (PostgreSQL changed back? a second writer?)",
+    "unexplained": "no version information to explain it",
+}
+
+
+def _apply_watermark(conn: psycopg.Connection) -> int | None:
+    row = conn.execute(sql.SQL("SELECT min(apply_watermark)::text FROM {}.checkpoint WHERE live").format(
+        sql.Identifier(capture.CAPTURE_SCHEMA))).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _classify(conn: psycopg.Connection, diffs: dict[str, _Diff], wm: int | None, epoch: int) -> None:
+    """Explain each difference by versions (read W, then PostgreSQL, then Redis; see ``verify``).
+
+    * Redis version > PostgreSQL's: the session changed after PostgreSQL was read and the applier
+      already wrote the newer state -> ``ahead`` (re-read).
+    * equal versions, different value: a real difference (``same_version``).
+    * Redis version < PostgreSQL's: every change row with ``txid < W`` was final before W was read
+      and is applied (W is checkpointed after its pass wrote Redis), so Redis must hold at least
+      ``epoch + rows(txid < W)``. Below that: a change was lost (``lost``). At or above it, the rows
+      between are not applied yet -> ``behind`` (in flight while migrate runs).
+    """
+    final: dict[str, int] = {}
+    if wm is not None:
+        final = dict(conn.execute(sql.SQL(
+            "SELECT session_id, count(*) FROM {}.changes WHERE txid < %s::text::xid8 AND session_id = ANY(%s) "
+            "GROUP BY session_id").format(sql.Identifier(capture.CAPTURE_SCHEMA)), [str(wm), list(diffs)]).fetchall())
+    for sid, d in diffs.items():
+        vp, vr = d.vp or 0, d.vr if d.vr is not None else 0
+        floor_v = epoch + int(final.get(sid, 0))
+        if vr > vp:
+            d.state = "ahead"
+        elif vr == vp:
+            d.state = "same_version"
+        elif wm is not None and vr < floor_v:
+            d.state = "lost"
+        else:
+            d.state = "behind"
+
+
+def _redis_read_versioned(r: redis.Redis, sids: list[str]) -> tuple[dict[str, tuple[bytes | None, int, int | None]], int]:
+    """``{sid: (value, pexpiretime, version)}`` and Redis's clock (ms) after the reads."""
+    pipe = r.pipeline(transaction=False)
+    for s in sids:
+        pipe.get(target.session_key(s))
+        pipe.pexpiretime(target.session_key(s))
+        pipe.get(target.version_key(s))
+    pipe.time()
+    res = pipe.execute()
+    sec, usec = res[-1]
+    out = {s: (res[3 * i], int(res[3 * i + 1]), int(res[3 * i + 2]) if res[3 * i + 2] is not None else None)
+           for i, s in enumerate(sids)}
+    return out, int(sec) * 1000 + int(usec) // 1000
 
 
 def _migrate_running(conn: psycopg.Connection) -> bool:

@@ -93,3 +93,25 @@ def render_claims(claims: list[dict[str, Any]], console: Console) -> None:
                       f"Redis “{c['seed_redis']}” → [{st}]{c['verdict']}[/]")
         if c["verdict"] != "not measured":
             console.print(f"    {c['measured']}", soft_wrap=False)
+
+
+def render_sweep(section: dict[str, Any], console: Console) -> None:
+    t = Table(title=f"Offered load sweep — sustained: kept up and p99 ≤ {_us(section['slo_p99_us'])}",
+              title_justify="left", show_edge=False)
+    t.add_column("store")
+    for r in section["rates"]:
+        t.add_column(f"{r:g}/s", justify="right")
+    t.add_column("max sustained", justify="right")
+    for name, s in [("driver (no-op)", section["driver"]), *section["stores"].items()]:
+        cells = []
+        for r in section["rates"]:
+            step = next((x for x in s["steps"] if x["offered_per_s"] == r), None)
+            if step is None:
+                cells.append("[dim]-[/]")
+            else:
+                style = "" if step["sustained"] else "red"
+                cells.append(f"[{style}]p99 {_us(step['p99_us'])}[/]" if style else f"p99 {_us(step['p99_us'])}")
+        k = s.get("max_sustained_per_s")
+        bound = "≥ " if s.get("driver_bound") and name != "driver (no-op)" else ""
+        t.add_row(name, *cells, f"{bound}{k:g}/s" if k else "none")
+    console.print(t)

@@ -6,6 +6,13 @@ The seed writes ``datetime.now().isoformat()`` (naive local time); we write an I
 with an offset and read both forms, a naive one being taken as UTC.
 
 Subclasses implement only ``add_ingredients`` and ``remove_ingredients``.
+
+Two clients: every per-operation command (the measured hot path: create, get, add, remove,
+extend, delete, the recipe cache) goes through :class:`~._lean_redis.LeanPool` (asyncio
+Protocol + hiredis, ``pool_size`` connections, LIFO); housekeeping (SCAN/UNLINK reset, bulk
+pipelines, script loading, the tests' raw reads) through redis-py (``self.redis``).
+``get`` sends GET and PTTL in one write on one connection and reads the two replies: one round
+trip, and nothing else runs on that connection in between.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ from redis.exceptions import RedisError
 
 from fridgebench.errors import UsageError
 from fridgebench.stores._errors import unavailable
+from fridgebench.stores._lean_redis import LeanPool, pack, raise_reply_error
 from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
-from fridgebench.stores.postgres import RECIPE_SQL, close_pool
+from fridgebench.stores.postgres import RECIPE_SQL, PgConnections
 
 RECIPE_PREFIX = "recipe:"
 RECIPE_TTL_S = 3600
@@ -69,32 +77,39 @@ class RedisStoreBase(SessionStore):
         self.cache_hits = 0
         self.cache_misses = 0
         self._redis: aioredis.Redis | None = None
-        self._pg: asyncpg.Pool | None = None
+        self._lean: LeanPool | None = None
+        self._pg: PgConnections | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
         if self._redis is not None:
             return
-        # A blocking pool: more in-flight operations than connections wait for one
-        # (the plain pool raises "Too many connections" instead).
+        lean = LeanPool(self.redis_url, self.pool_size)
+        # redis-py, for housekeeping only; connections are made on first use
         pool = aioredis.BlockingConnectionPool.from_url(
             self.redis_url, max_connections=self.pool_size, timeout=self.pool_timeout_s
         )
         client = aioredis.Redis(connection_pool=pool)
         try:
+            await lean.open()  # connect, AUTH, SELECT: wrong password / db surface here
             await client.ping()
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            await lean.close()
             await client.aclose()
             await pool.disconnect()
             raise unavailable(self.name, "Redis", self.redis_url, exc) from exc
         if self.postgres_dsn:
+            pg = PgConnections(self.postgres_dsn, 4, connect_timeout_s=10)
             try:
-                self._pg = await asyncpg.create_pool(self.postgres_dsn, min_size=1, max_size=4, timeout=10)
+                await pg.open(eager=1)
             except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                await lean.close()
                 await client.aclose()
                 await pool.disconnect()
                 raise unavailable(self.name, "PostgreSQL (recipe cache backend)", self.postgres_dsn, exc) from exc
+            self._pg = pg
         self._redis = client
+        self._lean = lean
         await self._on_open(client)
 
     async def _on_open(self, client: aioredis.Redis) -> None:
@@ -102,12 +117,15 @@ class RedisStoreBase(SessionStore):
 
     async def close(self) -> None:
         client, self._redis = self._redis, None
+        lean, self._lean = self._lean, None
         pg, self._pg = self._pg, None
+        if lean is not None:
+            await lean.close()
         if client is not None:
             await client.aclose()
             await client.connection_pool.disconnect()
         if pg is not None:
-            await close_pool(pg)
+            await pg.close()
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -115,23 +133,32 @@ class RedisStoreBase(SessionStore):
             raise RuntimeError(f"{type(self).__name__} is not open: call open() or use 'async with'")
         return self._redis
 
+    @property
+    def lean(self) -> LeanPool:
+        if self._lean is None:
+            raise RuntimeError(f"{type(self).__name__} is not open: call open() or use 'async with'")
+        return self._lean
+
     def key(self, session_id: str) -> str:
         return f"{self.key_prefix}{session_id}"
 
     # -- the application's operations ---------------------------------------------------
     async def create(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> None:
-        await self.redis.execute_command("SETEX", self.key(session_id), ttl_s, encode_session(now_iso(), []))
+        await self.lean.execute("SETEX", self.key(session_id), ttl_s, encode_session(now_iso(), []))
 
     async def get(self, session_id: str) -> Session | None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self.key(session_id))
-            pipe.pttl(self.key(session_id))
-            raw, pttl = await pipe.execute()
+        k = (self.key_prefix + session_id).encode()
+        n = len(k)
+        # GET and PTTL in one write, two replies read back: one round trip on one connection
+        raw, pttl = await self.lean.request(
+            b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n" % (n, k, n, k), 2)
         if raw is None or pttl == -2:
             return None
-        now = datetime.now(timezone.utc)
+        if type(raw) is not bytes:
+            raise_reply_error(raw)  # e.g. WRONGTYPE
+        raise_reply_error(pttl)
         data = json.loads(raw)
-        expires_at = _FAR_FUTURE if pttl < 0 else now + timedelta(milliseconds=pttl)
+        expires_at = _FAR_FUTURE if pttl < 0 else datetime.now(timezone.utc) + timedelta(milliseconds=pttl)
         return Session(
             session_id,
             parse_created_at(data.get("created_at")),
@@ -140,15 +167,15 @@ class RedisStoreBase(SessionStore):
         )
 
     async def extend(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> bool:
-        return bool(await self.redis.expire(self.key(session_id), ttl_s))
+        return bool(await self.lean.execute("EXPIRE", self.key(session_id), ttl_s))
 
     async def delete(self, session_id: str) -> bool:
-        return bool(await self.redis.delete(self.key(session_id)))
+        return bool(await self.lean.execute("DEL", self.key(session_id)))
 
     async def recipe_ingredients(self, recipe_id: int) -> list[str] | None:
         """Cache-aside: GET recipe:{id}; on a miss read PostgreSQL and SETEX it for an hour."""
         key = f"{RECIPE_PREFIX}{recipe_id}"
-        raw = await self.redis.get(key)
+        raw = await self.lean.execute("GET", key)
         if raw is not None:
             self.cache_hits += 1
             return json.loads(raw)
@@ -162,7 +189,7 @@ class RedisStoreBase(SessionStore):
         if names is None:
             return None  # not cached: unknown ids are rare and cheap to re-ask
         result = list(names)
-        await self.redis.execute_command("SETEX", key, RECIPE_TTL_S, json.dumps(result))
+        await self.lean.execute("SETEX", key, RECIPE_TTL_S, json.dumps(result))
         return result
 
     # -- housekeeping -------------------------------------------------------------------
