@@ -481,14 +481,13 @@ def _classify(conn: psycopg.Connection, diffs: dict[str, _Diff], wm: int | None,
             "SELECT session_id, count(*) FROM {}.changes WHERE txid < %s::text::xid8 AND session_id = ANY(%s) "
             "GROUP BY session_id").format(sql.Identifier(capture.CAPTURE_SCHEMA)), [str(wm), list(diffs)]).fetchall())
     for sid, d in diffs.items():
-        vp, vr = d.vp or 0, d.vr if d.vr is not None else 0
-        floor_v = epoch + int(final.get(sid, 0))
-        if vr > vp:
+        vp, vr, n_final = d.vp or 0, d.vr, int(final.get(sid, 0))
+        if vr is not None and vr > vp:
             d.state = "ahead"
-        elif vr == vp:
+        elif vr is not None and vr == vp:
             d.state = "same_version"
-        elif wm is not None and vr < floor_v:
-            d.state = "lost"
+        elif wm is not None and n_final > 0 and (vr is None or vr < epoch + n_final):
+            d.state = "lost"  # no version key, or an older one, though applied changes exist
         else:
             d.state = "behind"
 
