@@ -91,3 +91,19 @@ def external_redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def external_fridge_dsn(external_pg_dsn: str) -> str:
+    """``external_pg_dsn`` with the fridge2fork schema and catalogue, sessions emptied."""
+    from fridgebench.stores.schema import setup_schema
+
+    async def setup() -> None:
+        conn = await asyncpg.connect(external_pg_dsn)
+        try:
+            await setup_schema(conn, existing="reset")
+        finally:
+            await conn.close()
+
+    run_sync(setup)
+    return external_pg_dsn

@@ -124,21 +124,13 @@ async def test_closed_loop_keeps_concurrency_busy() -> None:
     assert m.overall["throughput_per_s"] > 1000  # 8 workers x ~2 ms
 
 
-async def test_engine_against_real_redis(external_redis_url: str, external_pg_dsn: str) -> None:
+async def test_engine_against_real_redis(external_redis_url: str, external_fridge_dsn: str) -> None:
     """The real path: scenario ops through the redis-atomic store on the machine's Redis."""
-    from fridgebench.stores.schema import setup_schema
-    import asyncpg
-
-    conn = await asyncpg.connect(external_pg_dsn)
-    try:
-        await setup_schema(conn, existing="reset")
-    finally:
-        await conn.close()
     sc = load_scenario("session-lifecycle").with_overrides(**{
         "population.sessions": 500, "load.rate": 500, "load.duration_seconds": 1.5, "load.warmup_seconds": 0.3})
     wl = Workload.from_catalogue(sc)
     pop = wl.population()
-    store = make_store("redis-atomic", postgres_dsn=external_pg_dsn, redis_url=external_redis_url, pool_size=8)
+    store = make_store("redis-atomic", postgres_dsn=external_fridge_dsn, redis_url=external_redis_url, pool_size=8)
     async with store:
         await store.reset()
         await store.bulk_load(pop, sc.ttl_seconds)

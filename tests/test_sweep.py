@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from fridgebench.config import mask_url
 from fridgebench.experiments.sweep import SweepOptions, judge_scalability, run_sweep
 from fridgebench.provision.base import Endpoints, ServerInfo
-from fridgebench.stores.schema import setup_schema
 from fridgebench.workload.model import load_scenario
 
 
@@ -33,12 +31,8 @@ def test_scalability_verdicts(pg, redis, driver, verdict) -> None:  # type: igno
     assert "single node" in claim.measured
 
 
-async def test_sweep_on_real_servers(external_pg_dsn: str, external_redis_url: str) -> None:
-    conn = await asyncpg.connect(external_pg_dsn)
-    try:
-        await setup_schema(conn, existing="reset")
-    finally:
-        await conn.close()
+async def test_sweep_on_real_servers(external_fridge_dsn: str, external_redis_url: str) -> None:
+    external_pg_dsn = external_fridge_dsn
     info = ServerInfo(kind="postgres", source="external", url=mask_url(external_pg_dsn))
     ep = Endpoints(external_pg_dsn, external_redis_url, info,
                    ServerInfo(kind="redis", source="external", url=external_redis_url))
