@@ -272,20 +272,22 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         else:
             verdict, word = "contradicted", f"{1 / r:.2g}x slower"
         io = runs["postgres"].extra.get("server_io") or {}
-        if io.get("buffer_hit_ratio") is not None:
-            word += (f"; PostgreSQL served {io['buffer_hit_ratio']:.2%} of block reads from its buffers "
-                     f"({io['blks_read']:,} read from the OS), {io['xact_commit']:,} commits, "
-                     f"{io['wal_bytes'] / 2**20:,.1f} MiB WAL")
         all_ops = [x for x in comparisons if x["other"] == c["other"]]
         spread = ", ".join(f"{x['op']} {x['p50_ratio']:g}x" for x in all_ops)
-        fill(claims, "performance", command="compare", verdict=verdict, figures={
+        load = (f"{scenario.load.rate:g} ops/s offered" if scenario.load.model == "open"
+                else f"{scenario.load.concurrency} closed-loop workers")
+        text = (f"session read p50 {pg['p50_us']} µs (PostgreSQL) vs {rd['p50_us']} µs ({c['other']}) at {load}: "
+                f"{word}; p50 ratio per op: {spread}")
+        if io.get("buffer_hit_ratio") is not None:
+            text += (f". Disk I/O: PostgreSQL served {io['buffer_hit_ratio']:.2%} of block reads from its buffers "
+                     f"({io['blks_read']:,} from the OS) and wrote {io['wal_bytes'] / 2**20:,.1f} MiB WAL "
+                     f"for {io['xact_commit']:,} commits (fsync={endpoints.postgres.durability.get('fsync', '?')})")
+        fill(claims, "performance", command="compare", verdict=verdict, measured=text, figures={
             "get_p50_us": {"postgres": pg["p50_us"], c["other"]: rd["p50_us"]},
             "get_p99_us": {"postgres": pg["p99_us"], c["other"]: rd["p99_us"]},
             "p50_ratio_by_op": {x["op"]: x["p50_ratio"] for x in all_ops},
-        }, measured=(f"session read p50 {pg['p50_us']} µs (PostgreSQL) vs {rd['p50_us']} µs ({c['other']}): "
-                     f"{word} at {scenario.load.rate or scenario.load.concurrency:g}"
-                     f"{' ops/s offered' if scenario.load.model == 'open' else ' workers'}; "
-                     f"p50 ratio per op: {spread}"))
+            "postgres_io": io,
+        })
     times = {k: getattr(endpoints, k).started_in_s for k in ("postgres", "redis")}
     if all(v is not None for v in times.values()):
         fill(claims, "install", command="compare", verdict="partly supported", figures={
@@ -305,6 +307,10 @@ async def run_compare(endpoints: Endpoints, opts: CompareOptions, *, on_progress
     overhead: dict[str, Any] = {}
     if opts.measure_overhead:
         overhead = await measure_driver_overhead(sc.load, sc.seed)
+        lag = overhead.get("dispatch_lag", {}).get("p99_us") or 0
+        if lag > 1000:
+            warnings.append(f"the driver alone (a no-op at the same rate) started operations up to {lag / 1000:.1f} ms "
+                            "late (p99): the machine is busy; latencies below include that delay")
     runs: dict[str, StoreRun] = {}
     start_epoch = time.time()
     for name in opts.stores:
@@ -317,7 +323,8 @@ async def run_compare(endpoints: Endpoints, opts: CompareOptions, *, on_progress
         late = ov["late_sends"] / max(ov["operations"], 1)
         if late > 0.01 and ov["late_threshold_us"] is not None:
             warnings.append(f"{name}: {late:.1%} of operations were sent more than {ov['late_threshold_us']} µs "
-                            "late (all connections busy); latency from the intended start includes that wait")
+                            "late (all connections busy, or the driver short of CPU); latency from the intended "
+                            "start includes that wait")
         cv = ov["noise"].get("cv_of_p50")
         if cv is not None and cv > NOISY_CV:
             warnings.append(f"{name}: per-second medians vary a lot (CV {cv:.2f}); the machine may be busy — "
