@@ -157,3 +157,28 @@ def test_interrupt_stops_servers_and_leaves_no_complete_results(tmp_path: Path, 
     assert not (run_dir / "results.json").exists()
     time.sleep(0.5)
     assert _servers_under(run_root) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 16 KiB tmpfs: room for the run folder's INCOMPLETE marker, not for the results."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+def test_disk_full_is_one_line_and_no_complete_results(tiny_disk: Path, run_root: Path) -> None:
+    res = _fb("compare", *SHORT, "--stores", "postgres,redis-atomic", "--out", str(tiny_disk),
+              "--run-dir", str(run_root))
+    assert res.returncode == 1, res.stderr[-2000:]
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "disk full" in errors[0], res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    assert not list(tiny_disk.glob("*/results.json"))
+    assert [p.name for p in tiny_disk.glob(f"*/{INCOMPLETE_MARKER}")]  # marked as not a result
+    assert _servers_under(run_root) == []
