@@ -74,12 +74,12 @@ def test_follow_is_verifiable_while_running_and_stops_cleanly_on_ctrl_c(pg_dsn, 
         time.sleep(2.0)
         during = _verify(pg_dsn, redis_url, "--settle", "5")  # the writer is still changing sessions
         wt.join()
-        # KNOWN WEAK SPOT: verify while the writer is mid-flight has reported a handful of unexplained
-        # differences in some runs (not reproduced by hand); the strict check is the one after.
-        assert during["checked"] > 1000 and during["total_differences"] <= 20, during["samples"]
+        # strict while the writer is mid-flight: a lag the applier has not caught up with is reported
+        # as in flight (separately), never as a difference (test_migrate_verify stresses this)
+        assert during["checked"] > 1000 and during["total_differences"] == 0, during["samples"]
         time.sleep(1.0)
         after = _verify(pg_dsn, redis_url)
-        assert after["total_differences"] == 0, after["samples"]
+        assert after["total_differences"] == 0 and after["in_flight"] == 0, after["samples"]
     finally:
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
