@@ -27,12 +27,12 @@ INFO) stays on redis-py.
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 from typing import Any
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+from fridgebench.stores._lifo import LifoPool
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
@@ -228,11 +228,10 @@ class LeanPool:
             self.ssl = SSLConnection(**{k: v for k, v in kw.items() if k.startswith("ssl_")}).ssl_context.get()
         self._setup = b"".join(self._setup_commands())
         self._n_setup = len(self._setup_commands())
-        self._free: list[LeanConnection] = []
-        self._waiters: collections.deque[asyncio.Future[LeanConnection | None]] = collections.deque()
-        self._open = 0  # connections existing or being opened
-        self._closed = True
-        self.replaced = 0  # broken connections dropped (a replacement opens on the next acquire)
+        self._pool: LifoPool[LeanConnection] = LifoPool(
+            self.size, self._connect, _is_broken, LeanConnection.close,
+            lambda: ConnectionError("the Redis pool is closed"))
+        self.free = self._pool.free  # the hot path pops from it directly
 
     def _setup_commands(self) -> list[bytes]:
         out = []
@@ -244,14 +243,8 @@ class LeanPool:
 
     async def open(self) -> None:
         """Open all ``size`` connections (fails with the first connect/AUTH/SELECT error)."""
-        self._closed = False
-        try:
-            conns = await asyncio.gather(*(self._connect() for _ in range(self.size)))
-        except BaseException:
-            await self.close()
-            raise
-        self._free.extend(conns)
-        self._open = len(conns)
+        await self._pool.open()
+        self.free = self._pool.free
 
     async def _connect(self) -> LeanConnection:
         loop = asyncio.get_running_loop()
@@ -285,94 +278,37 @@ class LeanPool:
 
     # -- checkout ---------------------------------------------------------------------------
     async def acquire(self) -> LeanConnection:
-        free = self._free
-        while free:
-            conn = free.pop()
-            if not conn.broken:
-                return conn
-            self._drop(conn)
-        if self._closed:
-            raise ConnectionError("the Redis pool is closed")
-        if self._open < self.size:
-            return await self._replacement()
-        fut: asyncio.Future[LeanConnection | None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            got = await fut  # a released connection, or None: open a replacement yourself
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                handed = fut.result()  # handed over just as we were cancelled: pass it on
-                if handed is None:
-                    self._wake(None)
-                else:
-                    self.release(handed)
-            raise
-        if got is None or got.broken:
-            if got is not None:
-                self._drop(got)
-            return await self._replacement()
-        return got
-
-    async def _replacement(self) -> LeanConnection:
-        self._open += 1
-        try:
-            return await self._connect()
-        except BaseException:
-            self._open -= 1
-            self._wake(None)
-            raise
+        return await self._pool.acquire()
 
     def release(self, conn: LeanConnection) -> None:
-        if conn.broken or self._closed:
-            self._drop(conn)
-            self._wake(None)
-            return
-        if not self._wake(conn):
-            self._free.append(conn)
+        self._pool.release(conn)
 
-    def _wake(self, conn: LeanConnection | None) -> bool:
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                if conn is None and self._open >= self.size:
-                    self._waiters.appendleft(w)
-                    return False
-                w.set_result(conn)
-                return True
-        return False
-
-    def _drop(self, conn: LeanConnection) -> None:
-        conn.close()
-        if self._closed:
-            return
-        self._open -= 1
-        self.replaced += 1
+    @property
+    def dropped(self) -> int:
+        return self._pool.dropped
 
     async def execute(self, *args: Any) -> Any:
         """One command on a pooled connection; error replies raised."""
-        free = self._free
-        conn = free.pop() if free and not free[-1].broken else await self.acquire()
+        free = self.free
+        conn = free.pop() if free and not free[-1].broken else await self._pool.acquire()
         try:
             return raise_reply_error(await conn.request(pack(*args)))
         finally:
-            self.release(conn)
+            self._pool.release(conn)
 
     async def request(self, packed: bytes, n: int = 1) -> Any:
         """Packed command(s) on a pooled connection; replies returned as they are (errors not raised)."""
-        free = self._free
-        conn = free.pop() if free and not free[-1].broken else await self.acquire()
+        free = self.free
+        conn = free.pop() if free and not free[-1].broken else await self._pool.acquire()
         try:
             return await conn.request(packed, n)
         finally:
-            self.release(conn)
+            self._pool.release(conn)
 
     async def close(self) -> None:
-        self._closed = True
-        for conn in self._free:
+        for conn in self._pool.close():
             conn.close()
-        self._free.clear()
-        self._open = 0
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                w.set_exception(ConnectionError("the Redis pool is closed"))
+
+
+def _is_broken(conn: LeanConnection) -> bool:
+    return conn.broken

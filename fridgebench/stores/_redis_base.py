@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from fridgebench.errors import UsageError
 from fridgebench.stores._errors import unavailable
-from fridgebench.stores._lean_redis import LeanPool, pack, raise_reply_error
+from fridgebench.stores._lean_redis import LeanPool, raise_reply_error
 from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
 from fridgebench.stores.postgres import RECIPE_SQL, PgConnections
 

@@ -4,6 +4,9 @@
 a read-modify-write with no protection, so concurrent adds to one session lose updates.
 That is deliberate: fridgebench measures the cost. Like the seed, names are not checked
 against the catalogue and duplicates are kept.
+
+The GET and the write are two round trips on one pooled connection (as an application holding
+a connection for the request would send them); other clients' commands can run in between.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
+from fridgebench.stores._lean_redis import pack, raise_reply_error
 from fridgebench.stores._redis_base import RedisStoreBase
 from fridgebench.stores.base import DEFAULT_TTL_S
 
@@ -20,14 +24,19 @@ class RedisSeedStore(RedisStoreBase):
 
     async def add_ingredients(self, session_id: str, names: list[str], ttl_s: int = DEFAULT_TTL_S) -> bool:
         key = self.key(session_id)
-        session_data = await self.redis.get(key)
-        if not session_data:
-            return False
-        data = json.loads(session_data)
-        data["ingredients"].extend(names)
-        # TTL 연장 (24시간 갱신) -- the seed's comment: refresh to a full TTL
-        await self.redis.execute_command("SETEX", key, ttl_s, json.dumps(data))
-        return True
+        pool = self.lean
+        conn = await pool.acquire()
+        try:
+            session_data = raise_reply_error(await conn.request(pack("GET", key)))
+            if not session_data:
+                return False
+            data = json.loads(session_data)
+            data["ingredients"].extend(names)
+            # TTL 연장 (24시간 갱신) -- the seed's comment: refresh to a full TTL
+            raise_reply_error(await conn.request(pack("SETEX", key, ttl_s, json.dumps(data))))
+            return True
+        finally:
+            pool.release(conn)
 
     async def remove_ingredients(self, session_id: str, names: list[str]) -> bool:
         """GET -> filter -> SET KEEPTTL (expiry unchanged); racy like the add.
@@ -36,10 +45,15 @@ class RedisSeedStore(RedisStoreBase):
         without a TTL (SET KEEPTTL on a missing key would create an immortal one).
         """
         key = self.key(session_id)
-        session_data = await self.redis.get(key)
-        if not session_data:
-            return False
-        data = json.loads(session_data)
-        drop = set(names)
-        data["ingredients"] = [n for n in data["ingredients"] if n not in drop]
-        return bool(await self.redis.set(key, json.dumps(data), keepttl=True, xx=True))
+        pool = self.lean
+        conn = await pool.acquire()
+        try:
+            session_data = raise_reply_error(await conn.request(pack("GET", key)))
+            if not session_data:
+                return False
+            data = json.loads(session_data)
+            drop = set(names)
+            data["ingredients"] = [n for n in data["ingredients"] if n not in drop]
+            return raise_reply_error(await conn.request(pack("SET", key, json.dumps(data), "KEEPTTL", "XX"))) is not None
+        finally:
+            pool.release(conn)
