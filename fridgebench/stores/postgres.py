@@ -3,18 +3,27 @@
 Every operation is one statement, hence one round trip (data-modifying CTEs where the
 application would otherwise need two). asyncpg prepares each statement once per connection
 and caches it (``statement_cache_size`` left at its default).
+
+Connections: :class:`PgConnections`, ``pool_size`` raw asyncpg connections in a LIFO free-list,
+not ``asyncpg.Pool``: the pool's release runs a reset query (``SELECT pg_advisory_unlock_all();
+CLOSE ALL; UNLISTEN *; RESET ALL;``, a second round trip per operation) and its acquire/release
+machinery costs ~45 µs more (benchmarks/README.md). The store never changes session state, so
+nothing needs resetting. A connection that fails with anything but a server-reported SQL error
+(lost, cancelled, timed out) is terminated and replaced on a later acquire.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import ClassVar, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, ClassVar, Iterable
 
 import asyncpg
 
 from fridgebench.stores import schema
 from fridgebench.stores._errors import unavailable
+from fridgebench.stores._lifo import LifoPool
 from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
 
 _TTL = "($%d::int * interval '1 second')"
@@ -96,6 +105,104 @@ def resolve_ids(names: Iterable[str]) -> list[int]:
     return out
 
 
+def _closed_error() -> BaseException:
+    return asyncpg.InterfaceError("the PostgreSQL connection pool is closed")
+
+
+class PgConnections:
+    """``size`` asyncpg connections handed out LIFO, with ``fetchrow``/``fetchval``/``execute``
+    (one checkout per call) and ``acquire()`` (an async context manager, for transactions)."""
+
+    def __init__(self, dsn: str, size: int, *, connect_timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self.connect_timeout_s = connect_timeout_s
+        self._pool: LifoPool[asyncpg.Connection] = LifoPool(
+            size, self._connect, asyncpg.Connection.is_closed, _terminate, _closed_error)
+        self.free = self._pool.free
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn, timeout=self.connect_timeout_s)
+
+    async def open(self, eager: int | None = None) -> None:
+        """Connect ``eager`` connections now (default: all); the rest on demand."""
+        await self._pool.open(eager)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Close idle connections gracefully (bounded); connections still checked out by
+        cancelled operations are terminated when they come back."""
+        idle = self._pool.close()
+        if idle:
+            try:
+                await asyncio.wait_for(asyncio.gather(*(c.close() for c in idle), return_exceptions=True), timeout_s)
+            except BaseException:
+                for c in idle:
+                    c.terminate()
+                raise
+
+    @property
+    def dropped(self) -> int:
+        return self._pool.dropped
+
+    async def _checkout(self) -> asyncpg.Connection:
+        free = self.free
+        if free and not free[-1].is_closed():
+            return free.pop()
+        return await self._pool.acquire()
+
+    def _checkin(self, conn: asyncpg.Connection, exc: BaseException | None) -> None:
+        # a server-reported SQL error leaves the connection usable; anything else (lost,
+        # cancelled mid-query, timeout, protocol trouble) leaves it in an unknown state
+        if exc is None or isinstance(exc, asyncpg.PostgresError) and not conn.is_in_transaction():
+            self._pool.release(conn)
+        else:
+            self._pool.discard(conn)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        conn = await self._checkout()
+        try:
+            row = await conn.fetchrow(sql, *args)
+        except BaseException as exc:
+            self._checkin(conn, exc)
+            raise
+        self._pool.release(conn)
+        return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        conn = await self._checkout()
+        try:
+            val = await conn.fetchval(sql, *args)
+        except BaseException as exc:
+            self._checkin(conn, exc)
+            raise
+        self._pool.release(conn)
+        return val
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        conn = await self._checkout()
+        try:
+            status = await conn.execute(sql, *args)
+        except BaseException as exc:
+            self._checkin(conn, exc)
+            raise
+        self._pool.release(conn)
+        return status
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        conn = await self._checkout()
+        try:
+            yield conn
+        except BaseException as exc:
+            self._checkin(conn, exc)
+            raise
+        self._checkin(conn, None if not conn.is_in_transaction() else RuntimeError("left in a transaction"))
+
+
+def _terminate(conn: asyncpg.Connection) -> None:
+    if not conn.is_closed():
+        conn.terminate()
+
+
 class PostgresStore(SessionStore):
     name: ClassVar[str] = "postgres"
     kind: ClassVar[str] = "postgres"
@@ -105,28 +212,25 @@ class PostgresStore(SessionStore):
         self.dsn = dsn
         self.pool_size = pool_size
         self.connect_timeout_s = connect_timeout_s
-        self._pool: asyncpg.Pool | None = None
+        self._pool: PgConnections | None = None
 
     async def open(self) -> None:
         if self._pool is not None:
             return
+        pool = PgConnections(self.dsn, self.pool_size, connect_timeout_s=self.connect_timeout_s)
         try:
-            self._pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=self.pool_size,
-                max_size=self.pool_size,
-                timeout=self.connect_timeout_s,
-            )
+            await pool.open()
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise unavailable(self.name, "PostgreSQL", self.dsn, exc) from exc
+        self._pool = pool
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            await close_pool(pool)
+            await pool.close()
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> PgConnections:
         if self._pool is None:
             raise RuntimeError("PostgresStore is not open: call open() or use 'async with'")
         return self._pool
@@ -136,7 +240,15 @@ class PostgresStore(SessionStore):
         await self.pool.execute(CREATE_SQL, session_id, ttl_s)
 
     async def get(self, session_id: str) -> Session | None:
-        row = await self.pool.fetchrow(POINT_READ_SQL, session_id)
+        pool = self.pool
+        free = pool.free
+        conn = free.pop() if free and not free[-1].is_closed() else await pool._checkout()
+        try:
+            row = await conn.fetchrow(POINT_READ_SQL, session_id)
+        except BaseException as exc:
+            pool._checkin(conn, exc)
+            raise
+        pool._pool.release(conn)
         if row is None:
             return None
         return Session(session_id, row["created_at"], row["expires_at"], tuple(row["ingredients"]))
@@ -186,15 +298,3 @@ class PostgresStore(SessionStore):
                 records=[(sid, iid, now) for sid, ids in resolved for iid in ids],
                 columns=["session_id", "ingredient_id", "added_at"],
             )
-
-
-async def close_pool(pool: asyncpg.Pool, timeout_s: float = 5.0) -> None:
-    """Close gracefully, but never hang: after an interruption, connections held by cancelled
-    operations are never released and ``Pool.close()`` would wait forever."""
-    try:
-        await asyncio.wait_for(pool.close(), timeout_s)
-    except TimeoutError:
-        pool.terminate()
-    except BaseException:
-        pool.terminate()
-        raise
