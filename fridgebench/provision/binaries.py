@@ -8,6 +8,7 @@ user's folders.
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import importlib.util
 import os
@@ -186,11 +187,12 @@ def stage_embedded_pg(bin_dir: Path, user: OsUser, notes: list[str]) -> Path:
                     os.chmod(os.path.join(root, d), 0o755)
             os.chmod(work, 0o755)
             os.rename(work, target)
-        except FileExistsError:
-            shutil.rmtree(work, ignore_errors=True)  # a concurrent run staged it first
-        except OSError:
+        except OSError as err:
             shutil.rmtree(work, ignore_errors=True)
-            raise
+            # renaming onto a folder a concurrent run staged first fails with ENOTEMPTY (or EEXIST)
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (new_bin / "postgres").exists():
+                raise ProvisionError(f"could not stage the embedded PostgreSQL in {target}: {err.strerror or err}",
+                                     hint="free space in the temp folder, or pass --pg-bin / --postgres-dsn") from None
     notes.append(f"user {user.name} cannot read the embedded PostgreSQL under {bin_dir.parent}; "
                  f"using a copy staged in {target}")
     return new_bin
