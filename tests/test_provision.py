@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import sys
 import textwrap
 import time
@@ -49,16 +51,20 @@ def gone(pid: int | None, timeout: float = 10.0) -> bool:
 
 
 def servers_under(root: Path) -> list[psutil.Process]:
-    """Server processes whose command line mentions ``root`` (postgres -D, redis --dir)."""
+    """Server processes working in ``root``: postgres (``-D`` and cwd) and redis/valkey (``--dir`` is its cwd;
+    it rewrites its command line to ``valkey-server 127.0.0.1:PORT``, so the command line alone misses it)."""
     found = []
     for p in psutil.process_iter(["cmdline", "name"]):
         try:
             cmd = " ".join(p.info["cmdline"] or [])
-            if str(root) in cmd and ("postgres" in cmd or "server" in cmd) and p.status() != psutil.STATUS_ZOMBIE:
+            where = f"{cmd} {p.cwd()}"
+            if (str(root) in where and ("postgres" in cmd or "server" in cmd)
+                    and p.status() != psutil.STATUS_ZOMBIE and p.pid != os.getpid()):
                 found.append(p)
         except psutil.Error:
             pass
-    return found
+    pids = {p.pid for p in found}
+    return [p for p in found if p.ppid() not in pids]  # a postmaster, not also each of its backends
 
 
 async def _fetch(dsn: str, sql: str) -> object:
@@ -92,6 +98,9 @@ def test_embedded_start_stop_leaves_nothing(root: Path) -> None:
         run_dir = Path(pg.run_dir or "")
         assert run_dir.parent == root and run_dir.is_dir()
         assert any(e.startswith("started PostgreSQL 18.") and "fsync=on" in e for e in events)
+        if os.geteuid() == 0:  # the 0700 root was opened for traversal only, and we said so
+            assert stat.S_IMODE(root.stat().st_mode) == 0o711
+            assert any(e.startswith(f"note: changed {root} from mode 700 to 711") for e in events), events
         pids = [pg.pid, rd.pid]
     assert all(gone(pid) for pid in pids)
     assert not run_dir.exists()
@@ -214,26 +223,35 @@ def test_up_status_down(root: Path) -> None:
     r = fb("status", "--run-dir", str(root))
     assert r.returncode == 0 and "postgres" in r.stderr and "yes" in r.stderr
 
+    # a second `up` asking for other servers is refused before anything is started
+    r = fb("up", "--run-dir", str(root), "--redis-bin", str(embedded_valkey()))
+    assert r.returncode == 1 and "still running" in error_lines(r.stderr)[0]
+    assert sorted(p.pid for p in servers_under(root)) == sorted(pids.values())
+
+    # a recorded server that died: status says so and exits 1
+    os.kill(pids["redis"], signal.SIGKILL)
+    assert gone(pids["redis"])
+    r = fb("status", "--run-dir", str(root), "--json")
+    assert r.returncode == 1
+    assert {s["kind"]: s["alive"] for s in json.loads(r.stdout)["servers"]} == {"postgres": True, "redis": False}
+
     r = fb("down", "--run-dir", str(root))
     assert r.returncode == 0 and "stopped postgres" in r.stderr
     assert all(gone(p) for p in pids.values())
     assert not state.exists() and not list(root.glob("run-*"))
+    assert servers_under(root) == []
     r = fb("status", "--run-dir", str(root), "--json")
     assert r.returncode == 0 and json.loads(r.stdout) == {"servers": []}
 
 
-def test_status_reports_dead_server(root: Path) -> None:
-    r = fb("up", "--run-dir", str(root), "--json")
-    assert r.returncode == 0, r.stderr
-    redis_pid = next(s["pid"] for s in json.loads(r.stdout)["servers"] if s["kind"] == "redis")
-    os.kill(redis_pid, signal.SIGKILL)
-    assert gone(redis_pid)
-    r = fb("status", "--run-dir", str(root), "--json")
+@pytest.mark.skipif(os.geteuid() != 0, reason="root-only path: PostgreSQL runs as another user only under root")
+def test_run_dir_the_postgres_user_cannot_reach(root: Path) -> None:
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700  # like a home folder
+    r = fb("up", "--run-dir", str(root / "fb"))
     assert r.returncode == 1
-    alive = {s["kind"]: s["alive"] for s in json.loads(r.stdout)["servers"]}
-    assert alive == {"postgres": True, "redis": False}
-    assert fb("down", "--run-dir", str(root)).returncode == 0
-    assert servers_under(root) == []
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and f"cannot traverse {root} " in lines[0] and "--run-dir" in lines[0], r.stderr
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700 and not (root / "fb").exists()  # nothing opened, nothing made
 
 
 @pytest.mark.parametrize(
@@ -255,14 +273,14 @@ def test_bad_input_is_one_masked_line(root: Path, args: list[str], expect: str) 
     assert servers_under(root) == [] and not (root / "up.json").exists()
 
 
-@pytest.fixture
-def redis_with_password(root: Path) -> Iterator[int]:
-    """A Valkey requiring a password (the machine's Redis accepts any password: default user is nopass)."""
+@contextlib.contextmanager
+def foreign_valkey(root: Path, *extra: str, password: str | None = None) -> Iterator[tuple[int, int]]:
+    """A Valkey fridgebench did not start: ``(port, pid)``; stopped afterwards."""
     port = free_port()
     proc = subprocess.Popen([str(embedded_valkey()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--requirepass", "right-one", "--dir", str(root)], stdout=subprocess.DEVNULL)
+                             "--dir", tempfile.gettempdir(), *extra], stdout=subprocess.DEVNULL)
     try:
-        client = redis.Redis(port=port, password="right-one")
+        client = redis.Redis(port=port, password=password)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -271,10 +289,31 @@ def redis_with_password(root: Path) -> Iterator[int]:
             except redis.ConnectionError:
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def redis_with_password(root: Path) -> Iterator[int]:
+    """A Valkey requiring a password (the machine's Redis accepts any password: default user is nopass)."""
+    with foreign_valkey(root, "--requirepass", "right-one", password="right-one") as (port, _pid):
+        yield port
+
+
+def test_port_taken_by_another_server_is_never_adopted(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The free port picked is taken by a server that answers PING before ours binds: we retry, not adopt it."""
+    from fridgebench.provision import local
+
+    with foreign_valkey(root) as (busy, foreign_pid):
+        ports = iter([busy])
+        real = local.free_port
+        monkeypatch.setattr(local, "free_port", lambda: next(ports, None) or real())
+        with provisioned(ProvisionOptions(run_dir=str(root), need=frozenset({"redis"}))) as ep:
+            assert ep.redis.port != busy and ep.redis.pid != foreign_pid
+            assert redis.Redis.from_url(ep.redis_url).info("server")["process_id"] == ep.redis.pid
+        assert psutil.Process(foreign_pid).is_running()  # the other server was left alone
 
 
 def test_wrong_redis_password(root: Path, redis_with_password: int) -> None:

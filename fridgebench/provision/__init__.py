@@ -43,7 +43,7 @@ def _alive(rec: state.Recorded) -> bool:
         return False
     if rec.info.kind == "postgres":
         return probe.run_sync(lambda: probe.pg_alive(rec.url))
-    return probe.redis_alive(rec.url)
+    return probe.redis_server_pid(rec.url) == rec.info.pid  # ours, not another server on a reused port
 
 
 async def _apply_schema(dsn: str, existing: str) -> None:
@@ -56,14 +56,20 @@ async def _apply_schema(dsn: str, existing: str) -> None:
         await conn.close()
 
 
+def _to_start(opts: ProvisionOptions, recorded: dict[str, state.Recorded]) -> tuple[bool, bool]:
+    """Whether PostgreSQL / Redis must be started here (not external, not a usable `up` server)."""
+    local_pg = "postgres" in opts.need and not opts.postgres_dsn and bool(opts.pg_bin or "postgres" not in recorded)
+    local_redis = "redis" in opts.need and not opts.redis_url and bool(opts.redis_bin or "redis" not in recorded)
+    return local_pg, local_redis
+
+
 def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: bool,
              on_event: EventSink, started: list[local.LocalServer]) -> Endpoints:
     """Obtain both stores; every server started is appended to ``started`` at once (caller stops them)."""
     recorded = {r.info.kind: r for r in state.read(root) if use_recorded and r.info.pid and _alive(r)}
     need_pg = "postgres" in opts.need
     need_redis = "redis" in opts.need
-    local_pg = need_pg and not opts.postgres_dsn and (opts.pg_bin or "postgres" not in recorded)
-    local_redis = need_redis and not opts.redis_url and (opts.redis_bin or "redis" not in recorded)
+    local_pg, local_redis = _to_start(opts, recorded)
 
     # Resolve every binary before starting anything: a bad --redis-bin should not cost a PostgreSQL start.
     pg_notes: list[str] = []
@@ -84,9 +90,16 @@ def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: 
         redis_url, redis_info = opts.redis_url, external.redis(opts.redis_url)
         on_event(describe(redis_info, "using"))
 
+    if pg_user is not None:
+        blocked = local.unreachable_by(root.parent, pg_user.uid, pg_user.gid)
+        if blocked is not None:
+            raise ProvisionError(
+                f"PostgreSQL runs as OS user {pg_user.name}, who cannot traverse {blocked} on the way to "
+                f"its data folder in {root} (fridgebench does not open up your folders)",
+                hint="pass a --run-dir outside it, e.g. --run-dir /var/tmp/fridgebench")
     run: Path | None = None
     if local_pg or local_redis:
-        run = local.make_run_dir(root, traversable=pg_user is not None)
+        run = local.make_run_dir(root, traversable=pg_user is not None, notes=pg_notes)
     try:
         if local_pg:
             assert run is not None and pg_bin is not None
@@ -124,13 +137,14 @@ def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: 
 def _release(started: list[local.LocalServer]) -> None:
     """Stop servers in reverse start order, then remove their run folders."""
     runs = []
-    for server in reversed(started):
-        try:
-            local.stop(server)
-        finally:
-            runs.append(server.run_dir)
-    for run in dict.fromkeys(runs):
-        local.remove_run_dir(run)
+    with local.signals_deferred():  # a second Ctrl-C must not abandon the servers not yet stopped
+        for server in reversed(started):
+            try:
+                local.stop(server)
+            finally:
+                runs.append(server.run_dir)
+        for run in dict.fromkeys(runs):
+            local.remove_run_dir(run)
 
 
 class _SigTerm(SystemExit):
@@ -177,15 +191,15 @@ def up(opts: ProvisionOptions, *, on_event: EventSink | None = None) -> Endpoint
     existing = state.read(root)
     if existing:
         if all(_alive(r) for r in existing):
+            if any(_to_start(opts, {r.info.kind: r for r in existing})):  # refuse before starting anything
+                raise ProvisionError("servers recorded by an earlier `fridgebench up` are still running",
+                                     hint="run `fridgebench down` first to start different ones")
             emit(f"already up (recorded in {state.state_path(root)}); `fridgebench down` stops them")
             extra: list[local.LocalServer] = []
             try:
                 endpoints = _acquire(opts, root, detach=True, use_recorded=True, on_event=emit, started=extra)
             finally:
                 _release(extra)
-            if extra:
-                raise ProvisionError("servers recorded by an earlier `fridgebench up` are still running",
-                                     hint="run `fridgebench down` first to start different ones")
             return endpoints
         emit("a previous `fridgebench up` record names servers that are gone; cleaning it up")
         down(run_dir=opts.run_dir)
@@ -194,11 +208,14 @@ def up(opts: ProvisionOptions, *, on_event: EventSink | None = None) -> Endpoint
         try:
             endpoints = _acquire(opts, root, detach=True, use_recorded=False, on_event=emit, started=started)
             if started:
-                state.write(root, [state.Recorded(s.info, s.url, s.create_time) for s in started])
-                for s in started:
-                    local.untrack(s)  # they must outlive us: no atexit stop
+                with local.signals_deferred():  # recorded and untracked together, or neither
+                    state.write(root, [state.Recorded(s.info, s.url, s.create_time) for s in started])
+                    for s in started:
+                        local.untrack(s)  # they must outlive us: no atexit stop
         except BaseException:
             _release(started)
+            if started:
+                state.clear(root)  # it may already name them
             raise
     return endpoints
 
@@ -214,15 +231,23 @@ def down(*, run_dir: str | None = None) -> list[ServerInfo]:
     """Stop the servers recorded by :func:`up`, remove their run folders and the record."""
     root = local.run_root(run_dir)
     recs = state.read(root)
+    left = []
     for rec in recs:
         if rec.info.pid:
             sig = signal.SIGINT if rec.info.kind == "postgres" else signal.SIGTERM
-            local.stop_pid(rec.info.pid, rec.create_time, sig)
+            if not local.stop_pid(rec.info.pid, rec.create_time, sig):
+                left.append(rec)
+    if left:  # keep the record: it is the only thing that still names these servers
+        who = ", ".join(f"{r.info.kind} pid {r.info.pid}" for r in left)
+        raise ProvisionError(f"could not stop {who} recorded in {state.state_path(root)}",
+                             hint="run `fridgebench down` as the user who ran `fridgebench up`")
     for rec in recs:
         run = _inside(rec.info.run_dir, root)  # never delete outside our root, whatever the record says
         if run is not None:
             local.remove_run_dir(run)
     state.clear(root)
+    if root.is_dir():
+        local.sweep_stale(root)  # servers of an `up` killed before it could record them
     return [r.info for r in recs]
 
 

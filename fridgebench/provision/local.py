@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import getpass
 import json
@@ -24,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Literal
 
 import asyncpg
 import psutil
@@ -68,12 +70,19 @@ def run_root(run_dir: str | None) -> Path:
     return Path(tempfile.gettempdir()) / f"fridgebench-{os.geteuid()}"
 
 
-def make_run_dir(root: Path, *, traversable: bool) -> Path:
-    """A fresh 0700 folder (0711 when another user must traverse it) under ``root``."""
+def make_run_dir(root: Path, *, traversable: bool, notes: list[str] | None = None) -> Path:
+    """A fresh 0700 folder (0711 when another user must traverse it) under ``root``.
+
+    When PostgreSQL runs as another user, ``root`` itself gets the others-execute bit (traversable,
+    not listable) and ``notes`` says so when the folder was not created here; nothing above ``root``
+    is ever changed (the caller refuses folders the PostgreSQL user cannot reach).
+    """
     mode = 0o711 if traversable else 0o700
     root.parent.mkdir(parents=True, exist_ok=True)
+    created = False
     try:
         root.mkdir(mode=mode)
+        created = True
     except FileExistsError:
         pass
     st = os.lstat(root)
@@ -81,7 +90,11 @@ def make_run_dir(root: Path, *, traversable: bool) -> Path:
         raise ProvisionError(f"run folder {root} is not a folder owned by this user and closed to others",
                              hint="remove it or pass --run-dir")
     if traversable and st.st_mode & 0o011 != 0o011:
-        os.chmod(root, (st.st_mode & 0o777) | 0o011)
+        new_mode = (st.st_mode & 0o777) | 0o011
+        os.chmod(root, new_mode)
+        if notes is not None and not created:
+            notes.append(f"changed {root} from mode {st.st_mode & 0o777:o} to {new_mode:o} (traversable, "
+                         "not listable) so the PostgreSQL user can reach its data folder")
     sweep_stale(root)
     run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run.mkdir(mode=mode)
@@ -90,15 +103,33 @@ def make_run_dir(root: Path, *, traversable: bool) -> Path:
     return run
 
 
+def unreachable_by(path: Path, uid: int, gid: int) -> Path | None:
+    """The first existing folder on the way to ``path`` (inclusive) that ``uid``/``gid`` (no
+    supplementary groups) cannot traverse, or None. Missing folders are skipped: we create them."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        bit = 0o100 if st.st_uid == uid else 0o010 if st.st_gid == gid else 0o001
+        if not st.st_mode & bit:
+            return folder
+    return None
+
+
 OWNER_FILE = "owner.json"
 
 
 def _write_owner(run: Path, servers: list[tuple[int, float]]) -> None:
-    """Who owns ``run`` (this process) and which server processes live in it, for :func:`sweep_stale`."""
+    """Who owns ``run`` (this process) and which server processes live in it, for :func:`sweep_stale`.
+
+    Written atomically: a reader (a concurrent sweep) never sees half a record."""
     me = psutil.Process()
     doc = {"pid": me.pid, "create_time": me.create_time(), "servers": servers}
+    tmp = run / f".{OWNER_FILE}.tmp"
     try:
-        (run / OWNER_FILE).write_text(json.dumps(doc))
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, run / OWNER_FILE)
     except OSError:
         pass
 
@@ -140,9 +171,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def log_tail(path: Path, lines: int = 8) -> str:
+def log_tail(path: Path, lines: int = 8, *, start: int = 0) -> str:
+    """The last ``lines`` lines of ``path`` (from byte ``start`` on), joined into one line."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with open(path, "rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
     return " | ".join(text[-lines:])
@@ -150,21 +184,53 @@ def log_tail(path: Path, lines: int = 8) -> str:
 
 # --- process control --------------------------------------------------------------------------
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if _libc is not None:
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _child_setup(parent: int, tie: bool) -> None:  # runs in the child between fork and exec
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # the parent blocks them around the fork
+    if tie and _libc is not None:
         _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl: nobody would ever signal us
+            os._exit(1)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM until the block ends, so a process is never started and left untracked."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _spawn(argv: list[str], log: Path, *, user: OsUser | None, detach: bool, cwd: Path) -> subprocess.Popen[bytes]:
     """Start ``argv`` with output appended to ``log``; tied to our life unless ``detach``."""
     # PDEATHSIG fires when the *thread* that forked dies, so only tie to the main thread.
-    tie = not detach and _libc is not None and threading.current_thread() is threading.main_thread()
+    main = threading.current_thread() is threading.main_thread()
+    tie = not detach and _libc is not None and main
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDIS"))}
     env.update({"LC_ALL": "C", "LANG": "C"})
+    parent = os.getpid()
     with open(log, "ab") as out:
         return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd), env=env,
-            start_new_session=detach, preexec_fn=_die_with_parent if tie else None, **demote_kwargs(user))
+            start_new_session=detach, preexec_fn=(lambda: _child_setup(parent, tie)) if main else None,
+            **demote_kwargs(user))
+
+
+def _spawn_tracked(kind: Literal["postgres", "redis"], source: Source, argv: list[str], log: Path, *,
+                   user: OsUser | None, detach: bool, run: Path) -> LocalServer:
+    """Start a server and track it before a signal can land in between (see :func:`_stop_all_at_exit`)."""
+    with signals_deferred():
+        proc = _spawn(argv, log, user=user, detach=detach, cwd=run)
+        pending = LocalServer(ServerInfo(kind, source, "", pid=proc.pid), "", run, _create_time(proc.pid), proc)
+        track(pending)
+    return pending
 
 
 def _same_process(pid: int, create_time: float) -> psutil.Process | None:
@@ -181,12 +247,14 @@ def pid_alive(pid: int | None, create_time: float) -> bool:
     return pid is not None and _same_process(pid, create_time) is not None
 
 
-def stop_pid(pid: int, create_time: float, first: signal.Signals, *, timeout: float = 15.0) -> None:
-    """Send ``first``; after ``timeout`` SIGKILL it and any child it left. Safe against pid reuse."""
+def stop_pid(pid: int, create_time: float, first: signal.Signals, *, timeout: float = 15.0) -> bool:
+    """Send ``first``; after ``timeout`` SIGKILL it and any child it left. Safe against pid reuse.
+
+    Returns False when the process is still there afterwards (e.g. not ours to signal)."""
     p = _same_process(pid, create_time)
     if p is None:
         _reap(pid)
-        return
+        return True
     try:
         children = p.children(recursive=True)
         p.send_signal(first)
@@ -201,6 +269,7 @@ def stop_pid(pid: int, create_time: float, first: signal.Signals, *, timeout: fl
     for q in alive + children:
         _wait_gone(q, 5, q.pid)
     _reap(pid)
+    return _same_process(pid, create_time) is None
 
 
 def _wait_gone(p: psutil.Process, timeout: float, pid: int) -> bool:
@@ -310,11 +379,16 @@ def _initdb(bin_dir: Path, run: Path, user: OsUser | None) -> Path:
     return data
 
 
-async def _pg_wait(proc: subprocess.Popen[bytes], port: int, log: Path, deadline: float) -> None:
+async def _pg_wait(proc: subprocess.Popen[bytes], port: int, data: Path, log: Path, log_from: int,
+                   deadline: float) -> None:
+    """Wait until *our* postmaster accepts connections, then create the fridgebench database.
+
+    Between picking a free port and binding it another server can take the port; a connection
+    that reaches a server with another data directory is that other server's, never ours."""
     dsn = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/postgres"
     while True:
         if proc.poll() is not None:
-            tail = log_tail(log, 20)
+            tail = log_tail(log, 20, start=log_from)
             if "Address already in use" in tail or "could not bind" in tail or "could not create any TCP" in tail:
                 raise _PortTaken()
             raise _fail(f"PostgreSQL exited during startup (exit {proc.returncode})", log,
@@ -328,6 +402,8 @@ async def _pg_wait(proc: subprocess.Popen[bytes], port: int, log: Path, deadline
             await asyncio.sleep(0.05)
             continue
         try:
+            if Path(await conn.fetchval("SHOW data_directory")).resolve() != data.resolve():
+                raise _PortTaken()  # someone else's server answered on the port we picked
             if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_DATABASE):
                 await conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
         finally:
@@ -346,12 +422,15 @@ def start_postgres(bin_dir: Path, run: Path, *, user: OsUser | None, source: Sou
         argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(run / "pgsock")]
         for k, v in PG_SETTINGS.items():
             argv += ["-c", f"{k}={v}"]
-        proc = _spawn(argv, log, user=user, detach=detach, cwd=run)
-        create_time = _create_time(proc.pid)
-        pending = LocalServer(ServerInfo("postgres", source, "", pid=proc.pid), "", run, create_time, proc)
-        track(pending)
+        log_from = _size(log)
+        pending = _spawn_tracked("postgres", source, argv, log, user=user, detach=detach, run=run)
+        proc = pending.proc
+        assert proc is not None
         try:
-            probe.run_sync(lambda: _pg_wait(proc, port, log, t0 + READY_TIMEOUT_S))
+            deadline = time.monotonic() + READY_TIMEOUT_S  # initdb's time does not count
+            probe.run_sync(lambda: _pg_wait(proc, port, data, log, log_from, deadline))
+            url = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/{PG_DATABASE}"
+            version, durability = probe.run_sync(lambda: probe.pg_probe(url))
         except _PortTaken:
             stop(pending)
             if attempt == 2:
@@ -361,15 +440,26 @@ def start_postgres(bin_dir: Path, run: Path, *, user: OsUser | None, source: Sou
             stop(pending)
             raise
         break
-    url = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/{PG_DATABASE}"
-    version, durability = probe.run_sync(lambda: probe.pg_probe(url))
     info = ServerInfo("postgres", source, url, version=version, host="127.0.0.1", port=port, pid=proc.pid,
                       run_dir=str(run), os_user=user.name if user else getpass.getuser(), durability=durability,
                       started_in_s=round(time.monotonic() - t0, 3), notes=tuple(notes))
-    untrack(pending)
-    server = LocalServer(info, url, run, create_time, proc)
-    track(server)
+    return _promote(pending, info, url)
+
+
+def _promote(pending: LocalServer, info: ServerInfo, url: str) -> LocalServer:
+    """Replace the tracked placeholder of a started server with its full description."""
+    server = LocalServer(info, url, pending.run_dir, pending.create_time, pending.proc)
+    with _LIVE_LOCK:
+        if info.pid:
+            _LIVE[info.pid] = server
     return server
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _create_time(pid: int) -> float:
@@ -392,34 +482,35 @@ def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes:
         argv = [str(binary), "--port", str(port), "--dir", str(data), "--logfile", ""]
         for k, v in REDIS_SETTINGS.items():
             argv += [f"--{k}", v]
-        proc = _spawn(argv, log, user=None, detach=detach, cwd=run)
-        pending = LocalServer(ServerInfo("redis", source, "", pid=proc.pid), "", run, _create_time(proc.pid), proc)
-        track(pending)
+        log_from = _size(log)
+        pending = _spawn_tracked("redis", source, argv, log, user=None, detach=detach, run=run)
+        proc = pending.proc
+        assert proc is not None
         url = f"redis://127.0.0.1:{port}/0"
         try:
-            while not probe.redis_alive(url):
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while (answered := probe.redis_server_pid(url)) != proc.pid:
                 if proc.poll() is not None:
-                    tail = log_tail(log, 20)
-                    if "Address already in use" in tail and attempt == 1:
-                        raise _PortTaken()
+                    tail = log_tail(log, 20, start=log_from)
+                    if "Address already in use" in tail or answered is not None:
+                        raise _PortTaken()  # answered: another server holds the port we picked
                     raise _fail(f"{binary.name} exited during startup (exit {proc.returncode})", log,
                                 "see the log; try --redis-bin or --redis-url")
-                if time.monotonic() > t0 + READY_TIMEOUT_S:
+                if time.monotonic() > deadline:
                     raise _fail(f"{binary.name} did not answer PING within {READY_TIMEOUT_S:.0f} s", log,
                                 "see the log")
                 time.sleep(0.05)
+            version, durability = probe.redis_probe(url)
         except _PortTaken:
             stop(pending)
+            if attempt == 2:
+                raise _fail(f"{binary.name} could not bind 127.0.0.1:{port}", log, "free a port and retry") from None
             continue
         except BaseException:
             stop(pending)
             raise
         break
-    version, durability = probe.redis_probe(url)
     info = ServerInfo("redis", source, url, version=version, host="127.0.0.1", port=port, pid=proc.pid,
                       run_dir=str(run), os_user=getpass.getuser(), durability=durability,
                       started_in_s=round(time.monotonic() - t0, 3), notes=tuple(notes))
-    untrack(pending)
-    server = LocalServer(info, url, run, pending.create_time, proc)
-    track(server)
-    return server
+    return _promote(pending, info, url)

@@ -127,12 +127,14 @@ def redis_probe(url: str, *, timeout: float = 5.0) -> tuple[str, dict[str, Any]]
     return version, durability
 
 
-def redis_alive(url: str) -> bool:
+def redis_server_pid(url: str) -> int | None:
+    """``process_id`` of the server answering at ``url`` (None when nothing answers): tells our
+    server from another one that took the port first."""
     try:
         client = redis_client(url, timeout=2.0)
         try:
-            return bool(client.ping())
+            return int(client.info("server")["process_id"])
         finally:
             client.close()
     except Exception:
-        return False
+        return None
