@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -12,6 +12,11 @@ from fridgebench.cli import app
 from fridgebench.cli import _options as o
 from fridgebench.cli._common import console, emit_json, error_boundary, run_async
 from fridgebench.errors import UsageError
+
+if TYPE_CHECKING:
+    from fridgebench.experiments.ttl import TtlOptions
+    from fridgebench.measure.results import ResultsDocument
+    from fridgebench.provision.base import ProvisionOptions
 
 
 def _stores(value: str) -> tuple[str, ...]:
@@ -76,8 +81,6 @@ def ttl(
         opts = TtlOptions(sessions=sessions, ttl_s=ttl_s, ingredients=ingredients, stores=_stores(stores),
                           memory_counts=_counts(memory_counts), seed=seed, cleanup_sessions=cleanup_sessions,
                           cleanup_every_s=cleanup_every)
-        if cleanup_every is not None and cleanup_every <= 0:
-            raise UsageError(f"--cleanup-every must be positive, got {cleanup_every:g}")
         validate(opts)  # before any server is started
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, False, reset)
         doc, path = _run(opts, popts, out)
@@ -86,7 +89,7 @@ def ttl(
         console.print(f"results: {path}")
 
 
-def _run(opts, popts, out: Path | None):  # type: ignore[no-untyped-def]
+def _run(opts: TtlOptions, popts: ProvisionOptions, out: Path | None) -> tuple[ResultsDocument, Path]:
     from fridgebench.experiments.ttl import render_ttl, run_ttl
     from fridgebench.measure.results import (Environment, ResultsDocument, RunDirectory, default_reports_root,
                                              new_run_id)

@@ -33,6 +33,9 @@ def _one_line_error(result) -> str:  # type: ignore[no-untyped-def]
     (["--memory-counts", "ten"], "--memory-counts"),
     (["--stores", "postgres,mongo"], "unknown store mongo"),
     (["--sessions", "3"], "--sessions must be at least 10"),
+    (["--cleanup-every", "0"], "--cleanup-every must be a positive"),
+    (["--cleanup-every", "-1"], "--cleanup-every must be a positive"),
+    (["--cleanup-sessions", "1"], "--cleanup-sessions must be at least 2"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
     # no server is started: validation happens before provisioning (the unreachable URLs prove it)
@@ -54,7 +57,9 @@ def test_unreachable_store_is_one_line_and_exit_1(tmp_path: Path, ttl_redis_url:
 
 def test_json_run_writes_a_valid_results_document(tmp_path: Path, ttl_pg_dsn: str, ttl_redis_url: str) -> None:
     flags_before = redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events")
+    # two stores are enough for the document and both claims; each store's expiry is tested in test_ttl_measure
     result = runner.invoke(app, ["ttl", "--json", "--sessions", "60", "--ttl", "1", "--ingredients", "3",
+                                 "--stores", "postgres,redis-seed",
                                  "--memory-counts", "300,600", "--cleanup-sessions", "400", "--cleanup-every", "0.1",
                                  "--out", str(tmp_path), "--postgres-dsn", ttl_pg_dsn, "--redis-url", ttl_redis_url])
     assert result.exit_code == 0, result.stderr
@@ -65,7 +70,7 @@ def test_json_run_writes_a_valid_results_document(tmp_path: Path, ttl_pg_dsn: st
     run_dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(run_dirs) == 1 and load_results(run_dirs[0]).run_id == data["run_id"]
     ttl = doc.sections["ttl"]
-    assert set(ttl["expiry"]) == set(ttl["memory"]) == {"postgres", "redis-seed", "redis-atomic"}
+    assert set(ttl["expiry"]) == set(ttl["memory"]) == {"postgres", "redis-seed"}
     assert [p["sessions"] for p in ttl["memory"]["postgres"]["points"]] == [300, 600]
     assert ttl["cleanup"]["variants"][0]["deleted_sessions"] == 200
     claims = {c.key: c for c in doc.claims}
