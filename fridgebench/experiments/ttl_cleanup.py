@@ -23,6 +23,7 @@ from typing import Any, Callable
 import asyncpg
 from hdrh.histogram import HdrHistogram
 
+from fridgebench.experiments.ttl_common import dist
 from fridgebench.experiments.ttl_memory import pg_sizes
 from fridgebench.stores.base import SessionStore
 
@@ -205,8 +206,6 @@ async def _run_variant(pool: asyncpg.Pool, store: SessionStore, variant: str, *,
                        "during_cleanup": _hist_summary(during_hist, delete_s), "misses": rd.misses},
     }
     if batches:
-        from fridgebench.experiments.ttl_common import dist
-
         out["batch_size"] = batch
         out["batches"] = len(batches)
         out["batch_ms"] = dist(b * 1000 for b in batches)
@@ -223,6 +222,10 @@ async def measure_cleanup(store: SessionStore, *, postgres_dsn: str, sessions: i
     try:
         async with pool.acquire() as conn:
             fpw = await conn.fetchval("SHOW full_page_writes")
+            # an external database may have its own setting: put back exactly what was there
+            previous = {r["relname"]: r["v"] for r in await conn.fetch(
+                "SELECT c.relname, (SELECT o FROM unnest(c.reloptions) AS o WHERE o LIKE 'autovacuum_enabled=%') AS v "
+                "FROM pg_class c WHERE c.oid = ANY($1::regclass[])", list(TABLES))}
             for t in TABLES:
                 await conn.execute(f"ALTER TABLE {t} SET (autovacuum_enabled = false)")
         try:
@@ -233,7 +236,9 @@ async def measure_cleanup(store: SessionStore, *, postgres_dsn: str, sessions: i
         finally:
             async with pool.acquire() as conn:
                 for t in TABLES:
-                    await conn.execute(f"ALTER TABLE {t} RESET (autovacuum_enabled)")
+                    was = previous.get(t)
+                    await conn.execute(f"ALTER TABLE {t} SET ({was})" if was else
+                                       f"ALTER TABLE {t} RESET (autovacuum_enabled)")
     finally:
         await pool.close()
     return {"sessions": sessions, "ingredients": ingredients, "expired_fraction": round(1 / expired_every, 3),

@@ -175,7 +175,7 @@ class RedisObserver:
         for t, k, _ in pts:
             if k == peak:
                 peak_seen = True
-            if peak_seen and k <= base and t > t_ref - 1e9:
+            if peak_seen and k <= base:
                 back = t
                 break
         return {

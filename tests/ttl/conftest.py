@@ -1,9 +1,12 @@
 """ttl tests run on the machine's own servers: a unique database ``fb_test_ttl_<random>`` on
-PostgreSQL (dropped afterwards) and Redis db 13 (only that index is flushed)."""
+PostgreSQL (dropped afterwards) and Redis db 13 (only that index is flushed).
+
+Their own database and db index, not the shared ``external_pg_dsn`` / ``external_redis_url``:
+the ttl experiment changes table options and keyspace-notification flags, and measures sizes
+and ``used_memory`` that other tests' leftovers would skew."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Iterator
 
@@ -13,18 +16,9 @@ import redis
 
 from fridgebench.provision.probe import run_sync
 from fridgebench.stores.schema import setup_schema
+from tests.conftest import MACHINE_PG, MACHINE_REDIS, _admin
 
-MACHINE_PG = os.environ.get("FRIDGEBENCH_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-MACHINE_REDIS = os.environ.get("FRIDGEBENCH_TEST_REDIS_HOST_URL", "redis://127.0.0.1:6379")
 TTL_REDIS_DB = 13
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(MACHINE_PG, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _schema(dsn: str) -> None:
