@@ -262,11 +262,12 @@ def test_run_dir_the_postgres_user_cannot_reach(root: Path) -> None:
         (["--postgres-dsn", "postgresql://u:hunter2@127.0.0.1:1/db"], "cannot reach PostgreSQL at postgresql://u:***@"),
         (["--postgres-dsn", "postgresql://postgres:hunter2@127.0.0.1:5432/fb_no_such_db"], "does not exist"),
         (["--redis-url", "redis://127.0.0.1:1/0"], "cannot reach Redis at redis://127.0.0.1:1/0"),
+        (["--postgres-dsn", "host=127.0.0.1 user=u password=hunter2"], "not a PostgreSQL URL — use postgresql://"),
     ],
 )
 def test_bad_input_is_one_masked_line(root: Path, args: list[str], expect: str) -> None:
     r = fb("up", "--run-dir", str(root), *args)
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == (2 if "not a PostgreSQL URL" in expect else 1), r.stderr
     lines = error_lines(r.stderr)
     assert len(lines) == 1 and expect in lines[0], r.stderr
     assert "hunter2" not in r.stderr + r.stdout

@@ -12,10 +12,6 @@ from fridgebench.provision.base import ServerInfo
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int | None]:
-    if "://" not in url:  # key=value DSN
-        parts = dict(p.split("=", 1) for p in url.split() if "=" in p)
-        port = parts.get("port")
-        return parts.get("host", ""), int(port) if port and port.isdigit() else default_port
     try:
         s = urlsplit(url)
         return s.hostname or "", s.port or default_port
@@ -25,7 +21,7 @@ def _host_port(url: str, default_port: int) -> tuple[str, int | None]:
 
 def postgres(dsn: str) -> ServerInfo:
     """Check the DSN (connect, SHOW) and describe the server; :class:`StoreUnavailable` if unusable."""
-    if "://" in dsn and not dsn.startswith(("postgres://", "postgresql://")):
+    if not dsn.startswith(("postgres://", "postgresql://")):  # asyncpg takes URLs only, not key=value DSNs
         raise UsageError(f"--postgres-dsn {mask_url(dsn)}: not a PostgreSQL URL",
                          hint="use postgresql://user:password@host:5432/dbname[?sslmode=require]")
     t0 = time.monotonic()
