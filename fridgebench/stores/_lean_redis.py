@@ -232,6 +232,8 @@ class LeanPool:
             self.size, self._connect, _is_broken, LeanConnection.close,
             lambda: ConnectionError("the Redis pool is closed"))
         self.free = self._pool.free  # the hot path pops from it directly
+        self.acquire = self._pool.acquire  # type: ignore[method-assign]  # one call level less
+        self.release = self._pool.release  # type: ignore[method-assign]
 
     def _setup_commands(self) -> list[bytes]:
         out = []

@@ -149,9 +149,17 @@ class RedisStoreBase(SessionStore):
     async def get(self, session_id: str) -> Session | None:
         k = (self.key_prefix + session_id).encode()
         n = len(k)
-        # GET and PTTL in one write, two replies read back: one round trip on one connection
-        raw, pttl = await self.lean.request(
-            b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n" % (n, k, n, k), 2)
+        lean = self._lean
+        if lean is None:
+            raise RuntimeError(f"{type(self).__name__} is not open: call open() or use 'async with'")
+        free = lean.free
+        conn = free.pop() if free and not free[-1].broken else await lean.acquire()
+        try:
+            # GET and PTTL in one write, two replies read back: one round trip on one connection
+            raw, pttl = await conn.request(
+                b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n" % (n, k, n, k), 2)
+        finally:
+            lean.release(conn)
         if raw is None or pttl == -2:
             return None
         if type(raw) is not bytes:
