@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
+from tests.procs import servers_under
 
 FB = [sys.executable, "-m", "fridgebench.cli"]
 SHORT = ["--duration", "1.5", "--warmup", "0.5", "--sessions", "2000", "--rate", "600"]
@@ -22,15 +22,6 @@ SHORT = ["--duration", "1.5", "--warmup", "0.5", "--sessions", "2000", "--rate",
 def _fb(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*FB, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "COLUMNS": "200", **(env or {})})
-
-
-def _servers_under(path: Path) -> list[str]:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if str(path) in cmd and "pytest" not in cmd:
-            out.append(cmd)
-    return out
 
 
 @pytest.fixture
@@ -68,7 +59,7 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
     assert claims["performance"]["verdict"] != "not measured"
     assert claims["failure_recovery"]["measured"] == "not measured by this command"
     assert (run_dir / "intervals.csv").read_text().startswith("store,t_s,ops")
-    assert _servers_under(run_root) == []  # everything it started is stopped
+    assert servers_under(run_root) == []  # everything it started is stopped
     assert "The seed's claims" in res.stderr
 
 
@@ -146,7 +137,7 @@ def test_interrupt_stops_servers_and_leaves_no_complete_results(tmp_path: Path, 
         if "loaded" in line or not line:
             break
     assert "loaded" in seen, seen
-    assert _servers_under(run_root), "servers should be running mid-run"
+    assert len(servers_under(run_root)) == 2, "PostgreSQL and Valkey should be running mid-run"
     time.sleep(1.5)
     proc.send_signal(sig)
     rest = proc.stderr.read()
@@ -156,7 +147,7 @@ def test_interrupt_stops_servers_and_leaves_no_complete_results(tmp_path: Path, 
     assert (run_dir / INCOMPLETE_MARKER).exists()
     assert not (run_dir / "results.json").exists()
     time.sleep(0.5)
-    assert _servers_under(run_root) == []
+    assert servers_under(run_root) == []
 
 
 @pytest.fixture
@@ -181,4 +172,4 @@ def test_disk_full_is_one_line_and_no_complete_results(tiny_disk: Path, run_root
     assert "Traceback" not in res.stderr
     assert not list(tiny_disk.glob("*/results.json"))
     assert [p.name for p in tiny_disk.glob(f"*/{INCOMPLETE_MARKER}")]  # marked as not a result
-    assert _servers_under(run_root) == []
+    assert servers_under(run_root) == []

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 import asyncpg
 import psutil
+
+from tests.procs import servers_under
 import pytest
 import redis
 
@@ -48,23 +50,6 @@ def gone(pid: int | None, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def servers_under(root: Path) -> list[psutil.Process]:
-    """Server processes working in ``root``: postgres (``-D`` and cwd) and redis/valkey (``--dir`` is its cwd;
-    it rewrites its command line to ``valkey-server 127.0.0.1:PORT``, so the command line alone misses it)."""
-    found = []
-    for p in psutil.process_iter(["cmdline", "name"]):
-        try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            where = f"{cmd} {p.cwd()}"
-            if (str(root) in where and ("postgres" in cmd or "server" in cmd)
-                    and p.status() != psutil.STATUS_ZOMBIE and p.pid != os.getpid()):
-                found.append(p)
-        except psutil.Error:
-            pass
-    pids = {p.pid for p in found}
-    return [p for p in found if p.ppid() not in pids]  # a postmaster, not also each of its backends
 
 
 async def _fetch(dsn: str, sql: str) -> object:
