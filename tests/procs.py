@@ -7,17 +7,22 @@ from pathlib import Path
 
 import psutil
 
+SERVER_NAMES = ("postgres", "valkey-server", "redis-server")
+
 
 def servers_under(root: Path) -> list[psutil.Process]:
-    """Server processes working in ``root``: postgres (``-D`` and cwd) and redis/valkey (``--dir`` is its cwd;
-    it rewrites its command line to ``valkey-server 127.0.0.1:PORT``, so the command line alone misses it)."""
+    """PostgreSQL postmasters and Redis/Valkey servers working in ``root``.
+
+    Matched by process name, then by ``root`` in the command line or working directory: Valkey
+    rewrites its command line to ``valkey-server 127.0.0.1:PORT`` but runs in its ``--dir``.
+    """
     found = []
     for p in psutil.process_iter(["cmdline", "name"]):
         try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            where = f"{cmd} {p.cwd()}"
-            if (str(root) in where and ("postgres" in cmd or "server" in cmd)
-                    and p.status() != psutil.STATUS_ZOMBIE and p.pid != os.getpid()):
+            if p.info["name"] not in SERVER_NAMES or p.pid == os.getpid():
+                continue
+            where = f"{' '.join(p.info['cmdline'] or [])} {p.cwd()}"
+            if str(root) in where and p.status() != psutil.STATUS_ZOMBIE:
                 found.append(p)
         except psutil.Error:
             pass
