@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import asyncpg
@@ -164,15 +165,18 @@ class RedisStoreBase(SessionStore):
             return None
         if type(raw) is not bytes:
             raise_reply_error(raw)  # e.g. WRONGTYPE
-        raise_reply_error(pttl)
+        if type(pttl) is not int:
+            raise_reply_error(pttl)
         data = json.loads(raw)
-        expires_at = _FAR_FUTURE if pttl < 0 else datetime.now(timezone.utc) + timedelta(milliseconds=pttl)
-        return Session(
-            session_id,
-            parse_created_at(data.get("created_at")),
-            expires_at,
-            tuple(data.get("ingredients") or ()),
-        )
+        expires_at = _FAR_FUTURE if pttl < 0 else datetime.fromtimestamp(time.time() + pttl / 1000, timezone.utc)
+        created = data.get("created_at")
+        try:  # the common case inline: our own offset-aware ISO string
+            created_at = datetime.fromisoformat(created)
+            if created_at.tzinfo is None:
+                created_at = created_at.replace(tzinfo=timezone.utc)
+        except (TypeError, ValueError):
+            created_at = parse_created_at(created)
+        return Session(session_id, created_at, expires_at, tuple(data.get("ingredients") or ()))
 
     async def extend(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> bool:
         return bool(await self.lean.execute("EXPIRE", self.key(session_id), ttl_s))

@@ -20,7 +20,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
