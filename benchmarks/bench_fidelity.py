@@ -58,7 +58,7 @@ from fridgebench.workload.model import Load, load_scenario  # noqa: E402
 
 TARGET_RATIO = 1.5
 TARGET_COMPARE_S = 90.0
-REDIS_STORE = "redis-atomic"  # redis-seed's get is the same GET+PTTL pipeline
+REDIS_STORE = "redis-atomic"  # redis-seed's get is the same: GET+PTTL in one write (lean client)
 console = Console()
 
 
@@ -288,14 +288,25 @@ async def fidelity(args: argparse.Namespace, pg_dsn: str, redis_url: str, redis_
         plain_client = aioredis.Redis.from_url(redis_url)  # plain (non-blocking) ConnectionPool
         dec["bare loop: redis-py Redis GET, plain ConnectionPool"] = await bare_p50(lambda: plain_client.get(key), d, w)
         await plain_client.aclose()
-        dec["bare loop: redis-py Redis GET, store's BlockingConnectionPool"] = await bare_p50(lambda: client.get(key), d, w)
-        dec["bare loop: GET+PTTL pipeline, store's client"] = await bare_p50(get_pttl, d, w)
-        dec["bare loop: store.get (redis; + JSON, Session)"] = await bare_p50(lambda: rd.get(sid), d, w)
+        dec["bare loop: redis-py Redis GET, BlockingConnectionPool (the previous store path)"] = await bare_p50(lambda: client.get(key), d, w)
+        dec["bare loop: GET+PTTL redis-py pipeline (the previous store path)"] = await bare_p50(get_pttl, d, w)
+        from fridgebench.stores._lean_redis import pack
+
+        lean_both = pack("GET", key) + pack("PTTL", key)
+        lean_get = pack("GET", key)
+        dec["bare loop: store's lean client, GET"] = await bare_p50(
+            lambda: rd.lean.request(lean_get), d, w)  # type: ignore[attr-defined]
+        dec["bare loop: store's lean client, GET+PTTL in one write"] = await bare_p50(
+            lambda: rd.lean.request(lean_both, 2), d, w)  # type: ignore[attr-defined]
+        dec["bare loop: store.get (redis; lean GET+PTTL + JSON, Session)"] = await bare_p50(lambda: rd.get(sid), d, w)
         dec["engine + plain GET (store's client)"] = await engine_p50(plain_get, sid, d, w)
         dec["engine + store.get (redis)"] = await engine_p50(ex_rd, sid, d, w)
         dec["pgbench -M prepared"] = await asyncio.to_thread(pgbench, pgbench_bin, pg_dsn, sid, d, w, workdir)
-        async with pg.pool.acquire() as conn:  # type: ignore[attr-defined]
+        async with pg.pool.acquire() as conn:  # type: ignore[attr-defined]  # a plain asyncpg connection
             dec["bare loop: asyncpg conn.fetchrow (no pool)"] = await bare_p50(lambda: conn.fetchrow(sql, sid), d, w)
+        lean_conn = pg.lean.free[-1]  # type: ignore[attr-defined]
+        dec["bare loop: store's lean connection, fetch (no pool, no Session)"] = await bare_p50(
+            lambda: lean_conn.fetch(sql, (sid,)), d, w)
 
         async def no_reset(c: Any) -> None:
             return None
@@ -303,8 +314,10 @@ async def fidelity(args: argparse.Namespace, pg_dsn: str, redis_url: str, redis_
         pool2 = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1, reset=no_reset)
         dec["bare loop: asyncpg pool.fetchrow, reset=no-op"] = await bare_p50(lambda: pool2.fetchrow(sql, sid), d, w)
         await pool2.close()
-        dec["bare loop: asyncpg pool.fetchrow, default reset (store's)"] = await bare_p50(
-            lambda: pg.pool.fetchrow(sql, sid), d, w)  # type: ignore[attr-defined]
+        pool3 = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+        dec["bare loop: asyncpg pool.fetchrow, default reset (the previous store path)"] = await bare_p50(
+            lambda: pool3.fetchrow(sql, sid), d, w)
+        await pool3.close()
         dec["bare loop: store.get (postgres)"] = await bare_p50(lambda: pg.get(sid), d, w)
         dec["engine + store.get (postgres)"] = await engine_p50(ex_pg, sid, d, w)
         dec["engine + no-op (closed-loop driver alone)"] = await engine_p50(noop, sid, d, w)
