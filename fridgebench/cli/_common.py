@@ -111,7 +111,7 @@ def error_boundary() -> Iterator[None]:
     except KeyboardInterrupt:
         if state.debug:
             console.print_exception()
-        console.print("[yellow]interrupted:[/] stopped cleanly; servers fridgebench started were stopped")
+        console.print("[yellow]interrupted:[/] stopped cleanly; anything fridgebench started was stopped")
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     except OSError as err:
         if state.debug:
