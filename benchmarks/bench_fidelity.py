@@ -304,9 +304,6 @@ async def fidelity(args: argparse.Namespace, pg_dsn: str, redis_url: str, redis_
         dec["pgbench -M prepared"] = await asyncio.to_thread(pgbench, pgbench_bin, pg_dsn, sid, d, w, workdir)
         async with pg.pool.acquire() as conn:  # type: ignore[attr-defined]  # a plain asyncpg connection
             dec["bare loop: asyncpg conn.fetchrow (no pool)"] = await bare_p50(lambda: conn.fetchrow(sql, sid), d, w)
-        lean_conn = pg.lean.free[-1]  # type: ignore[attr-defined]
-        dec["bare loop: store's lean connection, fetch (no pool, no Session)"] = await bare_p50(
-            lambda: lean_conn.fetch(sql, (sid,)), d, w)
 
         async def no_reset(c: Any) -> None:
             return None

@@ -4,21 +4,12 @@ Every operation is one statement, hence one round trip (data-modifying CTEs wher
 application would otherwise need two). asyncpg prepares each statement once per connection
 and caches it (``statement_cache_size`` left at its default).
 
-Connections, two sets:
-
-* the application's operations (create, get, add, remove, extend, delete, recipe) run on
-  ``pool_size`` :class:`~._lean_pg.LeanPgConnection` s in a LIFO free-list: opened and
-  authenticated by asyncpg, then driven by a lean extended-protocol client (each statement
-  parsed once per connection; one Bind/Execute/Sync write per call). Not ``asyncpg.Pool``:
-  its release runs a reset query (``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-  RESET ALL;``, a second round trip per operation), its acquire/release costs ~45 µs, and
-  asyncpg's own per-call path ~30 µs more than the wire (benchmarks/README.md).
-* housekeeping (COPY bulk load, TRUNCATE, counts, cleanup; ``store.pool``) runs on up to two
-  plain asyncpg connections (:class:`PgConnections`), opened on first use.
-
-On both, a connection that fails with anything but a server-reported SQL error (lost,
-cancelled, timed out) is closed and replaced on a later acquire: a server restart mid-run gives
-errors, then recovery.
+Connections: :class:`PgConnections`, ``pool_size`` raw asyncpg connections in a LIFO free-list,
+not ``asyncpg.Pool``: the pool's release runs a reset query (``SELECT pg_advisory_unlock_all();
+CLOSE ALL; UNLISTEN *; RESET ALL;``, a second round trip per operation) and its acquire/release
+machinery costs ~45 µs more (benchmarks/README.md). The store never changes session state, so
+nothing needs resetting. A connection that fails with anything but a server-reported SQL error
+(lost, cancelled, timed out) is terminated and replaced on a later acquire.
 """
 
 from __future__ import annotations
@@ -32,7 +23,6 @@ import asyncpg
 
 from fridgebench.stores import schema
 from fridgebench.stores._errors import unavailable
-from fridgebench.stores._lean_pg import LeanPgConnection
 from fridgebench.stores._lifo import LifoPool
 from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
 
@@ -222,107 +212,63 @@ class PostgresStore(SessionStore):
         self.dsn = dsn
         self.pool_size = pool_size
         self.connect_timeout_s = connect_timeout_s
-        self._lean: LifoPool[LeanPgConnection] | None = None
         self._pool: PgConnections | None = None
 
     async def open(self) -> None:
-        if self._lean is not None:
+        if self._pool is not None:
             return
-        lean: LifoPool[LeanPgConnection] = LifoPool(
-            self.pool_size, self._connect, LeanPgConnection.is_closed, LeanPgConnection.close, _closed_error)
-        pool = PgConnections(self.dsn, 2, connect_timeout_s=self.connect_timeout_s)
+        pool = PgConnections(self.dsn, self.pool_size, connect_timeout_s=self.connect_timeout_s)
         try:
-            await lean.open()
-            await pool.open(eager=0)
+            await pool.open()
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise unavailable(self.name, "PostgreSQL", self.dsn, exc) from exc
-        self._lean, self._pool = lean, pool
-
-    async def _connect(self) -> LeanPgConnection:
-        return await LeanPgConnection.connect(self.dsn, self.connect_timeout_s)
+        self._pool = pool
 
     async def close(self) -> None:
-        lean, self._lean = self._lean, None
         pool, self._pool = self._pool, None
-        if lean is not None:
-            for conn in lean.close():
-                conn.close()
         if pool is not None:
             await pool.close()
 
     @property
     def pool(self) -> PgConnections:
-        """Plain asyncpg connections for housekeeping (not the measured operations)."""
         if self._pool is None:
             raise RuntimeError("PostgresStore is not open: call open() or use 'async with'")
         return self._pool
 
-    @property
-    def lean(self) -> LifoPool[LeanPgConnection]:
-        if self._lean is None:
-            raise RuntimeError("PostgresStore is not open: call open() or use 'async with'")
-        return self._lean
-
-    async def _fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """One statement on a pooled lean connection (the operations' path)."""
-        lean = self.lean
-        free = lean.free
-        conn = free.pop() if free and not free[-1].broken else await lean.acquire()
-        try:
-            rows = await conn.fetch(sql, args)
-        except asyncpg.PostgresError:
-            lean.release(conn)  # a server-reported error: the connection is in step (synced)
-            raise
-        except BaseException:
-            lean.discard(conn)
-            raise
-        lean.release(conn)
-        return rows
-
-    async def _fetchval(self, sql: str, *args: Any) -> Any:
-        rows = await self._fetch(sql, *args)
-        return rows[0][0] if rows else None
-
     # -- the application's operations ---------------------------------------------------
     async def create(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> None:
-        await self._fetch(CREATE_SQL, session_id, ttl_s)
+        await self.pool.execute(CREATE_SQL, session_id, ttl_s)
 
     async def get(self, session_id: str) -> Session | None:
-        lean = self._lean  # _fetch, inlined: the measured point read
-        if lean is None:
-            raise RuntimeError("PostgresStore is not open: call open() or use 'async with'")
-        free = lean.free
-        conn = free.pop() if free and not free[-1].broken else await lean.acquire()
+        pool = self.pool
+        free = pool.free
+        conn = free.pop() if free and not free[-1].is_closed() else await pool._checkout()
         try:
-            rows = await conn.fetch(POINT_READ_SQL, (session_id,))
-        except asyncpg.PostgresError:
-            lean.release(conn)
+            row = await conn.fetchrow(POINT_READ_SQL, session_id)
+        except BaseException as exc:
+            pool._checkin(conn, exc)
             raise
-        except BaseException:
-            lean.discard(conn)
-            raise
-        lean.release(conn)
-        if not rows:
+        pool._pool.release(conn)
+        if row is None:
             return None
-        created_at, expires_at, ingredients = rows[0]
-        return Session(session_id, created_at, expires_at, tuple(ingredients))
+        return Session(session_id, row["created_at"], row["expires_at"], tuple(row["ingredients"]))
 
     async def add_ingredients(self, session_id: str, names: list[str], ttl_s: int = DEFAULT_TTL_S) -> bool:
         ids = resolve_ids(names)
-        return bool(await self._fetchval(ADD_SQL, session_id, ids, ttl_s))
+        return bool(await self.pool.fetchval(ADD_SQL, session_id, ids, ttl_s))
 
     async def remove_ingredients(self, session_id: str, names: list[str]) -> bool:
         ids = resolve_ids(names)
-        return bool(await self._fetchval(REMOVE_SQL, session_id, ids))
+        return bool(await self.pool.fetchval(REMOVE_SQL, session_id, ids))
 
     async def extend(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> bool:
-        return bool(await self._fetchval(EXTEND_SQL, session_id, ttl_s))
+        return bool(await self.pool.fetchval(EXTEND_SQL, session_id, ttl_s))
 
     async def delete(self, session_id: str) -> bool:
-        return bool(await self._fetchval(DELETE_SQL, session_id))
+        return bool(await self.pool.fetchval(DELETE_SQL, session_id))
 
     async def recipe_ingredients(self, recipe_id: int) -> list[str] | None:
-        names = await self._fetchval(RECIPE_SQL, recipe_id)
+        names = await self.pool.fetchval(RECIPE_SQL, recipe_id)
         return list(names) if names is not None else None
 
     # -- housekeeping -------------------------------------------------------------------

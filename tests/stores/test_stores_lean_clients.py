@@ -250,12 +250,12 @@ async def test_error_replies_are_redis_py_exceptions(valkey: Valkey) -> None:
         await pool.close()
 
 
-# -- PostgreSQL --------------------------------------------------------------------------------
+# -- PostgreSQL (raw asyncpg connections in a LIFO free-list) ---------------------------------
 async def test_postgres_connection_terminated_by_the_server_is_replaced(pg_dsn: str) -> None:
     async with PostgresStore(pg_dsn, pool_size=2) as store:
         s = f"lean-{sid()}"
         await store.create(s, ttl_s=60)
-        pids = [c.server_pid for c in store.lean.free]
+        pids = [c.get_server_pid() for c in store.pool.free]
         admin = await asyncpg.connect(pg_dsn)
         try:
             await admin.fetch("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", pids)
@@ -268,47 +268,28 @@ async def test_postgres_connection_terminated_by_the_server_is_replaced(pg_dsn: 
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 results.append(False)
         assert results[-1] and results[-2]
-        assert store.lean.dropped >= 1
-        assert {c.server_pid for c in store.lean.free}.isdisjoint(pids)
+        assert store.pool.dropped >= 1
+        assert {c.get_server_pid() for c in store.pool.free}.isdisjoint(pids)
         await store.delete(s)
 
 
-@pytest.mark.parametrize("path", ["lean", "housekeeping"])
-async def test_postgres_cancelled_query_discards_the_connection(pg_dsn: str, path: str) -> None:
+async def test_postgres_cancelled_query_discards_the_connection(pg_dsn: str) -> None:
     async with PostgresStore(pg_dsn, pool_size=1) as store:
-        fetchval = store._fetchval if path == "lean" else store.pool.fetchval
-        pool = store.lean if path == "lean" else store.pool
-        task = asyncio.create_task(fetchval("SELECT pg_sleep(5) IS NULL"))
+        task = asyncio.create_task(store.pool.fetchval("SELECT pg_sleep(5) IS NULL"))
         await asyncio.sleep(0.2)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        assert pool.dropped == 1
-        assert await fetchval("SELECT 41 + 1") == 42
+        assert store.pool.dropped == 1
+        assert await store.pool.fetchval("SELECT 41 + 1") == 42
 
 
-@pytest.mark.parametrize("path", ["lean", "housekeeping"])
-async def test_postgres_sql_error_keeps_the_connection(pg_dsn: str, path: str) -> None:
+async def test_postgres_sql_error_keeps_the_connection(pg_dsn: str) -> None:
     async with PostgresStore(pg_dsn, pool_size=1) as store:
-        fetchval = store._fetchval if path == "lean" else store.pool.fetchval
-        pool = store.lean if path == "lean" else store.pool
         with pytest.raises(asyncpg.DivisionByZeroError):
-            await fetchval("SELECT 1/$1::int", 0)
-        assert pool.dropped == 0
-        assert await fetchval("SELECT $1::int", 7) == 7
-
-
-async def test_postgres_lean_types(pg_dsn: str) -> None:
-    async with PostgresStore(pg_dsn, pool_size=1) as store:
-        row = (await store._fetch(
-            "SELECT $1::text, $2::int[], now(), 'infinity'::timestamptz, NULL::text, ARRAY['a\"b', NULL, '김치']::text[], "
-            "true, 3::int8, '{}'::text[]", 'x"y', [3, 1]))[0]
-        ref = await store.pool.fetchrow(
-            "SELECT $1::text, $2::int[], now(), 'infinity'::timestamptz, NULL::text, ARRAY['a\"b', NULL, '김치']::text[], "
-            "true, 3::int8, '{}'::text[]", 'x"y', [3, 1])
-        assert row[0] == 'x"y' and row[1] == [3, 1] and row[2].tzinfo is not None
-        assert row[4] is None and row[5] == ['a"b', None, "김치"] and row[6] is True and row[7] == 3 and row[8] == []
-        assert row[3] == ref[3] and abs((row[2] - ref[2]).total_seconds()) < 5
+            await store.pool.fetchval("SELECT 1/$1::int", 0)
+        assert store.pool.dropped == 0
+        assert await store.pool.fetchval("SELECT $1::int", 7) == 7
 
 
 async def test_postgres_pool_waits_when_all_connections_are_busy(pg_dsn: str) -> None:
