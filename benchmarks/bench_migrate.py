@@ -5,14 +5,18 @@ style (one GET + one SETEX round trip per session), and ``redis-benchmark -P 100
 
     .venv/bin/python benchmarks/bench_migrate.py --sessions 1000000 --runs 3
 
-Uses the machine's PostgreSQL (its own database, dropped afterwards unless --keep) and Redis db 12
-(flushed before and after). Not part of the test run.
+Uses the machine's PostgreSQL (its own database, dropped afterwards unless --keep; refilled -- dropped
+and created afresh, so the fill may build keys and indexes after loading -- when it does not hold
+--sessions sessions) and Redis db --redis-db (default 15; flushed before and after; redis-benchmark
+writes into the same db). Not part of the test run. Prints the load average: on a shared machine,
+quote the ratios measured in the same run, not the absolute rates.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -27,7 +31,7 @@ from fridgebench.migrate.source import SourceSchema
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB = "fb_bench_migrate"
 DSN = f"postgresql://postgres@127.0.0.1:5432/{DB}"
-URL = "redis://127.0.0.1:6379/12"
+URL = "redis://127.0.0.1:6379/15"
 
 
 def naive(n: int) -> float:
@@ -52,14 +56,15 @@ def naive(n: int) -> float:
 
 
 def redis_benchmark() -> float:
-    out = subprocess.run(["redis-benchmark", "-q", "-P", "100", "-t", "set", "-n", "2000000", "--dbnum", "12"],
+    db = URL.rsplit("/", 1)[1]
+    out = subprocess.run(["redis-benchmark", "-q", "-P", "100", "-t", "set", "-n", "2000000", "--dbnum", db],
                          capture_output=True, text=True, timeout=300).stdout
     m = re.findall(r"SET: ([\d.]+) requests per second", out.replace("\r", "\n"))
     return float(m[-1]) if m else float("nan")
 
 
 def main() -> None:
-    global DB, DSN
+    global DB, DSN, URL
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
@@ -68,8 +73,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=2000)
     ap.add_argument("--keep", action="store_true", help="keep the filled database for the next run")
     ap.add_argument("--db", default=DB, help="database to use (filled unless it already holds --sessions sessions)")
+    ap.add_argument("--redis-db", type=int, default=15, help="Redis database index (flushed)")
     a = ap.parse_args()
     DB, DSN = a.db, f"postgresql://postgres@127.0.0.1:5432/{a.db}"
+    URL = f"redis://127.0.0.1:6379/{a.redis_db}"
     with psycopg.connect(ADMIN, autocommit=True) as c:
         exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone()
         if not exists:
@@ -77,12 +84,23 @@ def main() -> None:
     with psycopg.connect(DSN) as c:
         have = c.execute("SELECT to_regclass('user_fridge_sessions') IS NOT NULL").fetchone()[0] and \
             c.execute("SELECT count(*) FROM user_fridge_sessions").fetchone()[0]
+    fill_s = None
     if have != a.sessions:
+        existing = "refuse"
+        if have is not False and DB.startswith("fb_bench"):  # the bench's own database, another size: start afresh
+            with psycopg.connect(ADMIN, autocommit=True) as c:
+                c.execute(f"DROP DATABASE {DB} WITH (FORCE)")
+                c.execute(f"CREATE DATABASE {DB}")
+        elif have is not False:
+            existing = "reset"  # someone's schema: emptied and refilled through its constraints, never altered
         print(f"filling {a.sessions:,} sessions ...", flush=True)
-        f = rehearsal.fill(DSN, a.sessions, seed=1, existing="reset", expired_share=0.0, expiring_share=0.0)
-        print(f"  {f.ingredient_rows / f.sessions:.2f} ingredients per session, {f.seconds:.0f} s", flush=True)
+        f = rehearsal.fill(DSN, a.sessions, seed=1, existing=existing, expired_share=0.0, expiring_share=0.0)
+        fill_s = f.seconds
+        print(f"  {f.ingredient_rows / f.sessions:.2f} ingredients per session, {f.seconds:.1f} s "
+              f"({f.sessions / f.seconds:,.0f} sessions/s)", flush=True)
     r = redis.Redis.from_url(URL)
     rates = []
+    load = [os.getloadavg()]
     try:
         for i in range(a.runs):
             r.flushdb()
@@ -90,11 +108,12 @@ def main() -> None:
             s = run.migrate(run.Options(dsn=DSN, url=URL, batch_size=a.batch_size, concurrency=a.concurrency))
             b = s["backfill"]
             rates.append(b["written"] / b["seconds"])
-            print(f"run {i + 1}: {b['written']:,} sessions in {b['seconds']:.2f} s = {rates[-1]:,.0f} sessions/s",
-                  flush=True)
+            print(f"run {i + 1}: {b['written']:,} sessions in {b['seconds']:.2f} s = {rates[-1]:,.0f} sessions/s "
+                  f"(load average {os.getloadavg()[0]:.2f})", flush=True)
         r.flushdb()
         nv = naive(a.naive_sample)
         rb = redis_benchmark()
+        load.append(os.getloadavg())
     finally:
         r.flushdb()
         r.close()
@@ -105,6 +124,8 @@ def main() -> None:
     med = statistics.median(rates)
     result = {"sessions": a.sessions, "runs": rates, "median_sessions_per_s": med, "naive_sessions_per_s": nv,
               "redis_benchmark_set_per_s": rb, "vs_naive": med / nv, "vs_redis_benchmark_set": med / rb,
+              "concurrency": a.concurrency, "fill_seconds": fill_s, "cpus": os.cpu_count(),
+              "load_average_start_end": [list(x) for x in load],
               "note": "fridgebench writes 2 SETs per session (value + version key)"}
     print(json.dumps(result, indent=2))
     print(f"\nbackfill median {med:,.0f} sessions/s | naive GET+SETEX loop {nv:,.0f}/s ({med / nv:.1f}x) | "

@@ -118,7 +118,7 @@ def migrate(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sessions per Redis pipeline.")] = 2000,
     rate_limit: Annotated[float, typer.Option("--rate-limit", metavar="OPS_PER_S", min=0,
                                               help="At most this many sessions written per second (0: no limit).")] = 0.0,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Redis writer connections.")] = 2,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Parallel backfill readers: each streams a key range over its own PostgreSQL and Redis connection.")] = 2,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace session:* keys fridgebench did not write.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Migrate even if Redis may evict sessions or lacks memory.")] = False,
     tables: Tables = None,

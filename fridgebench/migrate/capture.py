@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from fridgebench.errors import MigrationError, MigrationRefused
 from fridgebench.migrate.source import CAPTURE_SCHEMA, SourceSchema, ident
@@ -55,6 +56,8 @@ CREATE TABLE IF NOT EXISTS {s}.checkpoint (
     started_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- parallel backfill: the key ranges and each one's cursor (a checkpoint of an older version has none)
+ALTER TABLE {s}.checkpoint ADD COLUMN IF NOT EXISTS ranges jsonb;
 """).format(s=_S)
 
 
@@ -172,6 +175,10 @@ class Checkpoint:
     written: int = 0
     changes_applied: int = 0
     started_at: datetime | None = None
+    # parallel backfill: [{"lo": id|None (exclusive), "hi": id|None (inclusive), "last": id|None, "done": bool}]
+    # ``last`` is the range's cursor (every live session in (lo, last] is in Redis); ``last_session_id``
+    # above stays the contiguous prefix over all ranges (every live session <= it is in Redis).
+    ranges: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
@@ -182,22 +189,25 @@ def load_checkpoint(conn: psycopg.Connection, target: str) -> Checkpoint | None:
         return None
     row = conn.execute(sql.SQL(
         """SELECT target, run_id, epoch, live, snapshot_xmin::text::bigint, last_session_id, backfill_done,
-                  apply_watermark::text::bigint, written, changes_applied, started_at
-           FROM {s}.checkpoint WHERE target = %s""").format(s=_S), [target]).fetchone()
+                  apply_watermark::text::bigint, written, changes_applied, started_at,
+                  to_jsonb(c) -> 'ranges'  -- NULL (not an error) in a checkpoint table from an older version
+           FROM {s}.checkpoint c WHERE target = %s""").format(s=_S), [target]).fetchone()
     return Checkpoint(*row) if row else None
 
 
 def save_checkpoint(conn: psycopg.Connection, cp: Checkpoint) -> None:
     conn.execute(sql.SQL(
         """INSERT INTO {s}.checkpoint (target, run_id, epoch, live, snapshot_xmin, last_session_id, backfill_done,
-                                       apply_watermark, written, changes_applied)
+                                       apply_watermark, written, changes_applied, ranges)
            VALUES (%(target)s, %(run_id)s, %(epoch)s, %(live)s, %(snapshot_xmin)s::text::xid8, %(last_session_id)s,
-                   %(backfill_done)s, %(apply_watermark)s::text::xid8, %(written)s, %(changes_applied)s)
+                   %(backfill_done)s, %(apply_watermark)s::text::xid8, %(written)s, %(changes_applied)s, %(ranges)s)
            ON CONFLICT (target) DO UPDATE SET run_id = EXCLUDED.run_id, epoch = EXCLUDED.epoch, live = EXCLUDED.live,
              snapshot_xmin = EXCLUDED.snapshot_xmin, last_session_id = EXCLUDED.last_session_id,
              backfill_done = EXCLUDED.backfill_done, apply_watermark = EXCLUDED.apply_watermark,
-             written = EXCLUDED.written, changes_applied = EXCLUDED.changes_applied, updated_at = now()""").format(s=_S),
-        {k: v for k, v in cp.__dict__.items() if k != "started_at"})
+             written = EXCLUDED.written, changes_applied = EXCLUDED.changes_applied, ranges = EXCLUDED.ranges,
+             updated_at = now()""").format(s=_S),
+        {**{k: v for k, v in cp.__dict__.items() if k not in ("started_at", "ranges")},
+         "ranges": Jsonb(cp.ranges) if cp.ranges is not None else None})
 
 
 def try_lock(conn: psycopg.Connection) -> None:

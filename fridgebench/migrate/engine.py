@@ -3,11 +3,14 @@
 Order of a run (each step checkpointed in ``fridgebench_migrate.checkpoint``):
 
 1. ``--live``: install change capture (triggers) — *before* the snapshot.
-2. Backfill from one REPEATABLE READ snapshot, streamed with COPY in ``session_id`` order
-   (no OFFSET), written by ``concurrency`` writer threads as pipelined ``SET ... PXAT``.
-   The cursor (last session id acknowledged by Redis, contiguously) is checkpointed; a resumed
-   backfill continues after it from a *new* snapshot — correct because every commit after the
-   first snapshot is in the change table from the first snapshot's xmin on, and is applied next.
+2. Backfill from one REPEATABLE READ snapshot, exported to ``concurrency`` reader threads that
+   each stream a disjoint ``session_id`` range (split at sampled percentiles) with a binary COPY
+   of RESP frames PostgreSQL builds itself, pipelined to Redis as ``SET ... PXAT``. Each range's
+   cursor (last session id acknowledged by Redis, contiguously within the range) is checkpointed,
+   and ``last_session_id`` stays the contiguous prefix over all ranges; a resumed backfill
+   continues every range after its cursor from a *new* snapshot — correct because every commit
+   after the first snapshot is in the change table from the first snapshot's xmin on, and is
+   applied next.
 3. Apply changes in txid windows (see :mod:`fridgebench.migrate.capture`) through the
    compare-and-set script, until caught up (or forever with ``--follow``).
 """
@@ -67,56 +70,173 @@ class BackfillStats:
     resumed_after: str | None = None
 
 
-class _Writers:
-    """``n`` threads, each with its own Redis socket, sending framed batches; tracks contiguous completion."""
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
+_VKEY = b"fridgebench:migrate:v:"
 
-    def __init__(self, url: str, n: int) -> None:
-        self.q: queue.Queue[tuple[int, bytes, int, int, str] | None] = queue.Queue(maxsize=max(2, 2 * n))
-        self.done: queue.Queue[tuple[int, int, str]] = queue.Queue()
-        self.error: BaseException | None = None
-        self.conns = [target.RawRedis(url) for _ in range(n)]
-        self.threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.conns]
-        for t in self.threads:
-            t.start()
 
-    def _run(self, conn: target.RawRedis) -> None:
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            seq, payload, replies, count, last = item
-            if self.error is not None:
-                continue
-            try:
-                conn.send(payload, replies)
-                self.done.put((seq, count, last))
-            except BaseException as err:  # surfaced in the main thread
-                self.error = err
+def _plan_settings(conn: psycopg.Connection) -> None:
+    """Keep the backfill's plan on the two primary-key index scans (merge, group aggregate).
 
-    def put(self, item: tuple[int, bytes, int, int, str]) -> None:
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                self.q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+    Local to our own read-only transaction. No parallel workers: the backfill runs its own
+    readers, one per key range, and a Gather on top of each would only compete for the same cores.
+    """
+    for setting in ("jit = off", "max_parallel_workers_per_gather = 0", "enable_bitmapscan = off",
+                    "enable_hashagg = off", "enable_sort = off"):
+        conn.execute(f"SET LOCAL {setting}")
 
-    def close(self) -> None:
-        for _ in self.threads:
-            self.q.put(None)
-        for t in self.threads:
-            t.join()
-        for c in self.conns:
-            c.close()
+
+def _range_start(r: dict[str, Any]) -> str | None:
+    return r["last"] if r.get("last") is not None else r["lo"]
+
+
+def _prefix(ranges: list[dict[str, Any]], base: str | None) -> str | None:
+    """The contiguous cursor over ordered ranges: every live session <= it is in Redis."""
+    cur = base
+    for r in ranges:
+        if r["done"]:
+            if r["hi"] is None:
+                return cur if r.get("last") is None else r["last"]
+            cur = r["hi"]
+            continue
+        return _range_start(r) if _range_start(r) is not None else cur
+    return cur
+
+
+def _split(conn: psycopg.Connection, src: SourceSchema, after: str | None, live: int, parts: int) -> list[dict[str, Any]]:
+    """Ranges ``(lo, hi]`` over the live keys after ``after``, split at sampled percentiles."""
+    points: list[str] = []
+    if parts > 1:
+        est = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                           [src.sessions]).fetchone()
+        rel = max(int(est[0]) if est and est[0] and est[0] > 0 else 0, live, 1)
+        pct = min(100.0, max(0.001, 100.0 * 20000 / rel))  # ~20k sampled keys
+        got = conn.execute(src.split_points_query(after=after, percent=pct, parts=parts)).fetchone()[0] or []
+        points = sorted({p for p in got if p is not None and (after is None or p > after)})
+    bounds: list[str | None] = [after, *points, None]
+    return [{"lo": bounds[i], "hi": bounds[i + 1], "last": None, "done": False} for i in range(len(bounds) - 1)]
+
+
+class _Reader(threading.Thread):
+    """One key range at a time: COPY (binary) of PostgreSQL-built RESP frames, pipelined to Redis.
+
+    Each reader has its own PostgreSQL connection importing the coordinator's exported snapshot
+    (so all readers see exactly one state) and its own Redis socket. Per session the Python work is
+    one list append; a batch is one ``join`` and one ``sendall``. Progress is reported only after
+    Redis acknowledged the batch, in key order within the range.
+    """
+
+    def __init__(self, owner: "_Backfill", idx: int) -> None:
+        super().__init__(daemon=True, name=f"fridgebench-backfill-{idx}")
+        self.o = owner
+        self.conn: psycopg.Connection | None = None
+
+    def run(self) -> None:
+        o = self.o
+        rds = None
+        try:
+            self.conn = conn = psycopg.connect(o.dsn, autocommit=False)
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            # the first statement of the transaction: it adopts the coordinator's snapshot
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(o.snapshot)))
+            _plan_settings(conn)
+            conn.execute("SET LOCAL client_encoding = 'UTF8'")
+            rds = target.RawRedis(o.url)
+            while not o.stop.is_set():
+                try:
+                    i = o.todo.get_nowait()
+                except queue.Empty:
+                    break
+                self._range(conn, rds, i)
+            conn.rollback()
+        except BaseException as err:  # surfaced by the coordinator
+            if not o.stop.is_set():
+                o.error = o.error or err
+            o.stop.set()
+        finally:
+            if rds is not None:
+                rds.close()
+            if self.conn is not None:
+                try:
+                    self.conn.close()
+                except Exception:
+                    pass
+
+    def _range(self, conn: psycopg.Connection, rds: target.RawRedis, i: int) -> None:
+        o = self.o
+        r = o.ranges[i]
+        q = o.src.backfill_frames_query(after=_range_start(r), upto=r["hi"], version_base=o.version_base,
+                                        capture=o.capture, utf8=o.utf8)
+        rows: list[memoryview] = []
+        bs = o.batch_size
+        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(q)) as copy:
+            for data in copy:
+                if len(data) < 6:  # the trailer (-1 as int16)
+                    continue
+                if data[:11] == _COPY_HEADER:
+                    data = data[19:]  # the header arrives with the first row
+                rows.append(data)
+                if len(rows) >= bs:
+                    self._flush(rds, i, rows)
+                    rows = []
+                    if o.stop.is_set():
+                        conn.cancel()  # leave the COPY now; the checkpoint holds what Redis acknowledged
+                        raise _Stopped()
+        if rows:
+            self._flush(rds, i, rows)
+        o.done.put((i, 0, None, True))
+
+    def _flush(self, rds: target.RawRedis, i: int, rows: list[memoryview]) -> None:
+        o = self.o
+        # each row: int16 field count, int32 length, the frame
+        payload = b"".join([m[6:] for m in rows])
+        last = bytes(rows[-1])
+        a = last.index(_VKEY) + len(_VKEY)
+        sid = last[a:last.index(b"\r\n", a)].decode()
+        if o.rate_each > 0:
+            self.sent = getattr(self, "sent", 0) + len(rows)
+            due = o.t0 + self.sent / o.rate_each
+            while (now := time.perf_counter()) < due and not o.stop.is_set():
+                time.sleep(min(due - now, 0.1))
+        rds.send(payload, 2 * len(rows))
+        o.done.put((i, len(rows), sid, False))
+
+
+class _Stopped(Exception):
+    pass
+
+
+@dataclass
+class _Backfill:
+    src: SourceSchema
+    dsn: str
+    url: str
+    snapshot: str
+    ranges: list[dict[str, Any]]
+    version_base: int
+    capture: bool
+    utf8: bool
+    batch_size: int
+    rate_each: float
+    t0: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    todo: "queue.Queue[int]" = field(default_factory=queue.Queue)
+    done: "queue.Queue[tuple[int, int, str | None, bool]]" = field(default_factory=queue.Queue)
+    error: BaseException | None = None
 
 
 def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycopg.Connection, *,
              batch_size: int = 2000, rate_limit: float = 0.0, concurrency: int = 2,
              progress: Progress = _noop) -> BackfillStats:
+    """Parallel backfill from one snapshot: ``concurrency`` readers over key ranges (see ``_Reader``).
+
+    The coordinator's REPEATABLE READ transaction exports its snapshot and stays open until every
+    reader is done; the ranges (split at sampled key percentiles) and each range's cursor are
+    checkpointed, so a resumed run continues every range after its own cursor, from a new snapshot.
+    """
     stats = BackfillStats(resumed_after=cp.last_session_id)
     t0 = time.perf_counter()
+    workers = max(1, concurrency)
     with psycopg.connect(dsn, autocommit=False) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         conn.execute("SET LOCAL jit = off")
@@ -126,90 +246,75 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
             if cp.live:
                 cp.apply_watermark = xmin  # every commit invisible to this snapshot has txid >= xmin
             capture.save_checkpoint(ckpt, cp)
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        enc = conn.execute("SHOW server_encoding").fetchone()[0]
         live_after, _ = conn.execute(src.count_query(after=cp.last_session_id)).fetchone()
         stats.total = int(live_after)
-        progress("backfill_start", {"total": stats.total, "resumed_after": cp.last_session_id, "done_before": cp.written})
-        query = src.backfill_query(after=cp.last_session_id, version_base=cp.epoch,
-                                   capture=cp.live and capture.capture_installed(conn))
-        writers = _Writers(url, max(1, concurrency))
-        seq = 0
-        next_done = 0
-        finished: dict[int, tuple[int, str]] = {}
+        if cp.ranges is None:
+            parts = 1 if workers == 1 or stats.total < 2000 else min(4 * workers, max(2, stats.total // 1000))
+            cp.ranges = _split(conn, src, cp.last_session_id, stats.total, parts)
+            capture.save_checkpoint(ckpt, cp)
+        progress("backfill_start", {"total": stats.total, "resumed_after": cp.last_session_id, "done_before": cp.written,
+                                    "ranges": len(cp.ranges)})
+        bf = _Backfill(src=src, dsn=dsn, url=url, snapshot=snapshot, ranges=cp.ranges, version_base=cp.epoch,
+                       capture=cp.live and capture.capture_installed(conn), utf8=enc in ("UTF8", "SQL_ASCII"),
+                       batch_size=batch_size, rate_each=rate_limit / workers if rate_limit > 0 else 0.0, t0=t0)
+        base = cp.ranges[0]["lo"] if cp.ranges else cp.last_session_id
+        for i, r in enumerate(cp.ranges):
+            if not r["done"]:
+                bf.todo.put(i)
+        readers = [_Reader(bf, k) for k in range(min(workers, bf.todo.qsize()))]
         last_save = 0.0
 
-        def drain(final: bool = False) -> None:
-            nonlocal next_done, last_save
-            while True:
-                try:
-                    s, count, last = writers.done.get_nowait()
-                except queue.Empty:
-                    break
-                finished[s] = (count, last)
+        def drain(timeout: float) -> bool:
             moved = False
-            while next_done in finished:
-                count, last = finished.pop(next_done)
-                next_done += 1
-                stats.written += count
-                cp.written += count
-                cp.last_session_id = last
-                moved = True
+            try:
+                item = bf.done.get(timeout=timeout)
+                while True:
+                    i, count, last, finished = item
+                    r = cp.ranges[i]
+                    if finished:
+                        r["done"] = True
+                    else:
+                        r["last"] = last
+                        stats.written += count
+                        cp.written += count
+                    moved = True
+                    item = bf.done.get_nowait()
+            except queue.Empty:
+                pass
             if moved:
+                cp.last_session_id = _prefix(cp.ranges, base)
                 progress("backfill_progress", {"written": stats.written})
-            now = time.perf_counter()
-            if moved and (final or now - last_save > 0.2):
-                capture.save_checkpoint(ckpt, cp)
-                last_save = now
+            return moved
 
-        sent = 0
         try:
-            batch: list[tuple[bytes, bytes, bytes, bytes]] = []
-            with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
-                for data in copy:
-                    for line in bytes(data).split(b"\n"):
-                        if not line:
-                            continue
-                        f = line.split(b"\t")
-                        if b"\\" in line:
-                            f = [_unescape(x) for x in f]
-                        batch.append((f[0], f[1], f[2], f[3]))
-                    if len(batch) >= batch_size:
-                        sent = _send(writers, batch, seq, sent, rate_limit, t0)
-                        seq += 1
-                        batch = []
-                        drain()
-                if batch:
-                    _send(writers, batch, seq, sent, rate_limit, t0)
-                    seq += 1
+            for t in readers:
+                t.start()
+            while any(t.is_alive() for t in readers):
+                if drain(0.05) and time.perf_counter() - last_save > 0.2:
+                    capture.save_checkpoint(ckpt, cp)
+                    last_save = time.perf_counter()
+            drain(0)
+            if bf.error is not None:
+                raise bf.error
+            if all(r["done"] for r in cp.ranges):
+                cp.backfill_done = True
             conn.commit()
-            # wait for every batch to be acknowledged
-            while next_done < seq:
-                if writers.error is not None:
-                    raise writers.error
-                time.sleep(0.005)
-                drain()
-            drain(final=True)
-            cp.backfill_done = True
-            capture.save_checkpoint(ckpt, cp)
         finally:
-            writers.close()  # in-flight batches finish: the checkpoint then covers what Redis acknowledged
-            if not cp.backfill_done:
-                drain(final=True)
-                capture.save_checkpoint(ckpt, cp)
+            bf.stop.set()  # Ctrl-C / error: readers leave after their current batch
+            for t in readers:
+                if t.is_alive() and t.conn is not None:
+                    try:
+                        t.conn.cancel()
+                    except Exception:
+                        pass
+                t.join(timeout=30)
+            drain(0)  # batches Redis acknowledged meanwhile
+            capture.save_checkpoint(ckpt, cp)
     stats.seconds = time.perf_counter() - t0
     progress("backfill_done", {"written": stats.written, "seconds": stats.seconds})
     return stats
-
-
-def _send(writers: _Writers, batch: list[tuple[bytes, bytes, bytes, bytes]], seq: int, sent: int,
-          rate_limit: float, t0: float) -> int:
-    payload, replies = target.frame_backfill(batch)
-    sent += len(batch)
-    if rate_limit > 0:
-        due = t0 + sent / rate_limit
-        while (now := time.perf_counter()) < due:
-            time.sleep(min(due - now, 0.1))
-    writers.put((seq, payload, replies, len(batch), batch[-1][0].decode()))
-    return sent
 
 
 # --- apply ------------------------------------------------------------------------------------

@@ -86,10 +86,14 @@ class SourceSchema:
     # --- SQL ----------------------------------------------------------------------------------
 
     def _value_sql(self, s: str, agg: sql.Composable) -> sql.Composable:
-        """The JSON text of session alias ``s``; ``agg`` is the comma-joined JSON names (or NULL)."""
+        """The JSON text of session alias ``s``; ``agg`` is the comma-joined JSON names (or NULL).
+
+        The timestamp is quoted directly (digits and ``-T:.+`` need no JSON escaping): the same
+        text ``to_json`` produced, without a JSON escape pass per session.
+        """
         return sql.SQL(
-            """'{{"created_at": ' || COALESCE(to_json(to_char({s}.{created} AT TIME ZONE 'UTC',
-                 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))::text, 'null')
+            """'{{"created_at": ' || COALESCE('"' || to_char({s}.{created} AT TIME ZONE 'UTC',
+                 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') || '"', 'null')
                || ', "ingredients": [' || COALESCE({agg}, '') || ']}}'"""
         ).format(s=sql.Identifier(s), created=sql.Identifier(self.created_at), agg=agg)
 
@@ -146,6 +150,88 @@ class SourceSchema:
         if limit is not None:
             q = q + sql.SQL(" LIMIT {n}").format(n=sql.Literal(limit))
         return q
+
+    def backfill_frames_query(self, *, after: str | None, upto: str | None, version_base: int, capture: bool,
+                              utf8: bool = True) -> sql.Composable:
+        """Live sessions with ``after < session_id <= upto``, in key order, one column per session:
+        the exact RESP bytes of ``SET fridgebench:migrate:v:{id} ver PXAT ms`` + ``SET session:{id} json PXAT ms``.
+
+        PostgreSQL renders the whole frame (same ``_value_sql`` JSON as every other reader), so the
+        backfill's Python side only concatenates rows. Per ingredient row the name is looked up in
+        the catalogue rendered once as a jsonb object of JSON string literals (``->>``: a binary
+        search, no join, no per-row ``to_json``); the plan is a merge of the two primary-key-ordered
+        index scans with a group aggregate, no sort of the ingredient rows.
+        ``utf8=False`` (a non-UTF8 database) measures lengths of the UTF-8 bytes the client receives.
+        """
+        sid = sql.Identifier(self.session_id)
+        isid = sql.Identifier(self.item_session_id)
+
+        def rng(col: sql.Composable) -> sql.Composable:
+            parts = [sql.SQL("true")]
+            if after is not None:
+                parts.append(sql.SQL("{c} > {v}").format(c=col, v=sql.Literal(after)))
+            if upto is not None:
+                parts.append(sql.SQL("{c} <= {v}").format(c=col, v=sql.Literal(upto)))
+            return sql.SQL(" AND ").join(parts)
+
+        version = sql.SQL("{base}").format(base=sql.Literal(version_base))
+        vjoin = sql.SQL("")
+        if capture:
+            version = sql.SQL("{base} + COALESCE(v.n, 0)").format(base=sql.Literal(version_base))
+            vjoin = sql.SQL(
+                "LEFT JOIN (SELECT session_id, count(*) AS n FROM {cs}.changes GROUP BY session_id) v "
+                "ON v.session_id = s.{sid}::text").format(cs=sql.Identifier(CAPTURE_SCHEMA), sid=sid)
+        olen = (lambda e: sql.SQL("octet_length({})").format(e)) if utf8 else (
+            lambda e: sql.SQL("octet_length(convert_to({}, 'UTF8'))").format(e))
+        frame = sql.SQL(
+            """E'*5\\r\\n$3\\r\\nSET\\r\\n$' || ({vl} + {vpl}) || E'\\r\\n{vp}' || t.sid || E'\\r\\n$'
+                 || octet_length(t.ver) || E'\\r\\n' || t.ver || E'\\r\\n$4\\r\\nPXAT\\r\\n$'
+                 || octet_length(t.px) || E'\\r\\n' || t.px
+                 || E'\\r\\n*5\\r\\n$3\\r\\nSET\\r\\n$' || ({vl} + {spl}) || E'\\r\\n{sp}' || t.sid || E'\\r\\n$'
+                 || {jl} || E'\\r\\n' || t.val || E'\\r\\n$4\\r\\nPXAT\\r\\n$'
+                 || octet_length(t.px) || E'\\r\\n' || t.px || E'\\r\\n'"""
+        ).format(vl=olen(sql.SQL("t.sid")), vpl=sql.Literal(len(b"fridgebench:migrate:v:")),
+                 vp=sql.SQL("fridgebench:migrate:v:"), spl=sql.Literal(len(b"session:")), sp=sql.SQL("session:"),
+                 jl=olen(sql.SQL("t.val")))
+        return sql.SQL(
+            """SELECT {frame} FROM (
+                 SELECT s.{sid}::text AS sid, {value} AS val, {pxat}::text AS px, ({version})::text AS ver
+                 FROM {sessions} s
+                 LEFT JOIN (SELECT ui.{isid} AS sid,
+                                   string_agg({names} ->> ui.{ing}::text, ', ' ORDER BY ui.{added}, ui.{iid}) AS names
+                            FROM {items} ui WHERE {irange}
+                            GROUP BY ui.{isid}) g ON g.sid = s.{sid}
+                 {vjoin}
+                 WHERE s.{exp} > now() AND {srange}
+                 ORDER BY s.{sid} OFFSET 0) t"""
+        ).format(frame=frame, sid=sid, names=self._catalogue_json_sql(),
+                 value=self._value_sql("s", sql.SQL("g.names")), pxat=self._pxat_sql("s"), version=version,
+                 sessions=ident(self.sessions), isid=isid, items=ident(self.items),
+                 ing=sql.Identifier(self.item_ingredient_id), irange=rng(sql.SQL("ui.{}").format(isid)),
+                 added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id), vjoin=vjoin,
+                 exp=sql.Identifier(self.expires_at), srange=rng(sql.SQL("s.{}").format(sid)))
+
+    def _catalogue_json_sql(self) -> sql.Composable:
+        """The catalogue as one jsonb object ``{"id": "\\"name\\"", ...}``, computed once (an InitPlan).
+
+        ``obj ->> id::text`` is then exactly ``to_json(name)::text`` (the JSON string literal), found
+        by a binary search per ingredient row instead of a join (whose plan choice made PostgreSQL
+        sort all ingredient rows when the catalogue's statistics were thin). The foreign key
+        guarantees every id is in the catalogue (a missing one would be skipped by string_agg).
+        """
+        return sql.SQL("(SELECT jsonb_object_agg({cid}::text, to_json({cname})::text) FROM {cat})").format(
+            cid=sql.Identifier(self.catalogue_id), cname=sql.Identifier(self.catalogue_name), cat=ident(self.catalogue))
+
+    def split_points_query(self, *, after: str | None, percent: float, parts: int) -> sql.Composable:
+        """``parts - 1`` session ids splitting the live keys after ``after`` evenly, from a block sample."""
+        sid = sql.Identifier(self.session_id)
+        after_s = sql.SQL("AND {sid} > {v}").format(sid=sid, v=sql.Literal(after)) if after is not None else sql.SQL("")
+        fr = [i / parts for i in range(1, parts)]
+        return sql.SQL(
+            """SELECT percentile_disc({fr}::float8[]) WITHIN GROUP (ORDER BY {sid})::text[]
+               FROM {sessions} TABLESAMPLE SYSTEM ({pct}) WHERE {exp} > now() {after_s}"""
+        ).format(fr=sql.Literal(fr), sid=sid, sessions=ident(self.sessions), pct=sql.Literal(percent),
+                 exp=sql.Identifier(self.expires_at), after_s=after_s)
 
     def count_query(self, *, after: str | None = None) -> sql.Composable:
         """``live, expired`` sessions (after ``after``) and live ingredient rows."""

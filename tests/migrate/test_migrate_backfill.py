@@ -140,3 +140,46 @@ def test_bad_input_gives_one_line_and_nonzero_exit(pg_dsn, redis_url, reports):
     for r in (bad_pg, bad_r, wrong):
         assert "Traceback" not in r.stderr
         assert len([l for l in r.stderr.splitlines() if l.startswith("error:")]) == 1
+
+
+def test_parallel_backfill_frames_match_the_value_contract_and_cover_every_range(pg_dsn, redis_url, rds, reports):
+    """The RESP frames PostgreSQL builds carry exactly the value every other reader renders, and the
+    key ranges of a parallel backfill cover every live session once (checkpointed per range)."""
+    from fridgebench.migrate import engine, rehearsal, run
+    from fridgebench.migrate.source import SourceSchema
+
+    rehearsal.fill(pg_dsn, 6000, seed=3, existing="reuse", expiring_share=0.0)  # none expires mid-test
+    with psycopg.connect(pg_dsn) as c:  # a name that needs JSON escaping
+        c.execute("""UPDATE ingredients SET name = 'a "quoted" \\ name' WHERE id = (
+                       SELECT ingredient_id FROM user_fridge_ingredients GROUP BY 1 ORDER BY count(*) DESC LIMIT 1)""")
+    s = run.migrate(run.Options(dsn=pg_dsn, url=redis_url, concurrency=3, batch_size=250))
+    cp = s["checkpoint"]
+    assert cp["backfill_done"] and len(cp["ranges"]) > 3 and all(r["done"] for r in cp["ranges"])
+    src = SourceSchema()
+    with psycopg.connect(pg_dsn) as c:
+        ids = [r[0] for r in c.execute("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now()")]
+        states = engine.read_states(c, src, ids, version_base=0, capture_on=False)
+    assert s["backfill"]["written"] == len(ids) and rds.dbsize() == 2 * len(ids)
+    pipe = rds.pipeline(transaction=False)
+    for sid, _v, _px, _ver in states:
+        pipe.get(f"session:{sid}")
+        pipe.pexpiretime(f"session:{sid}")
+        pipe.pexpiretime(f"fridgebench:migrate:v:{sid}")
+    got = pipe.execute()
+    for k, (sid, value, pxat, _ver) in enumerate(states):
+        assert got[3 * k].decode() == value, sid  # byte-identical JSON
+        assert got[3 * k + 1] == pxat and got[3 * k + 2] == pxat
+    assert any('\\"quoted\\"' in v for _s, v, _p, _x in states)
+
+
+def test_range_prefix_is_the_contiguous_cursor():
+    from fridgebench.migrate.engine import _prefix
+
+    r = lambda lo, hi, last=None, done=False: {"lo": lo, "hi": hi, "last": last, "done": done}  # noqa: E731
+    assert _prefix([r(None, "b"), r("b", None)], None) is None
+    assert _prefix([r(None, "b", "a"), r("b", None, "x")], None) == "a"
+    assert _prefix([r(None, "b", "a", True), r("b", "d")], None) == "b"  # range 0 done, range 1 not started
+    assert _prefix([r(None, "b", "a"), r("b", "d", "c", True)], None) == "a"  # range 1 ahead: not contiguous
+    assert _prefix([r(None, "b", "a", True), r("b", "d", "c"), r("d", None, "z", True)], None) == "c"
+    assert _prefix([r(None, "b", "a", True), r("b", "d", "c", True), r("d", None, "z", True)], None) == "z"
+    assert _prefix([r("k", "m", None), r("m", None)], "k") == "k"
