@@ -171,10 +171,10 @@ class _Reader(threading.Thread):
         bs = o.batch_size
         with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(q)) as copy:
             for data in copy:
-                if len(data) < 6:  # the trailer (-1 as int16)
-                    continue
                 if data[:11] == _COPY_HEADER:
-                    data = data[19:]  # the header arrives with the first row
+                    data = data[19:]  # the header arrives with the first row (or alone, or with the trailer)
+                if len(data) < 6:  # nothing left of the header chunk, or the trailer (-1 as int16)
+                    continue
                 rows.append(data)
                 if len(rows) >= bs:
                     self._flush(rds, i, rows)
