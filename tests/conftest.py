@@ -29,7 +29,9 @@ REDIS_DB = int(os.environ.get("FRIDGEBENCH_TEST_REDIS_DB", "9"))
 def fresh_run_root() -> Path:
     """A private run root under the system temp dir (pytest's tmp dirs are 0700 below /tmp/pytest-of-root,
     which an unprivileged PostgreSQL user cannot traverse)."""
-    return Path(tempfile.mkdtemp(prefix="fridgebench-test-"))
+    path = Path(tempfile.mkdtemp(prefix="fridgebench-test-"))
+    os.chmod(path, 0o711)  # ours: traversable (not listable) by the unprivileged PostgreSQL user under root
+    return path
 
 
 @pytest.fixture

@@ -73,9 +73,9 @@ def run_root(run_dir: str | None) -> Path:
 def make_run_dir(root: Path, *, traversable: bool, notes: list[str] | None = None) -> Path:
     """A fresh 0700 folder (0711 when another user must traverse it) under ``root``.
 
-    When PostgreSQL runs as another user, ``root`` itself gets the others-execute bit (traversable,
-    not listable) and ``notes`` says so when the folder was not created here; nothing above ``root``
-    is ever changed (the caller refuses folders the PostgreSQL user cannot reach).
+    When PostgreSQL runs as another user, ``root`` must be traversable by it. A ``root`` created
+    here is made so (0711: traversable, not listable); an existing folder that is not is refused
+    with instructions — fridgebench never changes the mode of a folder it did not create.
     """
     mode = 0o711 if traversable else 0o700
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -90,11 +90,12 @@ def make_run_dir(root: Path, *, traversable: bool, notes: list[str] | None = Non
         raise ProvisionError(f"run folder {root} is not a folder owned by this user and closed to others",
                              hint="remove it or pass --run-dir")
     if traversable and st.st_mode & 0o011 != 0o011:
-        new_mode = (st.st_mode & 0o777) | 0o011
-        os.chmod(root, new_mode)
-        if notes is not None and not created:
-            notes.append(f"changed {root} from mode {st.st_mode & 0o777:o} to {new_mode:o} (traversable, "
-                         "not listable) so the PostgreSQL user can reach its data folder")
+        if not created:
+            raise ProvisionError(
+                f"run folder {root} (mode {st.st_mode & 0o777:o}) cannot be entered by the unprivileged "
+                "user PostgreSQL runs as, and fridgebench does not change your folders' permissions",
+                hint=f"pass a --run-dir it may traverse (e.g. `mkdir -m 711 DIR`), or run `chmod o+x {root}`")
+        os.chmod(root, (st.st_mode & 0o777) | 0o011)  # our own folder: umask may have removed the bits
     sweep_stale(root)
     run = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run.mkdir(mode=mode)
