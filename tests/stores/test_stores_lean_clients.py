@@ -265,8 +265,8 @@ async def test_postgres_connection_terminated_by_the_server_is_replaced(pg_dsn: 
         for _ in range(4):  # errors allowed while the dead ones are found, then recovery
             try:
                 results.append(await store.get(s) is not None)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                results.append(False)
+            except Exception:  # asyncpg raises ConnectionDoesNotExistError, or InternalClientError
+                results.append(False)  # when the server's FATAL arrives mid-call: both just "broken"
         assert results[-1] and results[-2]
         assert store.pool.dropped >= 1
         assert {c.get_server_pid() for c in store.pool.free}.isdisjoint(pids)
