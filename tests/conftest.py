@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -64,10 +65,10 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def external_pg_dsn() -> Iterator[str]:
+@contextlib.contextmanager
+def machine_database(prefix: str = "fb_test") -> Iterator[str]:
     """DSN of a unique, empty database on the machine's PostgreSQL; dropped afterwards."""
-    name = f"fb_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         run_sync(lambda: _admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as err:
@@ -79,10 +80,10 @@ def external_pg_dsn() -> Iterator[str]:
         run_sync(lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(scope="session")
-def external_redis_url() -> Iterator[str]:
-    """The machine's Redis, test db index flushed before and after."""
-    url = f"{MACHINE_REDIS}/{REDIS_DB}"
+@contextlib.contextmanager
+def machine_redis_db(db: int) -> Iterator[str]:
+    """The machine's Redis at db index ``db``, flushed before and after (only that index)."""
+    url = f"{MACHINE_REDIS}/{db}"
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.flushdb()
@@ -93,6 +94,20 @@ def external_redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def external_pg_dsn() -> Iterator[str]:
+    """DSN of a unique, empty database on the machine's PostgreSQL; dropped afterwards."""
+    with machine_database() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def external_redis_url() -> Iterator[str]:
+    """The machine's Redis, test db index flushed before and after."""
+    with machine_redis_db(REDIS_DB) as url:
+        yield url
 
 
 @pytest.fixture

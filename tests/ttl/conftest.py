@@ -7,16 +7,14 @@ and ``used_memory`` that other tests' leftovers would skew."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Iterator
 
 import asyncpg
 import pytest
-import redis
 
 from fridgebench.provision.probe import run_sync
 from fridgebench.stores.schema import setup_schema
-from tests.conftest import MACHINE_PG, MACHINE_REDIS, _admin
+from tests.conftest import machine_database, machine_redis_db
 
 TTL_REDIS_DB = 13
 
@@ -31,29 +29,12 @@ async def _schema(dsn: str) -> None:
 
 @pytest.fixture(scope="session")
 def ttl_pg_dsn() -> Iterator[str]:
-    name = f"fb_test_ttl_{uuid.uuid4().hex[:10]}"
-    try:
-        run_sync(lambda: _admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as err:
-        pytest.fail(f"machine PostgreSQL at {MACHINE_PG} not usable: {err}")
-    dsn = f"{MACHINE_PG.rsplit('/', 1)[0]}/{name}"
-    try:
+    with machine_database("fb_test_ttl") as dsn:
         run_sync(lambda: _schema(dsn))
         yield dsn
-    finally:
-        run_sync(lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
 def ttl_redis_url() -> Iterator[str]:
-    url = f"{MACHINE_REDIS}/{TTL_REDIS_DB}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
-    try:
-        client.flushdb()
-    except redis.RedisError as err:
-        pytest.fail(f"machine Redis at {url} not usable: {err}")
-    try:
+    with machine_redis_db(TTL_REDIS_DB) as url:
         yield url
-    finally:
-        client.flushdb()
-        client.close()
