@@ -99,7 +99,8 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, 
     started = datetime.now(timezone.utc)
     rundir = RunDirectory(out, new_run_id("compare"))
     view = _LiveView(enabled=console.is_terminal and not json_out, total=len(copts.stores))
-    with rundir, provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep:
+    # the run folder appears once the stores are up: bad input leaves nothing behind in reports/
+    with provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep, rundir:
         servers = [ep.postgres.to_dict(), ep.redis.to_dict()]
         env = Environment.capture(servers=servers, event_loop=loop_name)
         base = dict(command="compare", run_id=rundir.run_id, started_at=started, environment=env,
