@@ -33,7 +33,6 @@ def merge(*tables: list[Claim]) -> list[Claim]:
     out = blank_claims()
     for table in tables:
         for c in table:
-            if c.verdict != "not measured" or out[c.key].verdict == "not measured":
-                if c.verdict != "not measured":
-                    out[c.key] = c
+            if c.verdict != "not measured":
+                out[c.key] = c
     return list(out.values())
