@@ -122,13 +122,7 @@ class SourceSchema:
         after_s = sql.SQL("AND s.{sid} > {v}").format(sid=sid, v=sql.Literal(after)) if after is not None else sql.SQL("")
         after_i = (sql.SQL("AND ui.{isid} > {v}").format(isid=sql.Identifier(self.item_session_id), v=sql.Literal(after))
                    if after is not None else sql.SQL(""))
-        version = sql.SQL("{base}").format(base=sql.Literal(version_base))
-        vjoin = sql.SQL("")
-        if capture:
-            version = sql.SQL("{base} + COALESCE(v.n, 0)").format(base=sql.Literal(version_base))
-            vjoin = sql.SQL(
-                "LEFT JOIN (SELECT session_id, count(*) AS n FROM {cs}.changes GROUP BY session_id) v "
-                "ON v.session_id = s.{sid}::text").format(cs=sql.Identifier(CAPTURE_SCHEMA), sid=sid)
+        version, vjoin = _version_sql(sid, version_base, capture)
         agg = sql.SQL(
             """(SELECT ui.{isid} AS sid,
                        string_agg(to_json(c.{cname})::text, ', ' ORDER BY ui.{added}, ui.{iid}) AS names
@@ -174,13 +168,7 @@ class SourceSchema:
                 parts.append(sql.SQL("{c} <= {v}").format(c=col, v=sql.Literal(upto)))
             return sql.SQL(" AND ").join(parts)
 
-        version = sql.SQL("{base}").format(base=sql.Literal(version_base))
-        vjoin = sql.SQL("")
-        if capture:
-            version = sql.SQL("{base} + COALESCE(v.n, 0)").format(base=sql.Literal(version_base))
-            vjoin = sql.SQL(
-                "LEFT JOIN (SELECT session_id, count(*) AS n FROM {cs}.changes GROUP BY session_id) v "
-                "ON v.session_id = s.{sid}::text").format(cs=sql.Identifier(CAPTURE_SCHEMA), sid=sid)
+        version, vjoin = _version_sql(sid, version_base, capture)
         olen = (lambda e: sql.SQL("octet_length({})").format(e)) if utf8 else (
             lambda e: sql.SQL("octet_length(convert_to({}, 'UTF8'))").format(e))
         frame = sql.SQL(
@@ -281,3 +269,14 @@ def parse_kv(pairs: list[str] | None, what: str) -> dict[str, Any]:
         k, v = p.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
+def _version_sql(sid: sql.Composable, version_base: int, capture: bool) -> tuple[sql.Composable, sql.Composable]:
+    """A session's version (``version_base`` + its change-row count when capture is on) and the join it needs."""
+    if not capture:
+        return sql.SQL("{base}").format(base=sql.Literal(version_base)), sql.SQL("")
+    version = sql.SQL("{base} + COALESCE(v.n, 0)").format(base=sql.Literal(version_base))
+    vjoin = sql.SQL(
+        "LEFT JOIN (SELECT session_id, count(*) AS n FROM {cs}.changes GROUP BY session_id) v "
+        "ON v.session_id = s.{sid}::text").format(cs=sql.Identifier(CAPTURE_SCHEMA), sid=sid)
+    return version, vjoin

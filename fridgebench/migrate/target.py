@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -145,18 +145,6 @@ class RawRedis:
             self.sock.close()
         except OSError:
             pass
-
-
-def frame_backfill(rows: Iterable[tuple[bytes, bytes, bytes, bytes]]) -> tuple[bytes, int]:
-    """``SET v:{id} ver PXAT ms`` then ``SET session:{id} json PXAT ms`` per row -> (payload, replies)."""
-    out = []
-    n = 0
-    for sid, val, px, ver in rows:
-        pxb = _bulk(px)
-        out.append(b"*5\r\n$3\r\nSET\r\n" + _bulk(VERSION_PREFIX + sid) + _bulk(ver) + b"$4\r\nPXAT\r\n" + pxb)
-        out.append(b"*5\r\n$3\r\nSET\r\n" + _bulk(SESSION_PREFIX + sid) + _bulk(val) + b"$4\r\nPXAT\r\n" + pxb)
-        n += 2
-    return b"".join(out), n
 
 
 @dataclass
