@@ -22,7 +22,9 @@ from rich.console import Console
 from fridgebench.config import mask_text
 from fridgebench.errors import ExitStatus, FridgebenchError
 
-console = Console(stderr=True, highlight=False)
+# Piped or logged (CI), Rich would assume 80 columns and truncate the tables: use 120 unless told.
+console = Console(stderr=True, highlight=False,
+                  width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 120)
 T = TypeVar("T")
 
 
