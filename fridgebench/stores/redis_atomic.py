@@ -22,7 +22,10 @@ from fridgebench.stores.base import DEFAULT_TTL_S
 
 
 def lua_source(name: str) -> str:
-    return resources.files("fridgebench.stores").joinpath(name).read_text(encoding="utf-8")
+    """A script's full source: the shared ``session_json.lua`` prelude, then the script."""
+    files = resources.files("fridgebench.stores")
+    return (files.joinpath("session_json.lua").read_text(encoding="utf-8")
+            + files.joinpath(name).read_text(encoding="utf-8"))
 
 
 class RedisAtomicStore(RedisStoreBase):
