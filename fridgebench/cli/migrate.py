@@ -115,10 +115,10 @@ def migrate(
     live: Annotated[bool, typer.Option("--live", help="Capture changes (triggers) before the backfill and apply them.")] = False,
     until_caught_up: Annotated[bool, typer.Option("--until-caught-up", help="With --live: exit when the lag is zero.")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="With --live: keep applying changes until stopped.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sessions per Redis pipeline.")] = 2000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sessions per backfill batch (one PostgreSQL query, one Redis pipeline; about this many: batches are cut at sampled ids).")] = 2000,
     rate_limit: Annotated[float, typer.Option("--rate-limit", metavar="OPS_PER_S", min=0,
                                               help="At most this many sessions written per second (0: no limit).")] = 0.0,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Parallel backfill readers: each streams a key range over its own PostgreSQL and Redis connection.")] = 2,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Parallel backfill readers, each with its own PostgreSQL and Redis connection. 3 keeps 2 cores busy (PostgreSQL, Redis and the framing overlap); lower it to spare a loaded source.")] = 3,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace session:* keys fridgebench did not write.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Migrate even if Redis may evict sessions or lacks memory.")] = False,
     tables: Tables = None,
@@ -220,7 +220,7 @@ def verify_cmd(
 @migrate_app.command("cleanup")
 def cleanup_cmd(
     from_: From = None,
-    to: Annotated[Optional[str], typer.Option("--to", help="Also delete migrate's version keys in this Redis.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Also delete migrate's bookkeeping keys (version keys, ownership sets) in this Redis; sessions stay.")] = None,
 ) -> None:
     """Remove everything migrate installed in PostgreSQL (triggers, change table, checkpoints)."""
     with error_boundary():

@@ -4,9 +4,11 @@ Order of a run (each step checkpointed in ``fridgebench_migrate.checkpoint``):
 
 1. ``--live``: install change capture (triggers) — *before* the snapshot.
 2. Backfill from one REPEATABLE READ snapshot, exported to ``concurrency`` reader threads that
-   each stream a disjoint ``session_id`` range (split at sampled percentiles) with a binary COPY
-   of RESP frames PostgreSQL builds itself, pipelined to Redis as ``SET ... PXAT``. Each range's
-   cursor (last session id acknowledged by Redis, contiguously within the range) is checkpointed,
+   each take disjoint ``session_id`` ranges (split at sampled percentiles) and cut them into
+   batches of about ``batch_size`` sessions; per batch PostgreSQL renders the values (one row),
+   Python frames ``SADD`` to the ownership sets then ``SET session:{id} json PXAT`` per session
+   (see :mod:`fridgebench.migrate.target`), sent as one write. Each range's cursor (the upper
+   bound of the last batch Redis acknowledged, contiguously within the range) is checkpointed,
    and ``last_session_id`` stays the contiguous prefix over all ranges; a resumed backfill
    continues every range after its cursor from a *new* snapshot — correct because every commit
    after the first snapshot is in the change table from the first snapshot's xmin on, and is
@@ -70,8 +72,6 @@ class BackfillStats:
     resumed_after: str | None = None
 
 
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
-_VKEY = b"fridgebench:migrate:v:"
 
 
 def _plan_settings(conn: psycopg.Connection) -> None:
@@ -111,30 +111,35 @@ def _split(conn: psycopg.Connection, src: SourceSchema, after: str | None, live:
         rel = max(int(est[0]) if est and est[0] and est[0] > 0 else 0, live, 1)
         pct = min(100.0, max(0.001, 100.0 * 20000 / rel))  # ~20k sampled keys
         got = conn.execute(src.split_points_query(after=after, percent=pct, parts=parts)).fetchone()[0] or []
-        points = sorted({p for p in got if p is not None and (after is None or p > after)})
+        # PostgreSQL's order (its collation), not Python's: drop NULLs and repeats only
+        points = [p for k, p in enumerate(got) if p is not None and (k == 0 or p != got[k - 1])]
     bounds: list[str | None] = [after, *points, None]
     return [{"lo": bounds[i], "hi": bounds[i + 1], "last": None, "done": False} for i in range(len(bounds) - 1)]
 
 
 class _Reader(threading.Thread):
-    """One key range at a time: COPY (binary) of PostgreSQL-built RESP frames, pipelined to Redis.
+    """One key range at a time, cut into batches; each batch is one query and one pipelined write.
 
     Each reader has its own PostgreSQL connection importing the coordinator's exported snapshot
-    (so all readers see exactly one state) and its own Redis socket. Per session the Python work is
-    one list append; a batch is one ``join`` and one ``sendall``. Progress is reported only after
-    Redis acknowledged the batch, in key order within the range.
+    (so all readers see exactly one state) and its own Redis socket. A range is cut at every k-th
+    id of a block sample (about ``batch_size`` live sessions apart, ordered by PostgreSQL, so the
+    database's collation decides); per batch PostgreSQL returns the rendered values, ids and
+    expiries in one row (``SourceSchema.backfill_batch_query``); ``target.batch_commands`` frames them (ownership
+    ``SADD``s first, then the ``SET``s), sent in one write whose replies are counted. A batch's
+    upper bound becomes the range's cursor once Redis acknowledged the batch.
     """
 
     def __init__(self, owner: "_Backfill", idx: int) -> None:
         super().__init__(daemon=True, name=f"fridgebench-backfill-{idx}")
         self.o = owner
         self.conn: psycopg.Connection | None = None
+        self.sent = 0
 
     def run(self) -> None:
         o = self.o
         rds = None
         try:
-            self.conn = conn = psycopg.connect(o.dsn, autocommit=False)
+            self.conn = conn = psycopg.connect(o.dsn, autocommit=False, prepare_threshold=0)
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             # the first statement of the transaction: it adopts the coordinator's snapshot
@@ -162,44 +167,37 @@ class _Reader(threading.Thread):
                 except Exception:
                     pass
 
+    def _bounds(self, conn: psycopg.Connection, lo: str | None, hi: str | None) -> list[str]:
+        """Batch bounds inside ``(lo, hi]``: every k-th id of a block sample, about ``batch_size`` apart."""
+        o = self.o
+        got = conn.execute(o.src.batch_sample_query(lower=lo is not None, upper=hi is not None, percent=o.sample_pct),
+                           {"lo": lo, "hi": hi}).fetchone()[0]
+        est = len(got) * 100.0 / o.sample_pct
+        parts = max(1, round(est / o.batch_size))
+        step = len(got) / parts
+        points = [got[int(j * step)] for j in range(1, parts)]
+        return [p for k, p in enumerate(points) if k == 0 or p != points[k - 1]]
+
     def _range(self, conn: psycopg.Connection, rds: target.RawRedis, i: int) -> None:
         o = self.o
         r = o.ranges[i]
-        q = o.src.backfill_frames_query(after=_range_start(r), upto=r["hi"], version_base=o.version_base,
-                                        capture=o.capture, utf8=o.utf8)
-        rows: list[memoryview] = []
-        bs = o.batch_size
-        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(q)) as copy:
-            for data in copy:
-                if data[:11] == _COPY_HEADER:
-                    data = data[19:]  # the header arrives with the first row (or alone, or with the trailer)
-                if len(data) < 6:  # nothing left of the header chunk, or the trailer (-1 as int16)
-                    continue
-                rows.append(data)
-                if len(rows) >= bs:
-                    self._flush(rds, i, rows)
-                    rows = []
-                    if o.stop.is_set():
-                        conn.cancel()  # leave the COPY now; the checkpoint holds what Redis acknowledged
-                        raise _Stopped()
-        if rows:
-            self._flush(rds, i, rows)
+        lo, hi = _range_start(r), r["hi"]
+        bounds: list[str | None] = [lo, *self._bounds(conn, lo, hi), hi]
+        for a, b in zip(bounds, bounds[1:]):
+            if o.stop.is_set():
+                raise _Stopped()
+            q = o.queries[(a is not None, b is not None)]
+            values, ids, pxats, versions, sessions = conn.execute(q, {"lo": a, "hi": b}, binary=True).fetchone()
+            if sessions:
+                payload, replies = target.batch_commands(ids, values.split(b"\n"), pxats, versions, o.version_base)
+                if o.rate_each > 0:
+                    self.sent += sessions
+                    due = o.t0 + self.sent / o.rate_each
+                    while (now := time.perf_counter()) < due and not o.stop.is_set():
+                        time.sleep(min(due - now, 0.1))
+                rds.send(payload, replies)
+            o.done.put((i, sessions, b, False))
         o.done.put((i, 0, None, True))
-
-    def _flush(self, rds: target.RawRedis, i: int, rows: list[memoryview]) -> None:
-        o = self.o
-        # each row: int16 field count, int32 length, the frame
-        payload = b"".join([m[6:] for m in rows])
-        last = bytes(rows[-1])
-        a = last.index(_VKEY) + len(_VKEY)
-        sid = last[a:last.index(b"\r\n", a)].decode()
-        if o.rate_each > 0:
-            self.sent = getattr(self, "sent", 0) + len(rows)
-            due = o.t0 + self.sent / o.rate_each
-            while (now := time.perf_counter()) < due and not o.stop.is_set():
-                time.sleep(min(due - now, 0.1))
-        rds.send(payload, 2 * len(rows))
-        o.done.put((i, len(rows), sid, False))
 
 
 class _Stopped(Exception):
@@ -215,10 +213,11 @@ class _Backfill:
     ranges: list[dict[str, Any]]
     version_base: int
     capture: bool
-    utf8: bool
     batch_size: int
     rate_each: float
     t0: float
+    sample_pct: float
+    queries: dict[tuple[bool, bool], sql.Composable]
     stop: threading.Event = field(default_factory=threading.Event)
     todo: "queue.Queue[int]" = field(default_factory=queue.Queue)
     done: "queue.Queue[tuple[int, int, str | None, bool]]" = field(default_factory=queue.Queue)
@@ -226,7 +225,7 @@ class _Backfill:
 
 
 def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycopg.Connection, *,
-             batch_size: int = 2000, rate_limit: float = 0.0, concurrency: int = 2,
+             batch_size: int = 2000, rate_limit: float = 0.0, concurrency: int = 3,
              progress: Progress = _noop) -> BackfillStats:
     """Parallel backfill from one snapshot: ``concurrency`` readers over key ranges (see ``_Reader``).
 
@@ -247,7 +246,6 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
                 cp.apply_watermark = xmin  # every commit invisible to this snapshot has txid >= xmin
             capture.save_checkpoint(ckpt, cp)
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        enc = conn.execute("SHOW server_encoding").fetchone()[0]
         live_after, _ = conn.execute(src.count_query(after=cp.last_session_id)).fetchone()
         stats.total = int(live_after)
         if cp.ranges is None:
@@ -256,9 +254,21 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
             capture.save_checkpoint(ckpt, cp)
         progress("backfill_start", {"total": stats.total, "resumed_after": cp.last_session_id, "done_before": cp.written,
                                     "ranges": len(cp.ranges)})
+        capture_on = cp.live and capture.capture_installed(conn)
+        dense = src.catalogue_is_dense(conn)
+        queries = {(lower, upper): src.backfill_batch_query(version_base=cp.epoch, capture=capture_on, lower=lower,
+                                                            upper=upper, dense=dense)
+                   for lower in (False, True) for upper in (False, True)}
+        # enough sampled ids for ~10 per batch (the whole table when it is small)
+        est = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                           [src.sessions]).fetchone()
+        rel = max(int(est[0]) if est and est[0] and est[0] > 0 else 0, stats.total, 1)
+        want = max(20_000, 10 * stats.total // max(1, batch_size))
+        sample_pct = min(100.0, max(0.01, 100.0 * want / rel))
         bf = _Backfill(src=src, dsn=dsn, url=url, snapshot=snapshot, ranges=cp.ranges, version_base=cp.epoch,
-                       capture=cp.live and capture.capture_installed(conn), utf8=enc in ("UTF8", "SQL_ASCII"),
-                       batch_size=batch_size, rate_each=rate_limit / workers if rate_limit > 0 else 0.0, t0=t0)
+                       capture=capture_on,
+                       batch_size=batch_size, rate_each=rate_limit / workers if rate_limit > 0 else 0.0, t0=t0,
+                       sample_pct=sample_pct, queries=queries)
         base = cp.ranges[0]["lo"] if cp.ranges else cp.last_session_id
         for i, r in enumerate(cp.ranges):
             if not r["done"]:
@@ -276,7 +286,8 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
                     if finished:
                         r["done"] = True
                     else:
-                        r["last"] = last
+                        if last is not None:  # the unbounded tail batch: the range is done next
+                            r["last"] = last
                         stats.written += count
                         cp.written += count
                     moved = True
@@ -511,7 +522,7 @@ def verify(src: SourceSchema, dsn: str, r: redis.Redis, *, ttl_tolerance_s: floa
                 chunk = remaining[i:i + 1000]
                 states = {st[0]: st for st in read_states(conn, src, chunk, version_base=epoch or 0,
                                                           capture_on=versioned)}
-                got, now_ms = _redis_read_versioned(r, chunk)
+                got, now_ms = _redis_read_versioned(r, chunk, epoch or 0)
                 for sid in chunk:
                     _, js, px, vp = states[sid]
                     value, pexp, vr = got[sid]
@@ -597,18 +608,21 @@ def _classify(conn: psycopg.Connection, diffs: dict[str, _Diff], wm: int | None,
             d.state = "behind"
 
 
-def _redis_read_versioned(r: redis.Redis, sids: list[str]) -> tuple[dict[str, tuple[bytes | None, int, int | None]], int]:
+def _redis_read_versioned(r: redis.Redis, sids: list[str], epoch: int) -> tuple[dict[str, tuple[bytes | None, int, int | None]], int]:
     """``{sid: (value, pexpiretime, version)}`` and Redis's clock (ms) after the reads."""
     pipe = r.pipeline(transaction=False)
     for s in sids:
         pipe.get(target.session_key(s))
         pipe.pexpiretime(target.session_key(s))
         pipe.get(target.version_key(s))
+        pipe.sismember(target.owner_key(s), s)  # backfilled at the epoch, no change applied since
     pipe.time()
     res = pipe.execute()
     sec, usec = res[-1]
-    out = {s: (res[3 * i], int(res[3 * i + 1]), int(res[3 * i + 2]) if res[3 * i + 2] is not None else None)
-           for i, s in enumerate(sids)}
+    out = {}
+    for i, s in enumerate(sids):
+        v, owned = res[4 * i + 2], res[4 * i + 3]
+        out[s] = (res[4 * i], int(res[4 * i + 1]), int(v) if v is not None else (epoch if owned else None))
     return out, int(sec) * 1000 + int(usec) // 1000
 
 

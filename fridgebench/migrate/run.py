@@ -27,7 +27,7 @@ class Options:
     until_caught_up: bool = False
     batch_size: int = 2000
     rate_limit: float = 0.0
-    concurrency: int = 2
+    concurrency: int = 3
     overwrite: bool = False
     force: bool = False
 
@@ -120,7 +120,7 @@ def migrate(opts: Options, progress: engine.Progress = engine._noop) -> dict[str
                                "resumed_after": bf.resumed_after if bf else None, "already_done": bf is None,
                                "written_all_runs": cp.written}
         if opts.live:
-            applier = target.Applier(r, overwrite=opts.overwrite)
+            applier = target.Applier(r, overwrite=opts.overwrite, epoch=cp.epoch)
             with pg_connect(opts.dsn) as conn:
                 st = engine.apply_changes(opts.schema, conn, applier, cp, ckpt, follow=opts.follow,
                                           rate_limit=opts.rate_limit, progress=progress)
@@ -169,6 +169,8 @@ def cleanup(dsn: str, url: str | None = None) -> list[str]:
             if batch:
                 n += r.unlink(*batch)
             removed.append(f"{n} version keys (fridgebench:migrate:v:*) in Redis")
+            owned = r.unlink(*target.owner_keys())  # UNLINK: freed in the background, Redis never stalls
+            removed.append(f"{owned} ownership sets (fridgebench:migrate:owned:*) in Redis")
         finally:
             r.close()
     return removed

@@ -159,16 +159,24 @@ def test_parallel_backfill_frames_match_the_value_contract_and_cover_every_range
     with psycopg.connect(pg_dsn) as c:
         ids = [r[0] for r in c.execute("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now()")]
         states = engine.read_states(c, src, ids, version_base=0, capture_on=False)
-    assert s["backfill"]["written"] == len(ids) and rds.dbsize() == 2 * len(ids)
+    # one key per session, plus the 64 ownership sets (no per-session bookkeeping key)
+    assert s["backfill"]["written"] == len(ids) and rds.dbsize() == len(ids) + target.OWNER_BUCKETS
     pipe = rds.pipeline(transaction=False)
     for sid, _v, _px, _ver in states:
         pipe.get(f"session:{sid}")
         pipe.pexpiretime(f"session:{sid}")
-        pipe.pexpiretime(f"fridgebench:migrate:v:{sid}")
+        pipe.sismember(target.owner_key(sid), sid)
+        pipe.pexpiretime(target.owner_key(sid))
+        pipe.exists(target.version_key(sid))
     got = pipe.execute()
     for k, (sid, value, pxat, _ver) in enumerate(states):
-        assert got[3 * k].decode() == value, sid  # byte-identical JSON
-        assert got[3 * k + 1] == pxat and got[3 * k + 2] == pxat
+        v, px, owned, owner_px, vkey = got[5 * k:5 * k + 5]
+        assert v.decode() == value, sid  # byte-identical JSON
+        assert px == pxat
+        assert owned, sid
+        assert owner_px >= pxat  # the ownership outlives every session it vouches for
+        assert vkey == 0  # at the epoch: no version key needed
+    assert sum(rds.scard(k) for k in target.owner_keys()) == len(ids)
     assert any('\\"quoted\\"' in v for _s, v, _p, _x in states)
 
 
@@ -204,4 +212,4 @@ def test_a_key_range_with_no_live_sessions_is_backfilled_cleanly(pg_dsn, redis_u
         live = c.execute("SELECT count(*) FROM user_fridge_sessions WHERE expires_at > now()").fetchone()[0]
     assert s["checkpoint"]["backfill_done"] and all(r["done"] for r in s["checkpoint"]["ranges"])
     assert s["backfill"]["written"] == live > 1000
-    assert rds.dbsize() == 2 * live
+    assert rds.dbsize() == live + target.OWNER_BUCKETS

@@ -136,9 +136,10 @@ def test_changes_replayed_twice_and_out_of_order_never_regress(pg_dsn, redis_url
     src = SourceSchema()
     assert run.migrate(run.Options(dsn=pg_dsn, url=redis_url, live=True, until_caught_up=True))["backfill"]["written"] > 40
     r = redis.Redis.from_url(redis_url)
-    applier = target.Applier(r, overwrite=False)
     with psycopg.connect(pg_dsn, autocommit=True) as c:
         epoch = capture.capture_epoch(c)
+    applier = target.Applier(r, overwrite=False, epoch=epoch)
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
         sid = c.execute("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now() LIMIT 1").fetchone()[0]
         old = engine.read_states(c, src, [sid], version_base=epoch, capture_on=True)
         c.execute("INSERT INTO user_fridge_ingredients (session_id, ingredient_id) VALUES (%s, 3) ON CONFLICT DO NOTHING", [sid])
