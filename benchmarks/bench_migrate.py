@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--naive-sample", type=int, default=50_000, help="sessions for the naive loop (rate only)")
     ap.add_argument("--concurrency", type=int, default=run.Options.concurrency)
-    ap.add_argument("--batch-size", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=run.Options.batch_size)
     ap.add_argument("--keep", action="store_true", help="keep the filled database for the next run")
     ap.add_argument("--db", default=DB, help="database to use (filled unless it already holds --sessions sessions)")
     ap.add_argument("--redis-db", type=int, default=15, help="Redis database index (flushed)")

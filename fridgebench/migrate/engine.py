@@ -225,7 +225,7 @@ class _Backfill:
 
 
 def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycopg.Connection, *,
-             batch_size: int = 2000, rate_limit: float = 0.0, concurrency: int = 3,
+             batch_size: int = 4000, rate_limit: float = 0.0, concurrency: int = 3,
              progress: Progress = _noop) -> BackfillStats:
     """Parallel backfill from one snapshot: ``concurrency`` readers over key ranges (see ``_Reader``).
 
@@ -259,6 +259,9 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
         queries = {(lower, upper): src.backfill_batch_query(version_base=cp.epoch, capture=capture_on, lower=lower,
                                                             upper=upper, dense=dense)
                    for lower in (False, True) for upper in (False, True)}
+        rate_each = rate_limit / workers if rate_limit > 0 else 0.0
+        if rate_each > 0:  # paced: batches of at most ~0.1 s of the allowed rate, so writes stay smooth
+            batch_size = max(50, min(batch_size, int(rate_each / 10)))
         # enough sampled ids for ~10 per batch (the whole table when it is small)
         est = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
                            [src.sessions]).fetchone()
@@ -267,7 +270,7 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
         sample_pct = min(100.0, max(0.01, 100.0 * want / rel))
         bf = _Backfill(src=src, dsn=dsn, url=url, snapshot=snapshot, ranges=cp.ranges, version_base=cp.epoch,
                        capture=capture_on,
-                       batch_size=batch_size, rate_each=rate_limit / workers if rate_limit > 0 else 0.0, t0=t0,
+                       batch_size=batch_size, rate_each=rate_each, t0=t0,
                        sample_pct=sample_pct, queries=queries)
         base = cp.ranges[0]["lo"] if cp.ranges else cp.last_session_id
         for i, r in enumerate(cp.ranges):
@@ -609,8 +612,12 @@ def _classify(conn: psycopg.Connection, diffs: dict[str, _Diff], wm: int | None,
 
 
 def _redis_read_versioned(r: redis.Redis, sids: list[str], epoch: int) -> tuple[dict[str, tuple[bytes | None, int, int | None]], int]:
-    """``{sid: (value, pexpiretime, version)}`` and Redis's clock (ms) after the reads."""
-    pipe = r.pipeline(transaction=False)
+    """``{sid: (value, pexpiretime, version)}`` and Redis's clock (ms) after the reads.
+
+    One MULTI/EXEC: a plain pipeline is not atomic (another client's command -- the applier's
+    script -- can run between its commands), and a value read before an apply paired with the
+    version read after it looks like "same version, different value", a false difference."""
+    pipe = r.pipeline(transaction=True)
     for s in sids:
         pipe.get(target.session_key(s))
         pipe.pexpiretime(target.session_key(s))

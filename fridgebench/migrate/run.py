@@ -25,7 +25,7 @@ class Options:
     live: bool = False
     follow: bool = False
     until_caught_up: bool = False
-    batch_size: int = 2000
+    batch_size: int = 4000
     rate_limit: float = 0.0
     concurrency: int = 3
     overwrite: bool = False

@@ -54,6 +54,8 @@ def test_live_migration_under_a_concurrent_writer_then_verify_is_clean(pg_dsn, r
     opts = run.Options(dsn=pg_dsn, url=redis_url, live=True, until_caught_up=True, batch_size=200, rate_limit=1500)
     first = run.migrate(opts)  # backfill runs ~2 s while the writer changes sessions
     assert first["backfill"]["written"] > 2000
+    # --rate-limit holds: never faster than 1,500 sessions/s (a lower bound on time; a slow machine passes)
+    assert first["backfill"]["written"] / first["backfill"]["seconds"] <= 1500 * 1.1
     t.join()
     assert w.stats.total > 1000 and min(w.stats.ops[o] for o in ("create", "add", "remove", "extend", "delete")) > 0
     second = run.migrate(opts)  # resumes: backfill done, applies what the writer did since
