@@ -229,6 +229,10 @@ def cleanup_cmd(
         removed = run.cleanup(_need(from_, "--from"), to)
         for line in removed or ["nothing to remove"]:
             console.print(f"removed {line}" if removed else line)
+        if not to:
+            console.print("Redis bookkeeping (fridgebench:migrate:owned:*, fridgebench:migrate:v:*) was left in place: "
+                          "it expires with the sessions; until then a new migrate treats those session keys as its own. "
+                          "Add --to URL to remove it now.")
 
 
 @rehearse_app.command("fill")

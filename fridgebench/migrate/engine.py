@@ -121,10 +121,11 @@ class _Reader(threading.Thread):
     """One key range at a time, cut into batches; each batch is one query and one pipelined write.
 
     Each reader has its own PostgreSQL connection importing the coordinator's exported snapshot
-    (so all readers see exactly one state) and its own Redis socket. A range is cut at every k-th
-    id of a block sample (about ``batch_size`` live sessions apart, ordered by PostgreSQL, so the
-    database's collation decides); per batch PostgreSQL returns the rendered values, ids and
-    expiries in one row (``SourceSchema.backfill_batch_query``); ``target.batch_commands`` frames them (ownership
+    (so all readers see exactly one state) and its own Redis socket. Each batch's upper bound is
+    the id ``batch_size`` keys further along the primary key's index (PostgreSQL orders, so the
+    database's collation decides; batches are even whatever the ids' physical order). Per batch
+    PostgreSQL returns the rendered values, ids and expiries in one row
+    (``SourceSchema.backfill_batch_query``); ``target.batch_commands`` frames them (ownership
     ``SADD``s first, then the ``SET``s), sent in one write whose replies are counted. A batch's
     upper bound becomes the range's cursor once Redis acknowledged the batch.
     """
@@ -167,29 +168,26 @@ class _Reader(threading.Thread):
                 except Exception:
                     pass
 
-    def _bounds(self, conn: psycopg.Connection, lo: str | None, hi: str | None) -> list[str]:
-        """Batch bounds inside ``(lo, hi]``: every k-th id of a block sample, about ``batch_size`` apart."""
-        o = self.o
-        got = conn.execute(o.src.batch_sample_query(lower=lo is not None, upper=hi is not None, percent=o.sample_pct),
-                           {"lo": lo, "hi": hi}).fetchone()[0]
-        est = len(got) * 100.0 / o.sample_pct
-        parts = max(1, round(est / o.batch_size))
-        step = len(got) / parts
-        points = [got[int(j * step)] for j in range(1, parts)]
-        return [p for k, p in enumerate(points) if k == 0 or p != points[k - 1]]
-
     def _range(self, conn: psycopg.Connection, rds: target.RawRedis, i: int) -> None:
         o = self.o
         r = o.ranges[i]
-        lo, hi = _range_start(r), r["hi"]
-        bounds: list[str | None] = [lo, *self._bounds(conn, lo, hi), hi]
-        for a, b in zip(bounds, bounds[1:]):
+        a, hi = _range_start(r), r["hi"]
+        while True:
             if o.stop.is_set():
                 raise _Stopped()
+            row = conn.execute(o.bound_queries[(a is not None, hi is not None)],
+                               {"lo": a, "hi": hi, "n": o.batch_size - 1}).fetchone()
+            b = row[0] if row is not None else hi  # fewer than batch_size keys left: to the range's end
+            last = row is None or b == hi
             q = o.queries[(a is not None, b is not None)]
             values, ids, pxats, versions, sessions = conn.execute(q, {"lo": a, "hi": b}, binary=True).fetchone()
             if sessions:
-                payload, replies = target.batch_commands(ids, values.split(b"\n"), pxats, versions, o.version_base)
+                vals = values.split(b"\n")
+                if not len(vals) == len(ids) == len(pxats) == sessions:  # a value, id and expiry per session
+                    raise MigrationError(f"internal error: a backfill batch came back misaligned "
+                                         f"({len(vals)} values, {len(ids)} ids, {sessions} sessions)",
+                                         hint="run with --debug and report it; nothing was written for this batch")
+                payload, replies = target.batch_commands(ids, vals, pxats, versions, o.version_base)
                 if o.rate_each > 0:
                     self.sent += sessions
                     due = o.t0 + self.sent / o.rate_each
@@ -197,6 +195,9 @@ class _Reader(threading.Thread):
                         time.sleep(min(due - now, 0.1))
                 rds.send(payload, replies)
             o.done.put((i, sessions, b, False))
+            if last:
+                break
+            a = b
         o.done.put((i, 0, None, True))
 
 
@@ -216,8 +217,8 @@ class _Backfill:
     batch_size: int
     rate_each: float
     t0: float
-    sample_pct: float
     queries: dict[tuple[bool, bool], sql.Composable]
+    bound_queries: dict[tuple[bool, bool], sql.Composable]
     stop: threading.Event = field(default_factory=threading.Event)
     todo: "queue.Queue[int]" = field(default_factory=queue.Queue)
     done: "queue.Queue[tuple[int, int, str | None, bool]]" = field(default_factory=queue.Queue)
@@ -259,19 +260,16 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
         queries = {(lower, upper): src.backfill_batch_query(version_base=cp.epoch, capture=capture_on, lower=lower,
                                                             upper=upper, dense=dense)
                    for lower in (False, True) for upper in (False, True)}
-        rate_each = rate_limit / workers if rate_limit > 0 else 0.0
+        n_readers = max(1, min(workers, sum(1 for r in cp.ranges if not r["done"])))
+        rate_each = rate_limit / n_readers if rate_limit > 0 else 0.0
         if rate_each > 0:  # paced: batches of at most ~0.1 s of the allowed rate, so writes stay smooth
             batch_size = max(50, min(batch_size, int(rate_each / 10)))
-        # enough sampled ids for ~10 per batch (the whole table when it is small)
-        est = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                           [src.sessions]).fetchone()
-        rel = max(int(est[0]) if est and est[0] and est[0] > 0 else 0, stats.total, 1)
-        want = max(20_000, 10 * stats.total // max(1, batch_size))
-        sample_pct = min(100.0, max(0.01, 100.0 * want / rel))
+        bound_queries = {(lower, upper): src.batch_bound_query(lower=lower, upper=upper)
+                         for lower in (False, True) for upper in (False, True)}
         bf = _Backfill(src=src, dsn=dsn, url=url, snapshot=snapshot, ranges=cp.ranges, version_base=cp.epoch,
                        capture=capture_on,
                        batch_size=batch_size, rate_each=rate_each, t0=t0,
-                       sample_pct=sample_pct, queries=queries)
+                       queries=queries, bound_queries=bound_queries)
         base = cp.ranges[0]["lo"] if cp.ranges else cp.last_session_id
         for i, r in enumerate(cp.ranges):
             if not r["done"]:

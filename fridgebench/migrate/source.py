@@ -175,11 +175,12 @@ class SourceSchema:
             return sql.SQL(" AND ").join(parts)
 
         if capture:
-            version = sql.SQL("{base} + COALESCE(v.n, 0)").format(base=sql.Literal(version_base))
+            # per session through the changes_session index: a range filter on the change table
+            # would compare its text ids under another type (uuid ids) or collation than the source's
+            version = sql.SQL("{base} + v.n").format(base=sql.Literal(version_base))
             vjoin = sql.SQL(
-                "LEFT JOIN (SELECT ch.session_id, count(*) AS n FROM {cs}.changes ch WHERE {crange} "
-                "GROUP BY ch.session_id) v ON v.session_id = s.{sid}::text").format(
-                cs=sql.Identifier(CAPTURE_SCHEMA), crange=rng(sql.SQL("ch.session_id")), sid=sid)
+                "CROSS JOIN LATERAL (SELECT count(*) AS n FROM {cs}.changes ch WHERE ch.session_id = s.{sid}::text) v").format(
+                cs=sql.Identifier(CAPTURE_SCHEMA), sid=sid)
             versions = sql.SQL("array_agg(t.ver)")
         else:
             version, vjoin, versions = sql.Literal(version_base), sql.SQL(""), sql.SQL("NULL::bigint[]")
@@ -201,21 +202,6 @@ class SourceSchema:
                  irange=rng(sql.SQL("ui.{}").format(isid)), vjoin=vjoin, exp=sql.Identifier(self.expires_at),
                  srange=rng(sql.SQL("s.{}").format(sid)))
 
-    def batch_sample_query(self, *, lower: bool, upper: bool, percent: float) -> sql.Composable:
-        """Live session ids in ``(%(lo)s, %(hi)s]`` from a block sample, in key order (one text[]).
-
-        Each reader cuts its key range into batches at every k-th sampled id; PostgreSQL orders
-        them, so batch bounds follow the database's collation, whatever it is."""
-        sid = sql.Identifier(self.session_id)
-        parts = [sql.SQL("{e} > now()").format(e=sql.Identifier(self.expires_at))]
-        if lower:
-            parts.append(sql.SQL("{sid} > %(lo)s").format(sid=sid))
-        if upper:
-            parts.append(sql.SQL("{sid} <= %(hi)s").format(sid=sid))
-        return sql.SQL("SELECT COALESCE(array_agg({sid}::text ORDER BY {sid}), '{{}}') FROM {sessions} "
-                       "TABLESAMPLE SYSTEM ({pct}) WHERE {cond}").format(
-            sid=sid, sessions=ident(self.sessions), pct=sql.Literal(percent), cond=sql.SQL(" AND ").join(parts))
-
     def catalogue_lookup_sql(self, ing: sql.Composable, *, dense: bool) -> sql.Composable:
         """The JSON string literal of ingredient ``ing``'s name (``to_json(name)::text``), per link row.
 
@@ -229,24 +215,44 @@ class SourceSchema:
         """
         cid, cname, cat = sql.Identifier(self.catalogue_id), sql.Identifier(self.catalogue_name), ident(self.catalogue)
         if dense:
+            # an id below min(id) (no foreign key in a custom schema) must not index from the end
             return sql.SQL(
-                """((SELECT jsonb_agg(to_json(c.{cname})::text ORDER BY g.i)
-                     FROM generate_series((SELECT min({cid}) FROM {cat}), (SELECT max({cid}) FROM {cat})) g(i)
-                     LEFT JOIN {cat} c ON c.{cid} = g.i) ->> ({ing} - (SELECT min({cid}) FROM {cat}))::int)""").format(
+                """(CASE WHEN {ing} >= (SELECT min({cid}) FROM {cat}) THEN
+                     (SELECT jsonb_agg(to_json(c.{cname})::text ORDER BY g.i)
+                      FROM generate_series((SELECT min({cid}) FROM {cat}), (SELECT max({cid}) FROM {cat})) g(i)
+                      LEFT JOIN {cat} c ON c.{cid} = g.i) ->> ({ing} - (SELECT min({cid}) FROM {cat}))::int END)""").format(
                 cname=cname, cid=cid, cat=cat, ing=ing)
         return sql.SQL("((SELECT jsonb_object_agg({cid}::text, to_json({cname})::text) FROM {cat}) ->> ({ing})::text)").format(
             cid=cid, cname=cname, cat=cat, ing=ing)
 
     def catalogue_is_dense(self, conn: psycopg.Connection) -> bool:
-        """Whether the catalogue's integer ids are compact enough for the array lookup."""
-        try:
-            row = conn.execute(sql.SQL("SELECT min({cid})::bigint, max({cid})::bigint, count(*) FROM {cat}").format(
-                cid=sql.Identifier(self.catalogue_id), cat=ident(self.catalogue))).fetchone()
-        except (psycopg.errors.UndefinedFunction, psycopg.errors.CannotCoerce):  # not an integer id
+        """Whether the catalogue's ids allow the array lookup: an integer column, unique, spanning
+        at most a few times the catalogue's size. Only catalogue reads, so it never aborts the
+        caller's transaction (a text or uuid id simply answers False)."""
+        typ = conn.execute("SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                           "AND attname = %s AND NOT attisdropped", [_regname(self.catalogue), self.catalogue_id]).fetchone()
+        if not typ or typ[0] not in ("smallint", "integer", "bigint"):
             return False
+        row = conn.execute(sql.SQL("SELECT min({cid})::bigint, max({cid})::bigint, count(*), count(DISTINCT {cid}) "
+                                   "FROM {cat}").format(cid=sql.Identifier(self.catalogue_id),
+                                                        cat=ident(self.catalogue))).fetchone()
         if row[0] is None:
             return True
-        return (row[1] - row[0] + 1) <= max(4 * int(row[2]), 100_000)
+        return row[2] == row[3] and (row[1] - row[0] + 1) <= max(4 * int(row[2]), 100_000)
+
+    def batch_bound_query(self, *, lower: bool, upper: bool) -> sql.Composable:
+        """The id ``%(n)s`` keys after ``%(lo)s`` (within ``<= %(hi)s``), or none: the upper bound of a
+        backfill batch of ``n + 1`` keys. Read from the primary key's index (an index-only scan on
+        a vacuumed table), so batches are even whatever the ids' physical order; expired sessions
+        count toward ``n`` (a batch holds up to that many live ones)."""
+        sid = sql.Identifier(self.session_id)
+        parts = [sql.SQL("true")]
+        if lower:
+            parts.append(sql.SQL("{sid} > %(lo)s").format(sid=sid))
+        if upper:
+            parts.append(sql.SQL("{sid} <= %(hi)s").format(sid=sid))
+        return sql.SQL("SELECT {sid}::text FROM {sessions} WHERE {cond} ORDER BY {sid} OFFSET %(n)s LIMIT 1").format(
+            sid=sid, sessions=ident(self.sessions), cond=sql.SQL(" AND ").join(parts))
 
     def split_points_query(self, *, after: str | None, percent: float, parts: int) -> sql.Composable:
         """``parts - 1`` session ids splitting the live keys after ``after`` evenly, from a block sample."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import unquote, urlsplit
@@ -51,11 +52,9 @@ MIN_REDIS = (7, 0)  # PEXPIREAT NX/GT, PEXPIRETIME
 
 
 def owner_bucket(sid: bytes) -> int:
-    """Which ownership set holds ``sid`` (UTF-8): its last two bytes, mixed -- uniform over UUIDs,
-    and computed by Python only (the Lua script is handed the set's key)."""
-    a = sid[-2] if len(sid) >= 2 else 0
-    b = sid[-1] if sid else 0
-    return (a * 31 + b) % OWNER_BUCKETS
+    """Which ownership set holds ``sid`` (UTF-8): CRC-32 mod 64, even whatever the ids look like
+    (a shared prefix or suffix). Only Python computes it: the Lua script is handed the set's key."""
+    return zlib.crc32(sid) % OWNER_BUCKETS
 
 
 def owner_key(sid: str) -> bytes:
@@ -70,19 +69,21 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
                    versions: Sequence[int] | None, epoch: int) -> tuple[bytes, int]:
     """The RESP of one backfill batch and its number of replies, in this order:
 
-    1. per ownership set touched: ``SADD`` of the batch's ids, then ``PEXPIREAT NX`` (a new set)
-       and ``PEXPIREAT GT`` (only ever extended) to the latest expiry in the batch;
+    1. in one MULTI/EXEC, per ownership set touched: ``SADD`` of the batch's ids, then
+       ``PEXPIREAT NX`` (a new set) and ``PEXPIREAT GT`` (only ever extended) to the latest expiry
+       in the batch -- a client killed mid-write leaves no set without an expiry;
     2. per session whose version is above ``epoch``: ``SET fridgebench:migrate:v:{id} version PXAT``;
     3. per session: ``SET session:{id} value PXAT`` -- ``values`` are the JSON bytes PostgreSQL
        rendered, ``pxats`` the expiry in epoch milliseconds.
     """
+    crc32 = zlib.crc32
     groups: dict[int, list[bytes]] = {}
     sets: list[bytes] = []
     vsets: list[bytes] = []
     for i, (sid, val, px) in enumerate(zip(ids, values, pxats)):
         b = sid.encode()
         pb = b"%d" % px
-        groups.setdefault(((b[-2] if len(b) >= 2 else 0) * 31 + (b[-1] if b else 0)) % OWNER_BUCKETS, []).append(b)
+        groups.setdefault(crc32(b) % OWNER_BUCKETS, []).append(b)
         sets.append(b"*5\r\n$3\r\nSET\r\n$%d\r\nsession:%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
                     % (len(b) + 8, b, len(val), val, len(pb), pb))
         if versions is not None and versions[i] > epoch:
@@ -91,7 +92,7 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
                          % (len(b) + len(VERSION_PREFIX), VERSION_PREFIX, b, len(vb), vb, len(pb), pb))
     px = b"%d" % max(pxats) if pxats else b"0"
     tail = b"\r\n$%d\r\n%s\r\n$2\r\n" % (len(px), px)
-    out: list[bytes] = []
+    out: list[bytes] = [b"*1\r\n$5\r\nMULTI\r\n"]  # a set never exists without its expiry
     for bucket, members in groups.items():
         key = OWNER_PREFIX + b"%02d" % bucket
         head = b"$%d\r\n%s" % (len(key), key)
@@ -99,7 +100,10 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
         out += [b"$%d\r\n%s\r\n" % (len(m), m) for m in members]
         out.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"NX\r\n")
         out.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"GT\r\n")
-    return b"".join(out + vsets + sets), 3 * len(groups) + len(vsets) + len(sets)
+    out.append(b"*1\r\n$4\r\nEXEC\r\n")
+    queued = 3 * len(groups)
+    # reply lines: +OK, +QUEUED per command, then EXEC's array header and one line per result
+    return b"".join(out + vsets + sets), 1 + queued + 1 + queued + len(vsets) + len(sets)
 
 
 # KEYS: s1, v1, o1, s2, v2, o2, ...   ARGV: overwrite, tombstone_ms, epoch, then per session: value|"" , pxat|"", version
@@ -170,7 +174,7 @@ class RawRedis:
 
     redis-py's per-command packing costs more than the whole write at 100k+ sessions/s; here a
     batch of sessions is one ``bytes`` built by joins, sent with one ``sendall``, and its replies
-    (all single-line: ``+OK`` or ``-ERR``) are counted, not parsed one by one.
+    are counted, not parsed one by one (see ``send``).
     """
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
@@ -196,23 +200,26 @@ class RawRedis:
         return b"*%d\r\n" % len(args) + b"".join(_bulk(a) for a in args)
 
     def send(self, payload: bytes, replies: int) -> None:
-        """Send a pipelined payload and wait for ``replies`` single-line replies; raise on ``-ERR``."""
+        """Send a pipelined payload and wait for ``replies`` reply lines; raise on any ``-ERR``.
+
+        Every reply the backfill gets is one line (``+OK``, ``+QUEUED``, ``:n``) or an array header
+        followed by such lines (EXEC), so counting CRLFs counts replies; an error line ends the
+        wait at once (an aborted EXEC would otherwise leave fewer lines than expected)."""
         self.sock.sendall(payload)
-        seen = 0
         buf = self._buf
         while True:
-            seen = buf.count(b"\r\n")
-            if seen >= replies:
+            if buf.startswith(b"-") or b"\n-" in buf:
+                at = 0 if buf.startswith(b"-") else buf.index(b"\n-") + 1
+                err = buf[at + 1:buf.find(b"\r\n", at)] if buf.find(b"\r\n", at) > 0 else buf[at + 1:]
+                raise StoreUnavailable(f"Redis refused a write: {err.decode(errors='replace')}",
+                                       hint="fix the cause and run the same command again; it resumes")
+            if buf.count(b"\r\n") >= replies:
                 break
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise StoreUnavailable("Redis closed the connection during the backfill",
                                        hint="check the Redis log (maxmemory? restart?) and run the same command again")
             buf += chunk
-        if b"-" in buf and any(line.startswith(b"-") for line in buf.split(b"\r\n")):
-            err = next(line for line in buf.split(b"\r\n") if line.startswith(b"-"))
-            raise StoreUnavailable(f"Redis refused a write: {err[1:].decode(errors='replace')}",
-                                   hint="fix the cause and run the same command again; it resumes")
         self._buf = b""
 
     def close(self) -> None:
@@ -262,7 +269,6 @@ class Applier:
 
 # --- safety -----------------------------------------------------------------------------------
 
-SAFE_POLICIES = {"noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"}
 
 
 @dataclass
@@ -330,11 +336,10 @@ def check_safe(state: TargetState, *, estimate_bytes: int, overwrite: bool, forc
             f"(e.g. {state.sample_foreign[0]})",
             hint="point --to at an empty database, or pass --overwrite to replace them")
     hazards = []
-    if state.policy not in SAFE_POLICIES:
+    if state.policy != "noeviction":
         hazards.append(f"its eviction policy {state.policy!r} can evict sessions (migrated keys all have a TTL, "
-                       "so even volatile-* policies evict them under pressure; use noeviction)")
-    elif state.policy != "noeviction":
-        warnings.append(f"eviction policy {state.policy!r} evicts keys with a TTL under memory pressure")
+                       "so volatile-* policies evict them too, and an evicted ownership set would make 1/64 of "
+                       "the migrated sessions look foreign; use noeviction)")
     if state.maxmemory and state.maxmemory - state.used_memory < estimate_bytes:
         hazards.append(f"maxmemory {state.maxmemory} bytes leaves {max(0, state.maxmemory - state.used_memory)} free, "
                        f"below the estimated {estimate_bytes} bytes needed")

@@ -10,6 +10,7 @@ import redis
 
 from conftest import cli, fill
 from fridgebench.migrate import target
+from fridgebench.errors import MigrationRefused
 from fridgebench.migrate.target import TargetState, check_safe
 
 
@@ -109,6 +110,19 @@ def test_safety_check_refuses_eviction_and_low_memory():
     except Exception as err:
         assert "evict" in str(err) and "--force" in str(err)
     assert check_safe(st, estimate_bytes=10, overwrite=False, force=True, where="r")  # warned, not refused
+    # volatile-* evicts keys with a TTL: every migrated session, and the ownership sets
+    volatile = TargetState("7.0", "volatile-lru", 0, 0, 0, 0, [])
+    try:
+        check_safe(volatile, estimate_bytes=10, overwrite=False, force=False, where="r")
+        raise AssertionError("volatile-lru must be refused")
+    except MigrationRefused as err:
+        assert "volatile-lru" in str(err)
+    old = TargetState("6.2.14", "noeviction", 0, 0, 0, 0, [])
+    try:
+        check_safe(old, estimate_bytes=10, overwrite=False, force=True, where="r")
+        raise AssertionError("Redis 6 must be refused (PEXPIREAT NX/GT), even with --force")
+    except MigrationRefused as err:
+        assert "7.0 or newer" in str(err)
     low = TargetState("7.0", "noeviction", 1000, 900, 0, 0, [])
     try:
         check_safe(low, estimate_bytes=500, overwrite=False, force=False, where="r")
