@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 import psycopg
+import pytest
 import redis
 
 from conftest import cli, fill
@@ -102,33 +104,23 @@ def test_refuses_a_target_holding_foreign_sessions_unless_overwrite(pg_dsn, redi
     assert rds.dbsize() > 100
 
 
-def test_safety_check_refuses_eviction_and_low_memory():
-    st = TargetState("7.0", "allkeys-lru", 0, 0, 0, 0, [])
-    try:
-        check_safe(st, estimate_bytes=10, overwrite=False, force=False, where="r")
-        raise AssertionError("allkeys-lru must be refused")
-    except Exception as err:
-        assert "evict" in str(err) and "--force" in str(err)
-    assert check_safe(st, estimate_bytes=10, overwrite=False, force=True, where="r")  # warned, not refused
+@pytest.mark.parametrize("state, estimate, force, says", [
+    (TargetState("7.0", "allkeys-lru", 0, 0, 0, 0, []), 10, False, "--force"),
     # volatile-* evicts keys with a TTL: every migrated session, and the ownership sets
-    volatile = TargetState("7.0", "volatile-lru", 0, 0, 0, 0, [])
-    try:
-        check_safe(volatile, estimate_bytes=10, overwrite=False, force=False, where="r")
-        raise AssertionError("volatile-lru must be refused")
-    except MigrationRefused as err:
-        assert "volatile-lru" in str(err)
-    old = TargetState("6.2.14", "noeviction", 0, 0, 0, 0, [])
-    try:
-        check_safe(old, estimate_bytes=10, overwrite=False, force=True, where="r")
-        raise AssertionError("Redis 6 must be refused (PEXPIREAT NX/GT), even with --force")
-    except MigrationRefused as err:
-        assert "7.0 or newer" in str(err)
-    low = TargetState("7.0", "noeviction", 1000, 900, 0, 0, [])
-    try:
-        check_safe(low, estimate_bytes=500, overwrite=False, force=False, where="r")
-        raise AssertionError("low maxmemory must be refused")
-    except Exception as err:
-        assert "maxmemory" in str(err)
+    (TargetState("7.0", "volatile-lru", 0, 0, 0, 0, []), 10, False, "volatile-lru"),
+    (TargetState("7.0", "noeviction", 1000, 900, 0, 0, []), 500, False, "maxmemory"),
+    # PEXPIREAT NX/GT and PEXPIRETIME need Redis 7: refused even with --force
+    (TargetState("6.2.14", "noeviction", 0, 0, 0, 0, []), 10, True, "7.0 or newer"),
+])
+def test_safety_check_refuses_what_could_drop_or_break_sessions(state, estimate, force, says):
+    with pytest.raises(MigrationRefused, match=re.escape(says)):
+        check_safe(state, estimate_bytes=estimate, overwrite=False, force=force, where="r")
+
+
+def test_force_turns_an_eviction_hazard_into_a_warning():
+    warned = check_safe(TargetState("7.0", "allkeys-lru", 0, 0, 0, 0, []), estimate_bytes=10, overwrite=False,
+                        force=True, where="r")
+    assert warned and "evict" in warned[0]
 
 
 def test_dry_run_changes_nothing(pg_dsn, redis_url, rds, reports):
