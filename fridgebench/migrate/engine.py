@@ -183,7 +183,8 @@ class _Reader(threading.Thread):
             values, ids, pxats, versions, sessions = conn.execute(q, {"lo": a, "hi": b}, binary=True).fetchone()
             if sessions:
                 vals = values.split(b"\n")
-                if not len(vals) == len(ids) == len(pxats) == sessions:  # a value, id and expiry per session
+                if not len(vals) == len(ids) == len(pxats) == sessions or (versions is not None
+                                                                          and len(versions) != sessions):
                     raise MigrationError(f"internal error: a backfill batch came back misaligned "
                                          f"({len(vals)} values, {len(ids)} ids, {sessions} sessions)",
                                          hint="run with --debug and report it; nothing was written for this batch")
@@ -256,9 +257,9 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
         progress("backfill_start", {"total": stats.total, "resumed_after": cp.last_session_id, "done_before": cp.written,
                                     "ranges": len(cp.ranges)})
         capture_on = cp.live and capture.capture_installed(conn)
-        dense = src.catalogue_is_dense(conn)
+        catalogue = src.catalogue_mode(conn)
         queries = {(lower, upper): src.backfill_batch_query(version_base=cp.epoch, capture=capture_on, lower=lower,
-                                                            upper=upper, dense=dense)
+                                                            upper=upper, catalogue=catalogue)
                    for lower in (False, True) for upper in (False, True)}
         n_readers = max(1, min(workers, sum(1 for r in cp.ranges if not r["done"])))
         rate_each = rate_limit / n_readers if rate_limit > 0 else 0.0

@@ -146,7 +146,7 @@ class SourceSchema:
         return q
 
     def backfill_batch_query(self, *, version_base: int, capture: bool, lower: bool = True, upper: bool = True,
-                             dense: bool = True) -> sql.Composable:
+                             catalogue: str = "dense") -> sql.Composable:
         """One backfill batch: the live sessions with ``%(lo)s < session_id <= %(hi)s`` (a bound is
         left out when ``lower``/``upper`` is false), in ONE row
         ``(values bytea, ids text[], pxats bigint[], versions bigint[] | NULL, sessions int)``.
@@ -197,48 +197,69 @@ class SourceSchema:
         ).format(versions=versions, sid=sid, value=self._value_sql("s", sql.SQL("g.names")),
                  pxat=self._pxat_sql("s"), version=version, sessions=ident(self.sessions), isid=isid,
                  name=self.catalogue_lookup_sql(sql.SQL("ui.{}").format(sql.Identifier(self.item_ingredient_id)),
-                                                dense=dense),
+                                                mode=catalogue),
                  added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id), items=ident(self.items),
                  irange=rng(sql.SQL("ui.{}").format(isid)), vjoin=vjoin, exp=sql.Identifier(self.expires_at),
                  srange=rng(sql.SQL("s.{}").format(sid)))
 
-    def catalogue_lookup_sql(self, ing: sql.Composable, *, dense: bool) -> sql.Composable:
-        """The JSON string literal of ingredient ``ing``'s name (``to_json(name)::text``), per link row.
+    def catalogue_lookup_sql(self, ing: sql.Composable, *, mode: str) -> sql.Composable:
+        """The JSON string literal of ingredient ``ing``'s name (``to_json(name)::text``), per link
+        row -- exactly what the reference join (``_names_subquery``) renders for it, or NULL (the name
+        left out) when no catalogue row matches. ``mode`` comes from :meth:`catalogue_mode`:
 
-        ``dense`` (ids span at most a few times the catalogue's size, checked by
-        :meth:`catalogue_is_dense`): the catalogue as one jsonb array built once per statement (an
-        InitPlan) over ``min(id)..max(id)`` and indexed directly (``->>`` on a jsonb array is an
-        offset lookup; measured ~2 us per session cheaper than a text[] subscript, which walks the
-        array, or a jsonb object's key search). Otherwise a jsonb object keyed by id. Either is
-        built from the statement's own snapshot, so every id a visible link row references is in it
-        (foreign key).
+        * ``dense`` (unique integer ids on both sides, spanning at most a few times the catalogue's
+          size): the catalogue as one jsonb array built once per statement (an InitPlan) over
+          ``min(id)..max(id)`` and indexed directly (``->>`` on a jsonb array is an offset lookup;
+          measured ~2 us per session cheaper than a text[] subscript, which walks the array, or a
+          jsonb object's key search). Ids outside ``[min, max]`` match nothing.
+        * ``object`` (unique ids whose text form is their identity: text/varchar, uuid, integers):
+          a jsonb object keyed by the id's text, built once per statement.
+        * ``lookup`` (anything else: numeric, mixed types...): the catalogue's row by ``=`` per link
+          row, the reference's own comparison.
+
+        Each is read in the statement's own snapshot, so it sees the catalogue the link rows saw.
         """
         cid, cname, cat = sql.Identifier(self.catalogue_id), sql.Identifier(self.catalogue_name), ident(self.catalogue)
-        if dense:
-            # an id below min(id) (no foreign key in a custom schema) must not index from the end
+        if mode == "dense":
             return sql.SQL(
-                """(CASE WHEN {ing} >= (SELECT min({cid}) FROM {cat}) THEN
+                """(CASE WHEN {ing} BETWEEN (SELECT min({cid}) FROM {cat}) AND (SELECT max({cid}) FROM {cat}) THEN
                      (SELECT jsonb_agg(to_json(c.{cname})::text ORDER BY g.i)
-                      FROM generate_series((SELECT min({cid}) FROM {cat}), (SELECT max({cid}) FROM {cat})) g(i)
+                      FROM generate_series((SELECT min({cid}) FROM {cat})::bigint, (SELECT max({cid}) FROM {cat})::bigint) g(i)
                       LEFT JOIN {cat} c ON c.{cid} = g.i) ->> ({ing} - (SELECT min({cid}) FROM {cat}))::int END)""").format(
                 cname=cname, cid=cid, cat=cat, ing=ing)
-        return sql.SQL("((SELECT jsonb_object_agg({cid}::text, to_json({cname})::text) FROM {cat}) ->> ({ing})::text)").format(
-            cid=cid, cname=cname, cat=cat, ing=ing)
+        if mode == "object":
+            return sql.SQL("((SELECT jsonb_object_agg({cid}::text, to_json({cname})::text) FROM {cat}) ->> ({ing})::text)").format(
+                cid=cid, cname=cname, cat=cat, ing=ing)
+        return sql.SQL("(SELECT to_json(c.{cname})::text FROM {cat} c WHERE c.{cid} = {ing})").format(
+            cname=cname, cat=cat, cid=cid, ing=ing)
 
-    def catalogue_is_dense(self, conn: psycopg.Connection) -> bool:
-        """Whether the catalogue's ids allow the array lookup: an integer column, unique, spanning
-        at most a few times the catalogue's size. Only catalogue reads, so it never aborts the
-        caller's transaction (a text or uuid id simply answers False)."""
-        typ = conn.execute("SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                           "AND attname = %s AND NOT attisdropped", [_regname(self.catalogue), self.catalogue_id]).fetchone()
-        if not typ or typ[0] not in ("smallint", "integer", "bigint"):
-            return False
-        row = conn.execute(sql.SQL("SELECT min({cid})::bigint, max({cid})::bigint, count(*), count(DISTINCT {cid}) "
-                                   "FROM {cat}").format(cid=sql.Identifier(self.catalogue_id),
-                                                        cat=ident(self.catalogue))).fetchone()
-        if row[0] is None:
-            return True
-        return row[2] == row[3] and (row[1] - row[0] + 1) <= max(4 * int(row[2]), 100_000)
+    def catalogue_mode(self, conn: psycopg.Connection) -> str:
+        """How the backfill looks names up (see :meth:`catalogue_lookup_sql`). Reads only the system
+        catalog and the catalogue table, so it never aborts the caller's transaction. Raises
+        :class:`MigrationRefused` when catalogue ids repeat: a link row would then name several
+        ingredients, and no rendering of that is the application's."""
+        def coltype(table: str, col: str) -> str:
+            row = conn.execute("SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                               "AND attname = %s AND NOT attisdropped", [_regname(table), col]).fetchone()
+            return row[0] if row else "?"
+
+        cat_t, ing_t = coltype(self.catalogue, self.catalogue_id), coltype(self.items, self.item_ingredient_id)
+        n, distinct = conn.execute(sql.SQL("SELECT count(*), count(DISTINCT {cid}) FROM {cat}").format(
+            cid=sql.Identifier(self.catalogue_id), cat=ident(self.catalogue))).fetchone()
+        if n != distinct:
+            raise MigrationRefused(
+                f"catalogue {self.catalogue!r} has {n - distinct} repeated {self.catalogue_id!r} values",
+                hint="ingredient ids must be unique (a primary key); point --column catalogue_id at the key")
+        ints = ("smallint", "integer", "bigint")
+        if cat_t in ints and ing_t in ints:
+            lo, hi = conn.execute(sql.SQL("SELECT min({cid})::bigint, max({cid})::bigint FROM {cat}").format(
+                cid=sql.Identifier(self.catalogue_id), cat=ident(self.catalogue))).fetchone()
+            if lo is None or (hi - lo + 1) <= max(4 * int(n), 100_000):
+                return "dense"
+        family = {"text": "s", "character varying": "s", "uuid": "u", "smallint": "i", "integer": "i", "bigint": "i"}
+        if family.get(cat_t) is not None and family.get(cat_t) == family.get(ing_t):
+            return "object"
+        return "lookup"
 
     def batch_bound_query(self, *, lower: bool, upper: bool) -> sql.Composable:
         """The id ``%(n)s`` keys after ``%(lo)s`` (within ``<= %(hi)s``), or none: the upper bound of a

@@ -208,12 +208,12 @@ class RawRedis:
         self.sock.sendall(payload)
         buf = self._buf
         while True:
-            if buf.startswith(b"-") or b"\n-" in buf:
-                at = 0 if buf.startswith(b"-") else buf.index(b"\n-") + 1
-                err = buf[at + 1:buf.find(b"\r\n", at)] if buf.find(b"\r\n", at) > 0 else buf[at + 1:]
+            at = 0 if buf.startswith(b"-") else (buf.find(b"\n-") + 1 or -1)
+            if at >= 0 and buf.find(b"\r\n", at) > 0:  # a whole error line (not a partial read of one)
+                err = buf[at + 1:buf.find(b"\r\n", at)]
                 raise StoreUnavailable(f"Redis refused a write: {err.decode(errors='replace')}",
                                        hint="fix the cause and run the same command again; it resumes")
-            if buf.count(b"\r\n") >= replies:
+            if at < 0 and buf.count(b"\r\n") >= replies:
                 break
             chunk = self.sock.recv(1 << 20)
             if not chunk:

@@ -10,14 +10,16 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 
+from fridgebench.errors import MigrationRefused
 from fridgebench.migrate import run
 from fridgebench.migrate.source import SourceSchema
 
 TABLES = {"sessions": "app.sess", "items": "app.sess_items", "catalogue": "app.foods"}
 
 
-def _schema(dsn: str, *, id_type: str, cat_type: str, n: int) -> SourceSchema:
+def _schema(dsn: str, *, id_type: str, cat_type: str, n: int, ing_type: str | None = None) -> SourceSchema:
     """``n`` live sessions in app.* with the given id types; every 7th has an item pointing at a
     catalogue id below the smallest one (integer catalogue only: no foreign key there)."""
     with psycopg.connect(dsn, autocommit=True) as c:
@@ -29,7 +31,7 @@ def _schema(dsn: str, *, id_type: str, cat_type: str, n: int) -> SourceSchema:
                                    dies timestamptz NOT NULL);
             CREATE TABLE app.sess_items (iid serial PRIMARY KEY,
                                          sid {id_type} NOT NULL REFERENCES app.sess(sid) ON DELETE CASCADE,
-                                         fid {cat_type} NOT NULL {fk}, at timestamptz DEFAULT now(),
+                                         fid {ing_type or cat_type} NOT NULL {fk}, at timestamptz DEFAULT now(),
                                          UNIQUE (sid, fid));""")
         key = "'k' || g" if cat_type == "text" else "g + 10"
         c.execute(f"INSERT INTO app.foods SELECT {key}, '음식 ' || g || CASE WHEN g = 3 THEN ' \"q\"' ELSE '' END "
@@ -78,7 +80,7 @@ def _live_verify(dsn: str, url: str, src: SourceSchema, cat_type: str, n: int) -
 def test_uuid_session_ids_and_a_text_keyed_catalogue_migrate_live(pg_dsn, redis_url, rds, reports):
     src = _schema(pg_dsn, id_type="uuid", cat_type="text", n=1200)
     with psycopg.connect(pg_dsn) as c:
-        assert not src.catalogue_is_dense(c)  # text ids: the jsonb-object lookup
+        assert src.catalogue_mode(c) == "object"  # text ids: the jsonb-object lookup
     _live_verify(pg_dsn, redis_url, src, "text", 1200)
     raw = rds.get(f"session:{_first_sid(pg_dsn)}")
     assert raw is not None and "음식" in raw.decode()
@@ -88,9 +90,9 @@ def test_integer_catalogue_without_foreign_key_drops_an_unknown_id_like_the_refe
                                                                                          reports):
     src = _schema(pg_dsn, id_type="varchar(40)", cat_type="integer", n=1000)
     with psycopg.connect(pg_dsn) as c:
-        assert src.catalogue_is_dense(c)  # ids 11..50: the array lookup, and id 3 lies below it
+        assert src.catalogue_mode(c) == "dense"  # ids 11..50: the array lookup, and id 3 lies below it
         c.execute("INSERT INTO app.foods VALUES (1000000, 'far')")  # a span of 1M ids for 41 rows: too sparse
-        assert not src.catalogue_is_dense(c)
+        assert src.catalogue_mode(c) == "object"
         c.rollback()
     # id 3 must render as nothing (verify's reference query joins, so drops it), never as the name
     # jsonb's negative indexing would find at the end of the array
@@ -106,7 +108,7 @@ def test_batches_cut_from_the_index_are_even_when_ids_follow_the_physical_order(
             row = c.execute(src.batch_bound_query(lower=lo is not None, upper=False), {"lo": lo, "n": 399}).fetchone()
             hi = row[0] if row else None
             q = src.backfill_batch_query(version_base=0, capture=False, lower=lo is not None, upper=hi is not None,
-                                         dense=True)
+                                         catalogue="dense")
             sizes.append(c.execute(q, {"lo": lo, "hi": hi}).fetchone()[4])
             if hi is None:
                 break
@@ -117,3 +119,25 @@ def test_batches_cut_from_the_index_are_even_when_ids_follow_the_physical_order(
 def _first_sid(dsn: str) -> str:
     with psycopg.connect(dsn) as c:
         return str(c.execute("SELECT sid FROM app.sess ORDER BY sid LIMIT 1 OFFSET 200").fetchone()[0])
+
+
+def test_smallint_catalogue_and_numeric_link_ids_render_like_the_reference(pg_dsn, redis_url, rds, reports):
+    """A smallint catalogue uses the array (its bounds cast for generate_series); a numeric link
+    column compares by value, never by its text ('12.00' is 12), so it takes the per-row lookup."""
+    src = _schema(pg_dsn, id_type="varchar(40)", cat_type="smallint", n=600)
+    with psycopg.connect(pg_dsn) as c:
+        assert src.catalogue_mode(c) == "dense"
+    _live_verify(pg_dsn, redis_url, src, "smallint", 600)
+
+
+def test_numeric_link_ids_take_the_per_row_lookup_and_repeated_catalogue_ids_are_refused(pg_dsn, redis_url, rds,
+                                                                                            reports):
+    src = _schema(pg_dsn, id_type="varchar(40)", cat_type="integer", ing_type="numeric(8,2)", n=600)
+    with psycopg.connect(pg_dsn) as c:
+        assert src.catalogue_mode(c) == "lookup"
+    _live_verify(pg_dsn, redis_url, src, "integer", 600)
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute("ALTER TABLE app.foods DROP CONSTRAINT foods_pkey")
+        c.execute("INSERT INTO app.foods VALUES (12, 'another twelve')")
+        with pytest.raises(MigrationRefused, match="repeated"):
+            src.catalogue_mode(c)
