@@ -77,19 +77,28 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
        rendered, ``pxats`` the expiry in epoch milliseconds.
     """
     crc32 = zlib.crc32
+    bs = [sid.encode() for sid in ids]
     groups: dict[int, list[bytes]] = {}
-    sets: list[bytes] = []
+    for b in bs:
+        g = groups.get(k := crc32(b) % OWNER_BUCKETS)
+        if g is None:
+            groups[k] = [b]
+        else:
+            g.append(b)
+    if pxats and 10 ** 12 <= min(pxats) and max(pxats) < 10 ** 13:  # 2001..2286: 13 digits, one format
+        fmt = b"*5\r\n$3\r\nSET\r\n$%d\r\nsession:%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$13\r\n%d\r\n"
+        sets = [fmt % (len(b) + 8, b, len(v), v, px) for b, v, px in zip(bs, values, pxats)]
+    else:
+        sets = [b"*5\r\n$3\r\nSET\r\n$%d\r\nsession:%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
+                % (len(b) + 8, b, len(v), v, len(pb), pb)
+                for b, v, pb in zip(bs, values, (b"%d" % px for px in pxats))]
     vsets: list[bytes] = []
-    for i, (sid, val, px) in enumerate(zip(ids, values, pxats)):
-        b = sid.encode()
-        pb = b"%d" % px
-        groups.setdefault(crc32(b) % OWNER_BUCKETS, []).append(b)
-        sets.append(b"*5\r\n$3\r\nSET\r\n$%d\r\nsession:%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
-                    % (len(b) + 8, b, len(val), val, len(pb), pb))
-        if versions is not None and versions[i] > epoch:
-            vb = b"%d" % versions[i]
-            vsets.append(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
-                         % (len(b) + len(VERSION_PREFIX), VERSION_PREFIX, b, len(vb), vb, len(pb), pb))
+    if versions is not None:
+        for b, ver, px in zip(bs, versions, pxats):
+            if ver > epoch:
+                vb, pb = b"%d" % ver, b"%d" % px
+                vsets.append(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
+                             % (len(b) + len(VERSION_PREFIX), VERSION_PREFIX, b, len(vb), vb, len(pb), pb))
     px = b"%d" % max(pxats) if pxats else b"0"
     tail = b"\r\n$%d\r\n%s\r\n$2\r\n" % (len(px), px)
     out: list[bytes] = [b"*1\r\n$5\r\nMULTI\r\n"]  # a set never exists without its expiry

@@ -219,3 +219,33 @@ def test_a_key_range_with_no_live_sessions_is_backfilled_cleanly(pg_dsn, redis_u
     assert s["checkpoint"]["backfill_done"] and all(r["done"] for r in s["checkpoint"]["ranges"])
     assert s["backfill"]["written"] == live > 1000
     assert rds.dbsize() == live + target.OWNER_BUCKETS
+
+
+@pytest.mark.parametrize("pxats", [[1764000000123, 1764000009999], [99_999_999_999_999, 7]])
+def test_batch_commands_are_well_formed_resp_in_the_documented_order(pxats):
+    """Both framing paths (13-digit expiries and any other) give the same commands, parsed back by
+    hiredis: ownership in MULTI/EXEC first, version keys for versions above the epoch, then SETs."""
+    import hiredis
+
+    ids = ["a-1", "세션-2"]
+    values = [b'{"created_at": null, "ingredients": []}', '{"ingredients": ["김치"]}'.encode()]
+    payload, replies = target.batch_commands(ids, values, pxats, [5, 9], epoch=5)
+    reader = hiredis.Reader()
+    reader.feed(payload)
+    cmds = []
+    while (c := reader.gets()) is not False:
+        cmds.append(c)
+    assert cmds[0] == [b"MULTI"] and [b"EXEC"] in cmds
+    owned = cmds[1:cmds.index([b"EXEC"])]
+    sadds = [c for c in owned if c[0] == b"SADD"]
+    assert sorted(m for c in sadds for m in c[2:]) == sorted(s.encode() for s in ids)
+    for c in sadds:  # each id in the set its bucket names, and every set touched gets both expiries
+        assert all(c[1] == target.owner_key(m.decode()) for m in c[2:])
+        assert [x[3] for x in owned if x[0] == b"PEXPIREAT" and x[1] == c[1]] == [b"NX", b"GT"]
+    assert all(c[2] == b"%d" % max(pxats) for c in owned if c[0] == b"PEXPIREAT")
+    rest = cmds[cmds.index([b"EXEC"]) + 1:]
+    assert rest[0] == [b"SET", target.version_key(ids[1]), b"9", b"PXAT", b"%d" % pxats[1]]  # only 9 > epoch
+    assert rest[1:] == [[b"SET", target.session_key(s), v, b"PXAT", b"%d" % p] for s, v, p in zip(ids, values, pxats)]
+    # replies: +OK, +QUEUED per queued command, EXEC's header and one line per result, then one per SET
+    queued = len(owned)
+    assert replies == 1 + queued + 1 + queued + 1 + 2
