@@ -72,8 +72,6 @@ class BackfillStats:
     resumed_after: str | None = None
 
 
-
-
 def _plan_settings(conn: psycopg.Connection) -> None:
     """Keep the backfill's plan on the two primary-key index scans (merge, group aggregate).
 

@@ -8,7 +8,6 @@ from datetime import datetime
 
 import psycopg
 import pytest
-import redis
 
 from conftest import cli, fill
 from fridgebench.migrate import target

@@ -12,7 +12,6 @@ import threading
 import time
 
 import psycopg
-import pytest
 import redis
 
 from conftest import cli, fill
