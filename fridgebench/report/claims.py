@@ -14,6 +14,16 @@ SEED_CLAIMS: dict[str, tuple[str, str, str]] = {
     "failure_recovery": ("failure recovery", "data kept", "sessions lost"),
 }
 
+# what fills a row that a run left "not measured" (printed beside it, so the reader knows the next step)
+MEASURED_BY: dict[str, str] = {
+    "performance": "fridgebench compare",
+    "install": "fridgebench compare",
+    "auto_expiry": "fridgebench ttl (or compare --full)",
+    "memory_use": "fridgebench ttl (or compare --full)",
+    "scalability": "fridgebench compare --sweep (or --full)",
+    "failure_recovery": "no command yet (roadmap)",
+}
+
 
 def blank_claims() -> dict[str, Claim]:
     return {

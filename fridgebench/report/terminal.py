@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from fridgebench.report.claims import MEASURED_BY
+
 VERDICT_STYLE = {"supported": "green", "contradicted": "red", "partly supported": "yellow", "inconclusive": "magenta",
                  "not measured": "dim"}
 
@@ -101,6 +103,8 @@ def render_claims(claims: list[dict[str, Any]], console: Console) -> None:
                       f"Redis “{c['seed_redis']}” → [{st}]{c['verdict']}[/]")
         if c["verdict"] != "not measured":
             console.print(f"    {c['measured']}", soft_wrap=False)
+        else:
+            console.print(f"    [dim]measured by: {MEASURED_BY.get(c['key'], '?')}[/]")
 
 
 def render_sweep(section: dict[str, Any], console: Console) -> None:

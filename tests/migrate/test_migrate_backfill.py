@@ -59,6 +59,7 @@ def test_backfill_writes_every_live_session_in_the_seed_format(pg_dsn, redis_url
     assert (reports).exists() and any(reports.glob("*/results.json"))
 
 
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex")  # the seed's own call, kept as written
 def test_seed_application_code_reads_and_extends_migrated_sessions(pg_dsn, redis_url, rds, reports):
     fill(pg_dsn, 200)
     assert cli("migrate", "--from", pg_dsn, "--to", redis_url).returncode == 0
