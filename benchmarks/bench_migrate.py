@@ -46,8 +46,8 @@ def naive(n: int) -> float:
     with psycopg.connect(DSN) as conn:
         with conn.cursor(name="naive") as cur:  # server-side cursor
             cur.itersize = 2000
-            cur.execute(src.backfill_query(after=None, version_base=0, capture=False, limit=n))
-            for sid, value, pxat, _v in cur:
+            cur.execute(src.live_sessions_query(limit=n))
+            for sid, value, pxat in cur:
                 key = f"session:{sid}"
                 r.get(key)
                 r.set(key, value, ex=max(1, int((pxat - time.time() * 1000) / 1000)))  # the seed's SETEX

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from fridgebench.engine.driver import OpLog, Progress, RunWindow, run, tick_progress
+from fridgebench.engine.driver import OpLog, Progress, run, tick_progress
 from fridgebench.measure.summary import StoreMeasurement, summarize
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill

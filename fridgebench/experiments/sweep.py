@@ -9,7 +9,6 @@ driver's ceiling is reported as "at least" that rate, never as its limit.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable

@@ -43,27 +43,6 @@ def _noop(event: str, data: dict[str, Any]) -> None:
     return None
 
 
-def _unescape(field_: bytes) -> bytes:
-    """COPY text format escapes (only present when a value holds a backslash or control char)."""
-    if b"\\" not in field_:
-        return field_
-    out = bytearray()
-    it = iter(range(len(field_)))
-    i = 0
-    m = {ord("t"): b"\t", ord("n"): b"\n", ord("r"): b"\r", ord("b"): b"\b", ord("f"): b"\f", ord("v"): b"\v",
-         ord("\\"): b"\\"}
-    while i < len(field_):
-        c = field_[i]
-        if c == 0x5C and i + 1 < len(field_):
-            out += m.get(field_[i + 1], bytes([field_[i + 1]]))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    del it
-    return bytes(out)
-
-
 @dataclass
 class BackfillStats:
     total: int = 0
@@ -212,7 +191,6 @@ class _Backfill:
     snapshot: str
     ranges: list[dict[str, Any]]
     version_base: int
-    capture: bool
     batch_size: int
     rate_each: float
     t0: float
@@ -266,7 +244,6 @@ def backfill(src: SourceSchema, dsn: str, url: str, cp: Checkpoint, ckpt: psycop
         bound_queries = {(lower, upper): src.batch_bound_query(lower=lower, upper=upper)
                          for lower in (False, True) for upper in (False, True)}
         bf = _Backfill(src=src, dsn=dsn, url=url, snapshot=snapshot, ranges=cp.ranges, version_base=cp.epoch,
-                       capture=capture_on,
                        batch_size=batch_size, rate_each=rate_each, t0=t0,
                        queries=queries, bound_queries=bound_queries)
         base = cp.ranges[0]["lo"] if cp.ranges else cp.last_session_id
@@ -479,17 +456,11 @@ def verify(src: SourceSchema, dsn: str, r: redis.Redis, *, ttl_tolerance_s: floa
                     suspects.add(sid)
             pending_rows.clear()
 
-        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(src.live_rows_query())) as copy:
-            for data in copy:
-                for line in bytes(data).split(b"\n"):
-                    if not line:
-                        continue
-                    f = line.split(b"\t")
-                    if b"\\" in line:
-                        f = [_unescape(x) for x in f]
-                    sid = f[0].decode()
-                    live.add(sid)
-                    pending_rows.append((sid, f[1].decode(), int(f[2])))
+        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(src.live_sessions_query())) as copy:
+            copy.set_types(["text", "text", "int8"])
+            for sid, js, px in copy.rows():
+                live.add(sid)
+                pending_rows.append((sid, js, px))
                 if len(pending_rows) >= 2000:
                     flush()
                     progress("verify_progress", {"checked": len(live)})

@@ -48,7 +48,7 @@ def target_id(url: str) -> str:
 
 
 def _sample_sizes(conn: psycopg.Connection, src: SourceSchema) -> tuple[float, float]:
-    rows = conn.execute(src.backfill_query(after=None, version_base=0, capture=False, limit=2000)).fetchall()
+    rows = conn.execute(src.live_sessions_query(limit=2000)).fetchall()
     if not rows:
         return 0.0, 0.0
     return (sum(len(r[1].encode()) for r in rows) / len(rows), sum(len(r[0]) for r in rows) / len(rows))

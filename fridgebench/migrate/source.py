@@ -111,36 +111,28 @@ class SourceSchema:
                  cid=sql.Identifier(self.catalogue_id), ing=sql.Identifier(self.item_ingredient_id),
                  isid=sql.Identifier(self.item_session_id), sid=sid)
 
-    def backfill_query(self, *, after: str | None, version_base: int, capture: bool,
-                       limit: int | None = None) -> sql.Composable:
-        """Live sessions with ``session_id > after`` in key order: ``sid, json, pxat_ms, version``.
-
-        One statement, so value and version come from one snapshot. The ingredient names are
-        aggregated in a merge-friendly grouped subquery (one pass over the link table), not per row.
-        """
+    def live_sessions_query(self, *, limit: int | None = None) -> sql.Composable:
+        """Every live session in key order, ``sid, json, pxat_ms``: the reference rendering verify
+        compares against (a plain join of the catalogue, independent of the backfill's lookups).
+        The ingredient names are aggregated in a merge-friendly grouped subquery (one pass over the
+        link table), not per row."""
         sid = sql.Identifier(self.session_id)
-        after_s = sql.SQL("AND s.{sid} > {v}").format(sid=sid, v=sql.Literal(after)) if after is not None else sql.SQL("")
-        after_i = (sql.SQL("AND ui.{isid} > {v}").format(isid=sql.Identifier(self.item_session_id), v=sql.Literal(after))
-                   if after is not None else sql.SQL(""))
-        version, vjoin = _version_sql(sid, version_base, capture)
         agg = sql.SQL(
             """(SELECT ui.{isid} AS sid,
                        string_agg(to_json(c.{cname})::text, ', ' ORDER BY ui.{added}, ui.{iid}) AS names
                 FROM {items} ui JOIN {cat} c ON c.{cid} = ui.{ing}
-                WHERE true {after_i}
                 GROUP BY ui.{isid})"""
         ).format(isid=sql.Identifier(self.item_session_id), cname=sql.Identifier(self.catalogue_name),
                  added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id),
                  items=ident(self.items), cat=ident(self.catalogue), cid=sql.Identifier(self.catalogue_id),
-                 ing=sql.Identifier(self.item_ingredient_id), after_i=after_i)
+                 ing=sql.Identifier(self.item_ingredient_id))
         q = sql.SQL(
-            """SELECT s.{sid}::text, {value}, {pxat}, {version}
-               FROM {sessions} s LEFT JOIN {agg} g ON g.sid = s.{sid} {vjoin}
-               WHERE s.{exp} > now() {after_s}
+            """SELECT s.{sid}::text, {value}, {pxat}
+               FROM {sessions} s LEFT JOIN {agg} g ON g.sid = s.{sid}
+               WHERE s.{exp} > now()
                ORDER BY s.{sid}"""
         ).format(sid=sid, value=self._value_sql("s", sql.SQL("g.names")), pxat=self._pxat_sql("s"),
-                 version=version, sessions=ident(self.sessions), agg=agg, vjoin=vjoin,
-                 exp=sql.Identifier(self.expires_at), after_s=after_s)
+                 sessions=ident(self.sessions), agg=agg, exp=sql.Identifier(self.expires_at))
         if limit is not None:
             q = q + sql.SQL(" LIMIT {n}").format(n=sql.Literal(limit))
         return q
@@ -165,14 +157,6 @@ class SourceSchema:
         """
         sid = sql.Identifier(self.session_id)
         isid = sql.Identifier(self.item_session_id)
-
-        def rng(col: sql.Composable) -> sql.Composable:
-            parts = [sql.SQL("true")]
-            if lower:
-                parts.append(sql.SQL("{c} > %(lo)s").format(c=col))
-            if upper:
-                parts.append(sql.SQL("{c} <= %(hi)s").format(c=col))
-            return sql.SQL(" AND ").join(parts)
 
         if capture:
             # per session through the changes_session index: a range filter on the change table
@@ -199,8 +183,8 @@ class SourceSchema:
                  name=self.catalogue_lookup_sql(sql.SQL("ui.{}").format(sql.Identifier(self.item_ingredient_id)),
                                                 mode=catalogue),
                  added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id), items=ident(self.items),
-                 irange=rng(sql.SQL("ui.{}").format(isid)), vjoin=vjoin, exp=sql.Identifier(self.expires_at),
-                 srange=rng(sql.SQL("s.{}").format(sid)))
+                 irange=_key_range(sql.SQL("ui.{}").format(isid), lower=lower, upper=upper), vjoin=vjoin, exp=sql.Identifier(self.expires_at),
+                 srange=_key_range(sql.SQL("s.{}").format(sid), lower=lower, upper=upper))
 
     def catalogue_lookup_sql(self, ing: sql.Composable, *, mode: str) -> sql.Composable:
         """The JSON string literal of ingredient ``ing``'s name (``to_json(name)::text``), per link
@@ -267,13 +251,8 @@ class SourceSchema:
         a vacuumed table), so batches are even whatever the ids' physical order; expired sessions
         count toward ``n`` (a batch holds up to that many live ones)."""
         sid = sql.Identifier(self.session_id)
-        parts = [sql.SQL("true")]
-        if lower:
-            parts.append(sql.SQL("{sid} > %(lo)s").format(sid=sid))
-        if upper:
-            parts.append(sql.SQL("{sid} <= %(hi)s").format(sid=sid))
         return sql.SQL("SELECT {sid}::text FROM {sessions} WHERE {cond} ORDER BY {sid} OFFSET %(n)s LIMIT 1").format(
-            sid=sid, sessions=ident(self.sessions), cond=sql.SQL(" AND ").join(parts))
+            sid=sid, sessions=ident(self.sessions), cond=_key_range(sid, lower=lower, upper=upper))
 
     def split_points_query(self, *, after: str | None, percent: float, parts: int) -> sql.Composable:
         """``parts - 1`` session ids splitting the live keys after ``after`` evenly, from a block sample."""
@@ -317,9 +296,14 @@ class SourceSchema:
                  value=self._value_sql("s", self._names_subquery(sql.SQL("s.{sid}").format(sid=sid))),
                  pxat=self._pxat_sql("s"), version=version, sessions=ident(self.sessions), sid=sid)
 
-    def live_rows_query(self) -> sql.Composable:
-        """Every live session for verify: ``sid, created_at text, names json text, pxat``."""
-        return self.backfill_query(after=None, version_base=0, capture=False)
+def _key_range(col: sql.Composable, *, lower: bool, upper: bool) -> sql.Composable:
+    """``col > %(lo)s AND col <= %(hi)s``, each side only when asked for (``true`` when neither)."""
+    parts = [sql.SQL("true")]
+    if lower:
+        parts.append(sql.SQL("{c} > %(lo)s").format(c=col))
+    if upper:
+        parts.append(sql.SQL("{c} <= %(hi)s").format(c=col))
+    return sql.SQL(" AND ").join(parts)
 
 
 def _regname(table: str) -> str:
@@ -334,14 +318,3 @@ def parse_kv(pairs: list[str] | None, what: str) -> dict[str, Any]:
         k, v = p.split("=", 1)
         out[k.strip()] = v.strip()
     return out
-
-
-def _version_sql(sid: sql.Composable, version_base: int, capture: bool) -> tuple[sql.Composable, sql.Composable]:
-    """A session's version (``version_base`` + its change-row count when capture is on) and the join it needs."""
-    if not capture:
-        return sql.SQL("{base}").format(base=sql.Literal(version_base)), sql.SQL("")
-    version = sql.SQL("{base} + COALESCE(v.n, 0)").format(base=sql.Literal(version_base))
-    vjoin = sql.SQL(
-        "LEFT JOIN (SELECT session_id, count(*) AS n FROM {cs}.changes GROUP BY session_id) v "
-        "ON v.session_id = s.{sid}::text").format(cs=sql.Identifier(CAPTURE_SCHEMA), sid=sid)
-    return version, vjoin

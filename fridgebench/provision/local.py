@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal, TypeVar
 
 import asyncpg
 import psutil
@@ -34,6 +34,8 @@ from fridgebench.errors import ProvisionError
 from fridgebench.provision import probe
 from fridgebench.provision.base import ServerInfo, Source
 from fridgebench.provision.binaries import OsUser, demote_kwargs
+
+R = TypeVar("R")
 
 READY_TIMEOUT_S = 30.0
 PG_SUPERUSER = "fridgebench"
@@ -418,33 +420,48 @@ def start_postgres(bin_dir: Path, run: Path, *, user: OsUser | None, source: Sou
     t0 = time.monotonic()
     data = _initdb(bin_dir, run, user)
     log = run / "postgres.log"
-    for attempt in (1, 2):  # a port picked free can be taken before postgres binds it: retry once
-        port = free_port()
+
+    def launch(port: int) -> LocalServer:
         argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(run / "pgsock")]
         for k, v in PG_SETTINGS.items():
             argv += ["-c", f"{k}={v}"]
-        log_from = _size(log)
-        pending = _spawn_tracked("postgres", source, argv, log, user=user, detach=detach, run=run)
-        proc = pending.proc
-        assert proc is not None
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S  # initdb's time does not count
-            probe.run_sync(lambda: _pg_wait(proc, port, data, log, log_from, deadline))
-            url = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/{PG_DATABASE}"
-            version, durability = probe.run_sync(lambda: probe.pg_probe(url))
-        except _PortTaken:
-            stop(pending)
-            if attempt == 2:
-                raise _fail(f"PostgreSQL could not bind 127.0.0.1:{port}", log, "free a port and retry") from None
-            continue
-        except BaseException:
-            stop(pending)
-            raise
-        break
+        return _spawn_tracked("postgres", source, argv, log, user=user, detach=detach, run=run)
+
+    def ready(port: int, proc: subprocess.Popen, log_from: int) -> tuple[str, tuple[str, dict]]:
+        deadline = time.monotonic() + READY_TIMEOUT_S  # initdb's time does not count
+        probe.run_sync(lambda: _pg_wait(proc, port, data, log, log_from, deadline))
+        url = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/{PG_DATABASE}"
+        return url, probe.run_sync(lambda: probe.pg_probe(url))
+
+    port, pending, (url, (version, durability)) = _on_free_port("PostgreSQL", log, launch, ready)
+    proc = pending.proc
+    assert proc is not None
     info = ServerInfo("postgres", source, url, version=version, host="127.0.0.1", port=port, pid=proc.pid,
                       run_dir=str(run), os_user=user.name if user else getpass.getuser(), durability=durability,
                       started_in_s=round(time.monotonic() - t0, 3), notes=tuple(notes))
     return _promote(pending, info, url)
+
+
+def _on_free_port(what: str, log: Path, launch: Callable[[int], LocalServer],
+                  ready: Callable[[int, subprocess.Popen, int], R]) -> tuple[int, LocalServer, R]:
+    """Start a server on a free 127.0.0.1 port and wait until ``ready``. A port picked free can be
+    taken before the server binds it (``ready`` raises ``_PortTaken``): retry once on another.
+    Any failure stops what was started."""
+    for attempt in (1, 2):
+        port = free_port()
+        log_from = _size(log)
+        pending = launch(port)
+        assert pending.proc is not None
+        try:
+            return port, pending, ready(port, pending.proc, log_from)
+        except _PortTaken:
+            stop(pending)
+            if attempt == 2:
+                raise _fail(f"{what} could not bind 127.0.0.1:{port}", log, "free a port and retry") from None
+        except BaseException:
+            stop(pending)
+            raise
+    raise AssertionError("unreachable")
 
 
 def _promote(pending: LocalServer, info: ServerInfo, url: str) -> LocalServer:
@@ -478,39 +495,32 @@ def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes:
     data = run / "redis"
     data.mkdir(mode=0o700, exist_ok=True)
     log = run / "redis.log"
-    for attempt in (1, 2):
-        port = free_port()
+
+    def launch(port: int) -> LocalServer:
         argv = [str(binary), "--port", str(port), "--dir", str(data), "--logfile", ""]
         for k, v in REDIS_SETTINGS.items():
             argv += [f"--{k}", v]
-        log_from = _size(log)
-        pending = _spawn_tracked("redis", source, argv, log, user=None, detach=detach, run=run)
-        proc = pending.proc
-        assert proc is not None
+        return _spawn_tracked("redis", source, argv, log, user=None, detach=detach, run=run)
+
+    def ready(port: int, proc: subprocess.Popen, log_from: int) -> tuple[str, tuple[str, dict]]:
         url = f"redis://127.0.0.1:{port}/0"
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while (answered := probe.redis_server_pid(url)) != proc.pid:
-                if proc.poll() is not None:
-                    tail = log_tail(log, 20, start=log_from)
-                    if "Address already in use" in tail or answered is not None:
-                        raise _PortTaken()  # answered: another server holds the port we picked
-                    raise _fail(f"{binary.name} exited during startup (exit {proc.returncode})", log,
-                                "see the log; try --redis-bin or --redis-url")
-                if time.monotonic() > deadline:
-                    raise _fail(f"{binary.name} did not answer PING within {READY_TIMEOUT_S:.0f} s", log,
-                                "see the log")
-                time.sleep(0.05)
-            version, durability = probe.redis_probe(url)
-        except _PortTaken:
-            stop(pending)
-            if attempt == 2:
-                raise _fail(f"{binary.name} could not bind 127.0.0.1:{port}", log, "free a port and retry") from None
-            continue
-        except BaseException:
-            stop(pending)
-            raise
-        break
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while (answered := probe.redis_server_pid(url)) != proc.pid:
+            if proc.poll() is not None:
+                tail = log_tail(log, 20, start=log_from)
+                if "Address already in use" in tail or answered is not None:
+                    raise _PortTaken()  # answered: another server holds the port we picked
+                raise _fail(f"{binary.name} exited during startup (exit {proc.returncode})", log,
+                            "see the log; try --redis-bin or --redis-url")
+            if time.monotonic() > deadline:
+                raise _fail(f"{binary.name} did not answer PING within {READY_TIMEOUT_S:.0f} s", log,
+                            "see the log")
+            time.sleep(0.05)
+        return url, probe.redis_probe(url)
+
+    port, pending, (url, (version, durability)) = _on_free_port(binary.name, log, launch, ready)
+    proc = pending.proc
+    assert proc is not None
     info = ServerInfo("redis", source, url, version=version, host="127.0.0.1", port=port, pid=proc.pid,
                       run_dir=str(run), os_user=getpass.getuser(), durability=durability,
                       started_in_s=round(time.monotonic() - t0, 3), notes=tuple(notes))

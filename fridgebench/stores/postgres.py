@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, ClassVar, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar, Iterable, TypeVar
 
 import asyncpg
 
@@ -25,6 +25,8 @@ from fridgebench.stores import schema
 from fridgebench.stores._errors import unavailable
 from fridgebench.stores._lifo import LifoPool
 from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
+
+T = TypeVar("T")
 
 _TTL = "($%d::int * interval '1 second')"
 
@@ -157,35 +159,25 @@ class PgConnections:
         else:
             self._pool.discard(conn)
 
-    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+    async def _run(self, method: Callable[..., Awaitable[T]], sql: str, *args: Any) -> T:
+        """``method(conn, sql, *args)`` on a checked-out connection, checked back in either way."""
         conn = await self._checkout()
         try:
-            row = await conn.fetchrow(sql, *args)
+            out = await method(conn, sql, *args)
         except BaseException as exc:
             self._checkin(conn, exc)
             raise
         self._pool.release(conn)
-        return row
+        return out
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self._run(asyncpg.Connection.fetchrow, sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        conn = await self._checkout()
-        try:
-            val = await conn.fetchval(sql, *args)
-        except BaseException as exc:
-            self._checkin(conn, exc)
-            raise
-        self._pool.release(conn)
-        return val
+        return await self._run(asyncpg.Connection.fetchval, sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
-        conn = await self._checkout()
-        try:
-            status = await conn.execute(sql, *args)
-        except BaseException as exc:
-            self._checkin(conn, exc)
-            raise
-        self._pool.release(conn)
-        return status
+        return await self._run(asyncpg.Connection.execute, sql, *args)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:

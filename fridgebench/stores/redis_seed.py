@@ -12,7 +12,7 @@ a connection for the request would send them); other clients' commands can run i
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 from fridgebench.stores._lean_redis import pack, raise_reply_error
 from fridgebench.stores._redis_base import RedisStoreBase
@@ -22,7 +22,10 @@ from fridgebench.stores.base import DEFAULT_TTL_S
 class RedisSeedStore(RedisStoreBase):
     name: ClassVar[str] = "redis-seed"
 
-    async def add_ingredients(self, session_id: str, names: list[str], ttl_s: int = DEFAULT_TTL_S) -> bool:
+    async def _read_modify_write(self, session_id: str, change: Callable[[dict[str, Any]], None],
+                                 write: Callable[[bytes, str], bytes]) -> bool:
+        """GET, ``change`` the decoded session in place, send ``write(key, new_json)``: two round
+        trips on one connection, nothing in between to stop another client's write."""
         key = self.key(session_id)
         pool = self.lean
         conn = await pool.acquire()
@@ -31,12 +34,15 @@ class RedisSeedStore(RedisStoreBase):
             if not session_data:
                 return False
             data = json.loads(session_data)
-            data["ingredients"].extend(names)
-            # TTL 연장 (24시간 갱신) -- the seed's comment: refresh to a full TTL
-            raise_reply_error(await conn.request(pack("SETEX", key, ttl_s, json.dumps(data))))
-            return True
+            change(data)
+            return raise_reply_error(await conn.request(write(key, json.dumps(data)))) is not None
         finally:
             pool.release(conn)
+
+    async def add_ingredients(self, session_id: str, names: list[str], ttl_s: int = DEFAULT_TTL_S) -> bool:
+        # TTL 연장 (24시간 갱신) -- the seed's comment: the SETEX refreshes to a full TTL
+        return await self._read_modify_write(session_id, lambda data: data["ingredients"].extend(names),
+                                             lambda key, js: pack("SETEX", key, ttl_s, js))
 
     async def remove_ingredients(self, session_id: str, names: list[str]) -> bool:
         """GET -> filter -> SET KEEPTTL (expiry unchanged); racy like the add.
@@ -44,16 +50,9 @@ class RedisSeedStore(RedisStoreBase):
         XX keeps a session that expired between the GET and the SET from coming back
         without a TTL (SET KEEPTTL on a missing key would create an immortal one).
         """
-        key = self.key(session_id)
-        pool = self.lean
-        conn = await pool.acquire()
-        try:
-            session_data = raise_reply_error(await conn.request(pack("GET", key)))
-            if not session_data:
-                return False
-            data = json.loads(session_data)
-            drop = set(names)
+        drop = set(names)
+
+        def change(data: dict[str, Any]) -> None:
             data["ingredients"] = [n for n in data["ingredients"] if n not in drop]
-            return raise_reply_error(await conn.request(pack("SET", key, json.dumps(data), "KEEPTTL", "XX"))) is not None
-        finally:
-            pool.release(conn)
+
+        return await self._read_modify_write(session_id, change, lambda key, js: pack("SET", key, js, "KEEPTTL", "XX"))
