@@ -146,36 +146,60 @@ class _Reader(threading.Thread):
                     pass
 
     def _range(self, conn: psycopg.Connection, rds: target.RawRedis, i: int) -> None:
+        """Batch after batch of range ``i``. A batch's write is sent before the next batch's query
+        and its replies are read after it, so Redis applies one batch while PostgreSQL renders the
+        next; a batch counts as done (its bound becomes the range's cursor) only once its replies
+        are in. At most one batch per reader is unacknowledged, and it is acknowledged before a
+        stop or an error in this reader ends the range."""
         o = self.o
         r = o.ranges[i]
         a, hi = _range_start(r), r["hi"]
-        while True:
-            if o.stop.is_set():
-                raise _Stopped()
-            row = conn.execute(o.bound_queries[(a is not None, hi is not None)],
-                               {"lo": a, "hi": hi, "n": o.batch_size - 1}).fetchone()
-            b = row[0] if row is not None else hi  # fewer than batch_size keys left: to the range's end
-            last = row is None or b == hi
-            q = o.queries[(a is not None, b is not None)]
-            values, ids, pxats, versions, sessions = conn.execute(q, {"lo": a, "hi": b}, binary=True).fetchone()
-            if sessions:
-                vals = values.split(b"\n")
-                if not len(vals) == len(ids) == len(pxats) == sessions or (versions is not None
-                                                                          and len(versions) != sessions):
-                    raise MigrationError(f"internal error: a backfill batch came back misaligned "
-                                         f"({len(vals)} values, {len(ids)} ids, {sessions} sessions)",
-                                         hint="run with --debug and report it; nothing was written for this batch")
-                payload, replies = target.batch_commands(ids, vals, pxats, versions, o.version_base)
-                if o.rate_each > 0:
-                    self.sent += sessions
-                    due = o.t0 + self.sent / o.rate_each
-                    while (now := time.perf_counter()) < due and not o.stop.is_set():
-                        time.sleep(min(due - now, 0.1))
-                rds.send(payload, replies)
-            o.done.put((i, sessions, b, False))
-            if last:
-                break
-            a = b
+        pending: tuple[int, int, str | None] | None = None  # (replies, sessions, bound) sent, unacknowledged
+
+        def acknowledge() -> None:
+            nonlocal pending
+            if pending is not None:
+                replies, n, bound = pending
+                pending = None
+                rds.wait(replies)
+                o.done.put((i, n, bound, False))
+
+        try:
+            while True:
+                if o.stop.is_set():
+                    acknowledge()
+                    raise _Stopped()
+                row = conn.execute(o.bound_queries[(a is not None, hi is not None)],
+                                   {"lo": a, "hi": hi, "n": o.batch_size - 1}).fetchone()
+                b = row[0] if row is not None else hi  # fewer than batch_size keys left: to the range's end
+                last = row is None or b == hi
+                q = o.queries[(a is not None, b is not None)]
+                values, ids, pxats, versions, sessions = conn.execute(q, {"lo": a, "hi": b}, binary=True).fetchone()
+                acknowledge()
+                if sessions:
+                    vals = values.split(b"\n")
+                    if not len(vals) == len(ids) == len(pxats) == sessions or (versions is not None
+                                                                              and len(versions) != sessions):
+                        raise MigrationError(f"internal error: a backfill batch came back misaligned "
+                                             f"({len(vals)} values, {len(ids)} ids, {sessions} sessions)",
+                                             hint="run with --debug and report it; nothing was written for this batch")
+                    payload, replies = target.batch_commands(ids, vals, pxats, versions, o.version_base)
+                    if o.rate_each > 0:
+                        self.sent += sessions
+                        due = o.t0 + self.sent / o.rate_each
+                        while (now := time.perf_counter()) < due and not o.stop.is_set():
+                            time.sleep(min(due - now, 0.1))
+                    rds.write(payload)
+                    pending = (replies, sessions, b)
+                else:
+                    o.done.put((i, 0, b, False))
+                if last:
+                    break
+                a = b
+            acknowledge()
+        except (psycopg.Error, _Stopped, MigrationError):
+            acknowledge()  # what was sent is confirmed (or found refused) before the range ends
+            raise
         o.done.put((i, 0, None, True))
 
 

@@ -214,7 +214,15 @@ class RawRedis:
         Every reply the backfill gets is one line (``+OK``, ``+QUEUED``, ``:n``) or an array header
         followed by such lines (EXEC), so counting CRLFs counts replies; an error line ends the
         wait at once (an aborted EXEC would otherwise leave fewer lines than expected)."""
+        self.write(payload)
+        self.wait(replies)
+
+    def write(self, payload: bytes) -> None:
+        """Send a pipelined payload without waiting for its replies (see :meth:`wait`)."""
         self.sock.sendall(payload)
+
+    def wait(self, replies: int) -> None:
+        """Wait for ``replies`` reply lines of what was written; raise on any ``-ERR`` (see :meth:`send`)."""
         buf = self._buf
         while True:
             at = 0 if buf.startswith(b"-") else (buf.find(b"\n-") + 1 or -1)
