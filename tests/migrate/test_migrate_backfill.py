@@ -224,7 +224,8 @@ def test_a_key_range_with_no_live_sessions_is_backfilled_cleanly(pg_dsn, redis_u
 @pytest.mark.parametrize("pxats", [[1764000000123, 1764000009999], [99_999_999_999_999, 7]])
 def test_batch_commands_are_well_formed_resp_in_the_documented_order(pxats):
     """Both framing paths (13-digit expiries and any other) give the same commands, parsed back by
-    hiredis: ownership in MULTI/EXEC first, version keys for versions above the epoch, then SETs."""
+    hiredis: one MULTI/EXEC holding ownership first, version keys for versions above the epoch, then
+    the SETs -- so a batch Redis refuses (OOM...) writes nothing, never a key without its ownership."""
     import hiredis
 
     ids = ["a-1", "세션-2"]
@@ -235,17 +236,58 @@ def test_batch_commands_are_well_formed_resp_in_the_documented_order(pxats):
     cmds = []
     while (c := reader.gets()) is not False:
         cmds.append(c)
-    assert cmds[0] == [b"MULTI"] and [b"EXEC"] in cmds
-    owned = cmds[1:cmds.index([b"EXEC"])]
+    assert cmds[0] == [b"MULTI"] and cmds[-1] == [b"EXEC"] and cmds.count([b"EXEC"]) == 1
+    inner = cmds[1:-1]
+    owned = [c for c in inner if c[0] in (b"SADD", b"PEXPIREAT")]
+    assert inner[:len(owned)] == owned, "ownership comes first"
     sadds = [c for c in owned if c[0] == b"SADD"]
     assert sorted(m for c in sadds for m in c[2:]) == sorted(s.encode() for s in ids)
     for c in sadds:  # each id in the set its bucket names, and every set touched gets both expiries
         assert all(c[1] == target.owner_key(m.decode()) for m in c[2:])
         assert [x[3] for x in owned if x[0] == b"PEXPIREAT" and x[1] == c[1]] == [b"NX", b"GT"]
     assert all(c[2] == b"%d" % max(pxats) for c in owned if c[0] == b"PEXPIREAT")
-    rest = cmds[cmds.index([b"EXEC"]) + 1:]
+    rest = inner[len(owned):]
     assert rest[0] == [b"SET", target.version_key(ids[1]), b"9", b"PXAT", b"%d" % pxats[1]]  # only 9 > epoch
     assert rest[1:] == [[b"SET", target.session_key(s), v, b"PXAT", b"%d" % p] for s, v, p in zip(ids, values, pxats)]
-    # replies: +OK, +QUEUED per queued command, EXEC's header and one line per result, then one per SET
-    queued = len(owned)
-    assert replies == 1 + queued + 1 + queued + 1 + 2
+    # replies: +OK, +QUEUED per queued command, EXEC's header and one line per result
+    assert replies == 1 + len(inner) + 1 + len(inner)
+
+
+def test_redis_refusing_mid_backfill_is_one_line_and_the_checkpoint_claims_only_acknowledged_batches(
+        pg_dsn, redis_url, rds, reports):
+    """Each reader sends a batch before querying the next one and reads its replies after: a batch
+    Redis refuses (here: out of memory, part-way through) must end the run with one clear line, and
+    every range's checkpointed cursor must cover only sessions Redis really holds."""
+    fill(pg_dsn, 6000, seed=7)
+    used = int(rds.info("memory")["used_memory"])
+    old = rds.config_get("maxmemory")["maxmemory"]
+    rds.config_set("maxmemory", used + 1_500_000)  # room for a few batches, not for 6000 sessions
+    try:
+        res = cli("migrate", "--from", pg_dsn, "--to", redis_url, "--batch-size", "200", "--force")
+    finally:
+        rds.config_set("maxmemory", old)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "OOM" in errors[0], res.stderr
+    with psycopg.connect(pg_dsn) as c:
+        ranges = c.execute("SELECT ranges FROM fridgebench_migrate.checkpoint").fetchone()[0]
+        covered = 0
+        for r in ranges:
+            if r["last"] is None:
+                continue
+            ids = [row[0] for row in c.execute(
+                "SELECT session_id FROM user_fridge_sessions WHERE expires_at > now() + interval '1 minute' "
+                "AND (%(lo)s::text IS NULL OR session_id > %(lo)s) AND session_id <= %(last)s",
+                {"lo": r["lo"], "last": r["last"]})]
+            covered += len(ids)
+            pipe = rds.pipeline(transaction=False)
+            for sid in ids:
+                pipe.exists(f"session:{sid}")
+            assert all(pipe.execute()), "the checkpoint claims a batch Redis never acknowledged"
+    assert covered > 0, "no batch was acknowledged before the refusal: the test proves nothing"
+    assert rds.dbsize() < 6000
+    # the same command resumes once Redis has room
+    res = cli("migrate", "--from", pg_dsn, "--to", redis_url, "--batch-size", "200", "--force")
+    assert res.returncode == 0, res.stderr
+    assert "resumed" in res.stderr
