@@ -317,23 +317,35 @@ def inspect(r: redis.Redis, *, scan_limit: int | None = None) -> TargetState:
     batch: list[bytes] = []
 
     def check(keys: list[bytes]) -> None:
+        """Foreign = neither in its ownership set nor holding a version key: one SMISMEMBER per set
+        touched, then EXISTS only for the (rare) non-members -- a resumed run against a target
+        holding 1M sessions checks them in seconds, not the ~20 s of two commands per key."""
         nonlocal foreign
-        pipe = r.pipeline(transaction=False)
+        groups: dict[int, list[bytes]] = {}
         for k in keys:
             sid = k[len(SESSION_PREFIX):]
+            groups.setdefault(owner_bucket(sid), []).append(sid)
+        pipe = r.pipeline(transaction=False)
+        for bucket, sids in groups.items():
+            pipe.execute_command("SMISMEMBER", OWNER_PREFIX + b"%02d" % bucket, *sids)
+        rest = [sid for sids, flags in zip(groups.values(), pipe.execute()) for sid, f in zip(sids, flags) if not f]
+        if not rest:
+            return
+        pipe = r.pipeline(transaction=False)
+        for sid in rest:
             pipe.exists(VERSION_PREFIX + sid)
-            pipe.sismember(OWNER_PREFIX + b"%02d" % owner_bucket(sid), sid)
-        got = pipe.execute()
-        for j, k in enumerate(keys):
-            if not (got[2 * j] or got[2 * j + 1]):
+        for sid, has_version in zip(rest, pipe.execute()):
+            if not has_version:
                 foreign += 1
                 if len(sample) < 5:
-                    sample.append(k.decode(errors="replace"))
+                    sample.append((SESSION_PREFIX + sid).decode(errors="replace"))
 
-    for key in r.scan_iter(match=b"session:*", count=2000):
+    if _version_tuple(version) < MIN_REDIS:  # check_safe refuses it; SMISMEMBER needs 6.2
+        return TargetState(version, policy, maxmemory, int(info.get("used_memory", 0)), 0, 0, [])
+    for key in r.scan_iter(match=b"session:*", count=5000):
         total += 1
         batch.append(key)
-        if len(batch) >= 2000:
+        if len(batch) >= 5000:
             check(batch)
             batch = []
         if scan_limit and total >= scan_limit:

@@ -104,6 +104,27 @@ def test_refuses_a_target_holding_foreign_sessions_unless_overwrite(pg_dsn, redi
     assert rds.dbsize() > 100
 
 
+def test_inspect_counts_exactly_the_session_keys_neither_owned_nor_versioned(rds):
+    """The preflight's ownership check (one SMISMEMBER per ownership set, EXISTS for the rest) on
+    real Redis: owned and versioned keys are fridgebench's, every other session key is foreign."""
+    owned = [f"own-{i}" for i in range(700)]
+    versioned = [f"ver-{i}" for i in range(30)]
+    foreign = [f"app-{i}" for i in range(12)]
+    pipe = rds.pipeline(transaction=False)
+    for sid in owned + versioned + foreign:
+        pipe.set(target.session_key(sid), b"{}", ex=600)
+    for sid in owned:
+        pipe.sadd(target.owner_key(sid), sid)
+    for sid in versioned:
+        pipe.set(target.version_key(sid), 7, ex=600)
+    pipe.execute()
+    st = target.inspect(rds)
+    assert st.session_keys == 742 and st.foreign_keys == 12
+    assert st.sample_foreign and all(k.startswith("session:app-") for k in st.sample_foreign)
+    rds.srem(target.owner_key(owned[0]), owned[0])  # one owned key loses its ownership: now foreign
+    assert target.inspect(rds).foreign_keys == 13
+
+
 @pytest.mark.parametrize("state, estimate, force, says", [
     (TargetState("7.0", "allkeys-lru", 0, 0, 0, 0, []), 10, False, "--force"),
     # volatile-* evicts keys with a TTL: every migrated session, and the ownership sets
