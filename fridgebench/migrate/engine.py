@@ -342,8 +342,10 @@ class ApplyStats:
 
 
 def read_states(conn: psycopg.Connection, src: SourceSchema, ids: list[str], *, version_base: int,
-                capture_on: bool) -> list[tuple[str, str | None, int | None, int]]:
-    rows = conn.execute(src.state_query(version_base=version_base, capture=capture_on), {"ids": ids}).fetchall()
+                capture_on: bool, catalogue: str | None = None) -> list[tuple[str, str | None, int | None, int]]:
+    """``catalogue``: the applier's fast name lookup (a ``catalogue_mode``); None (verify), the reference join."""
+    rows = conn.execute(src.state_query(version_base=version_base, capture=capture_on, catalogue=catalogue),
+                        {"ids": ids}).fetchall()
     return [(r[0], r[1], int(r[2]) if r[2] is not None else None, int(r[3])) for r in rows]
 
 
@@ -366,9 +368,10 @@ def apply_changes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
         xmin, xmax, xip = capture.snapshot(conn)
         lo = cp.apply_watermark
         sids, nrows, txids = capture.changed_sessions(conn, lo, xmax, sorted(set(xip) | done))
+        catalogue = src.catalogue_mode(conn) if sids else None  # per pass: the catalogue may change while following
         for i in range(0, len(sids), batch_size):
             chunk = sids[i:i + batch_size]
-            states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True)
+            states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True, catalogue=catalogue)
             stats.counts.add(applier.apply(states))
             stats.sessions += len(chunk)
             if rate_limit > 0:

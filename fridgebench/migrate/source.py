@@ -101,7 +101,20 @@ class SourceSchema:
         return sql.SQL("floor(extract(epoch FROM {s}.{exp}) * 1000)::bigint").format(
             s=sql.Identifier(s), exp=sql.Identifier(self.expires_at))
 
-    def _names_subquery(self, sid: sql.Composable) -> sql.Composable:
+    def _names_subquery(self, sid: sql.Composable, catalogue: str | None = None) -> sql.Composable:
+        """The comma-joined JSON names of session ``sid``: a plain join of the catalogue (the
+        reference, what verify trusts), or with ``catalogue`` (a :meth:`catalogue_mode`) the
+        backfill's lookup of each name in the catalogue rendered once per statement -- measured
+        ~3x faster for the applier's random sessions, where the join's plan scanned the catalogue
+        once per session."""
+        if catalogue is not None:
+            return sql.SQL(
+                """(SELECT string_agg({name}, ', ' ORDER BY ui.{added}, ui.{iid})
+                    FROM {items} ui WHERE ui.{isid} = {sid})"""
+            ).format(name=self.catalogue_lookup_sql(sql.SQL("ui.{}").format(sql.Identifier(self.item_ingredient_id)),
+                                                    mode=catalogue),
+                     added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id),
+                     items=ident(self.items), isid=sql.Identifier(self.item_session_id), sid=sid)
         return sql.SQL(
             """(SELECT string_agg(to_json(c.{cname})::text, ', ' ORDER BY ui.{added}, ui.{iid})
                 FROM {items} ui JOIN {cat} c ON c.{cid} = ui.{ing}
@@ -274,11 +287,12 @@ class SourceSchema:
                FROM {sessions} s {after_s}"""
         ).format(exp=sql.Identifier(self.expires_at), sessions=ident(self.sessions), after_s=after_s)
 
-    def state_query(self, *, version_base: int, capture: bool) -> sql.Composable:
+    def state_query(self, *, version_base: int, capture: bool, catalogue: str | None = None) -> sql.Composable:
         """Current state of the sessions in ``%(ids)s`` (text[]): ``sid, json|NULL, pxat|NULL, version``.
 
         NULL json means the session is gone or expired. One statement: value and version share
         one snapshot, which is what makes the version comparable (see ``fridgebench.migrate``).
+        ``catalogue``: the names' lookup (see :meth:`_names_subquery`); None, the reference join.
         """
         sid = sql.Identifier(self.session_id)
         version = sql.SQL("{b}").format(b=sql.Literal(version_base))
@@ -293,7 +307,7 @@ class SourceSchema:
                FROM unnest(%(ids)s::text[]) AS x(sid)
                LEFT JOIN {sessions} s ON s.{sid}::text = x.sid"""
         ).format(exp=sql.Identifier(self.expires_at),
-                 value=self._value_sql("s", self._names_subquery(sql.SQL("s.{sid}").format(sid=sid))),
+                 value=self._value_sql("s", self._names_subquery(sql.SQL("s.{sid}").format(sid=sid), catalogue)),
                  pxat=self._pxat_sql("s"), version=version, sessions=ident(self.sessions), sid=sid)
 
 def _key_range(col: sql.Composable, *, lower: bool, upper: bool) -> sql.Composable:
