@@ -19,6 +19,7 @@ Order of a run (each step checkpointed in ``fridgebench_migrate.checkpoint``):
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import queue
 import threading
@@ -364,20 +365,40 @@ def apply_changes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
     # elsewhere in the cluster delays nothing but its own rows. Only the horizon is checkpointed:
     # after a crash those rows are applied again, which is idempotent.
     done: set[int] = set()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fridgebench-apply") as writer:
+        _apply_passes(src, conn, applier, cp, ckpt, stats, writer, done, t0, follow=follow, batch_size=batch_size,
+                      poll_s=poll_s, rate_limit=rate_limit, stop=stop, progress=progress)
+    return stats
+
+
+def _apply_passes(src: SourceSchema, conn: psycopg.Connection, applier: target.Applier, cp: Checkpoint,
+                  ckpt: psycopg.Connection, stats: ApplyStats, writer: concurrent.futures.Executor, done: set[int],
+                  t0: float, *, follow: bool, batch_size: int, poll_s: float, rate_limit: float,
+                  stop: threading.Event | None, progress: Progress) -> None:
     while stop is None or not stop.is_set():
         xmin, xmax, xip = capture.snapshot(conn)
         lo = cp.apply_watermark
         sids, nrows, txids = capture.changed_sessions(conn, lo, xmax, sorted(set(xip) | done))
         catalogue = src.catalogue_mode(conn) if sids else None  # per pass: the catalogue may change while following
-        for i in range(0, len(sids), batch_size):
-            chunk = sids[i:i + batch_size]
-            states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True, catalogue=catalogue)
-            stats.counts.add(applier.apply(states))
-            stats.sessions += len(chunk)
-            if rate_limit > 0:
-                due = t0 + stats.sessions / rate_limit
-                while (now := time.perf_counter()) < due:
-                    time.sleep(min(due - now, 0.1))
+        # Redis applies chunk k (in ``writer``) while PostgreSQL reads chunk k+1: a pass holds each
+        # session once and every write is a compare-and-set on its version, so chunks commute; the
+        # watermark is checkpointed only after the pass's last chunk is applied.
+        pending: concurrent.futures.Future[target.ApplyCounts] | None = None
+        try:
+            for i in range(0, len(sids), batch_size):
+                chunk = sids[i:i + batch_size]
+                states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True, catalogue=catalogue)
+                if pending is not None:
+                    stats.counts.add(pending.result())
+                pending = writer.submit(applier.apply, states)
+                stats.sessions += len(chunk)
+                if rate_limit > 0:
+                    due = t0 + stats.sessions / rate_limit
+                    while (now := time.perf_counter()) < due:
+                        time.sleep(min(due - now, 0.1))
+        finally:
+            if pending is not None:
+                stats.counts.add(pending.result())
         done |= set(txids)
         new_lo = max(lo, xmin)
         done = {t for t in done if t >= new_lo}
@@ -393,7 +414,6 @@ def apply_changes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
             break
         if not sids:
             time.sleep(poll_s)
-    return stats
 
 
 # --- verify -----------------------------------------------------------------------------------
