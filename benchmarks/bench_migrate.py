@@ -58,6 +58,29 @@ def naive(n: int) -> float:
     return done / dt
 
 
+def applier_rate(n: int, r: redis.Redis) -> dict[str, float]:
+    """A live migration (capture installed, backfilled), then ``n`` sessions' expiries extended in
+    one statement (n change rows), then the same command again: it resumes with the backfill done
+    and applies the changes until caught up. The rate is change rows over the apply phase's time."""
+    r.flushdb()
+    run.cleanup(DSN, URL)
+    opts = run.Options(dsn=DSN, url=URL, live=True, until_caught_up=True)
+    run.migrate(opts)
+    with psycopg.connect(DSN, autocommit=True) as c:
+        c.execute("""UPDATE user_fridge_sessions SET expires_at = expires_at + interval '1 hour'
+                     WHERE session_id IN (SELECT session_id FROM user_fridge_sessions
+                                          WHERE expires_at > now() ORDER BY random() LIMIT %s)""", [n])
+    s = run.migrate(opts)
+    ch = s["changes"]
+    dt = ch["seconds"]  # the apply phase (the run's preflight scans the 1M keys already in Redis first)
+    print(f"applier: {ch['change_rows']:,} change rows, {ch['sessions']:,} sessions, {dt:.2f} s "
+          f"(whole resumed run {s['duration_s']:.2f} s)", flush=True)
+    r.flushdb()
+    run.cleanup(DSN, URL)
+    return {"change_rows": ch["change_rows"], "sessions": ch["sessions"], "seconds": dt,
+            "changes_per_s": ch["change_rows"] / dt}
+
+
 def pg_cpu_seconds() -> float | None:
     """User+system CPU of the PostgreSQL server's processes that have exited (its backends: the
     postmaster's reaped children), read from /proc; None when the server is not local/readable."""
@@ -102,6 +125,12 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the filled database for the next run")
     ap.add_argument("--db", default=DB, help="database to use (filled unless it already holds --sessions sessions)")
     ap.add_argument("--redis-db", type=int, default=15, help="Redis database index (flushed)")
+    ap.add_argument("--live", action="store_true",
+                    help="backfill with change capture installed (migrate --live --until-caught-up), as an operator "
+                         "migrating a running application would")
+    ap.add_argument("--changes", type=int, default=0,
+                    help="after the runs: N captured changes (expiry extensions of N sessions, one statement), "
+                         "then the same live command again, which applies them; prints the applier's rate")
     a = ap.parse_args()
     DB, DSN = a.db, f"postgresql://postgres@127.0.0.1:5432/{a.db}"
     URL = f"redis://127.0.0.1:6379/{a.redis_db}"
@@ -136,7 +165,8 @@ def main() -> None:
             run.cleanup(DSN, URL)
             time.sleep(0.5)  # the previous run's backends have exited
             cpu0 = (pg_cpu_seconds(), redis_cpu_seconds(r), own_cpu_seconds())
-            s = run.migrate(run.Options(dsn=DSN, url=URL, batch_size=a.batch_size, concurrency=a.concurrency))
+            s = run.migrate(run.Options(dsn=DSN, url=URL, batch_size=a.batch_size, concurrency=a.concurrency,
+                                        live=a.live, until_caught_up=a.live))
             time.sleep(0.3)
             cpu1 = (pg_cpu_seconds(), redis_cpu_seconds(r), own_cpu_seconds())
             b = s["backfill"]
@@ -148,6 +178,7 @@ def main() -> None:
             print(f"run {i + 1}: {b['written']:,} sessions in {b['seconds']:.2f} s = {rates[-1]:,.0f} sessions/s "
                   f"(load average {os.getloadavg()[0]:.2f}); CPU s per 1M sessions: PostgreSQL {pg_s}, "
                   f"Redis {cpu[-1]['redis']:.1f}, fridgebench {cpu[-1]['fridgebench']:.1f}", flush=True)
+        applier = applier_rate(a.changes, r) if a.changes else None
         r.flushdb()
         nv = naive(a.naive_sample)
         rb = redis_benchmark()
@@ -164,13 +195,17 @@ def main() -> None:
               "redis_benchmark_set_per_s": rb, "vs_naive": med / nv, "vs_redis_benchmark_set": med / rb,
               "concurrency": a.concurrency, "fill_seconds": fill_s, "cpus": os.cpu_count(),
               "load_average_start_end": [list(x) for x in load],
-              "cpu_seconds_per_million": cpu,
+              "cpu_seconds_per_million": cpu, "live": a.live, "applier": applier,
               "target_sessions_per_s": 100_000, "target_met": med >= 100_000,
               "note": "per session fridgebench writes one SET ... PXAT plus its id into an ownership set (SADD)"}
     print(json.dumps(result, indent=2))
     print(f"\nbackfill median {med:,.0f} sessions/s (target 100,000: {'met' if med >= 100_000 else 'MISSED'}) | "
           f"naive GET+SETEX loop {nv:,.0f}/s ({med / nv:.1f}x) | "
-          f"redis-benchmark -P 100 SET {rb:,.0f}/s (backfill = {med / rb:.2f} of it)")
+          f"redis-benchmark -P 100 SET {rb:,.0f}/s (backfill = {med / rb:.2f} of it)"
+          + (" [--live: change capture installed]" if a.live else ""))
+    if applier:
+        print(f"applier: {applier['change_rows']:,} captured changes of {applier['sessions']:,} sessions applied in "
+              f"{applier['seconds']:.2f} s = {applier['changes_per_s']:,.0f} changes/s")
     raise SystemExit(0 if med >= 100_000 else 3)
 
 

@@ -174,8 +174,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     if "changes" in s:
         c = s["changes"]
         console.print(f"changes applied: {c['change_rows']:,} rows over {c['sessions']:,} sessions "
-                      f"({c['written']:,} written, {c['deleted']:,} deleted, {c['stale_skipped']:,} older than Redis), "
-                      f"lag {c['lag']}")
+                      f"({c['written']:,} written, {c['deleted']:,} deleted, {c['stale_skipped']:,} older than Redis) "
+                      f"in {c['seconds']:.1f} s, lag {c['lag']}")
         if c["foreign_skipped"]:
             console.print(f"[yellow]warning:[/] {c['foreign_skipped']} changes skipped: session keys not written by migrate")
     console.print(f"results: {s['results']}")

@@ -340,6 +340,7 @@ class ApplyStats:
     counts: target.ApplyCounts = field(default_factory=target.ApplyCounts)
     lag: int = 0
     lag_age_s: float = 0.0
+    seconds: float = 0.0
 
 
 def read_states(conn: psycopg.Connection, src: SourceSchema, ids: list[str], *, version_base: int,
@@ -366,8 +367,11 @@ def apply_changes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
     # after a crash those rows are applied again, which is idempotent.
     done: set[int] = set()
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fridgebench-apply") as writer:
-        _apply_passes(src, conn, applier, cp, ckpt, stats, writer, done, t0, follow=follow, batch_size=batch_size,
-                      poll_s=poll_s, rate_limit=rate_limit, stop=stop, progress=progress)
+        try:
+            _apply_passes(src, conn, applier, cp, ckpt, stats, writer, done, t0, follow=follow, batch_size=batch_size,
+                          poll_s=poll_s, rate_limit=rate_limit, stop=stop, progress=progress)
+        finally:
+            stats.seconds = time.perf_counter() - t0
     return stats
 
 

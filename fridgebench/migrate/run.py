@@ -127,7 +127,8 @@ def migrate(opts: Options, progress: engine.Progress = engine._noop) -> dict[str
             summary["changes"] = {"change_rows": st.change_rows, "sessions": st.sessions,
                                   "written": st.counts.written, "deleted": st.counts.deleted,
                                   "stale_skipped": st.counts.stale, "foreign_skipped": st.counts.foreign,
-                                  "lag": st.lag, "passes": st.passes, "applied_all_runs": cp.changes_applied}
+                                  "lag": st.lag, "passes": st.passes, "applied_all_runs": cp.changes_applied,
+                                  "seconds": round(st.seconds, 3)}
         summary["sessions_written"] = summary["backfill"]["written"]
         summary["skipped_expired"] = summary["plan"]["expired_sessions"]
         summary["duration_s"] = round(time.perf_counter() - t0, 3)
