@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime
 
 import psycopg
@@ -272,6 +273,64 @@ def test_batch_commands_are_well_formed_resp_in_the_documented_order(pxats):
     assert rest[1:] == [[b"SET", target.session_key(s), v, b"PXAT", b"%d" % p] for s, v, p in zip(ids, values, pxats)]
     # replies: +OK, +QUEUED per queued command, EXEC's header and one line per result
     assert replies == 1 + len(inner) + 1 + len(inner)
+
+
+def test_a_batch_is_cut_into_transactions_each_holding_its_sessions_ownership(rds, redis_url):
+    """Transactions of ``per_tx`` sessions (Redis serves nobody else during an EXEC): each holds
+    the SADDs of exactly its own sessions before their SETs; a set's expiry commands come with the
+    first transaction touching it. Sent to real Redis, the reply count is exact and every key is
+    owned, with its set expiring no earlier than its members."""
+    import hiredis
+
+    ids = [f"tx-{i}" for i in range(23)]
+    values = [b'{"created_at": null, "ingredients": ["%d"]}' % i for i in range(23)]
+    pxats = [int(time.time() * 1000) + 600_000 + 1000 * i for i in range(23)]
+    versions = [5] * 23
+    versions[17] = 8
+    payload, replies = target.batch_commands(ids, values, pxats, versions, epoch=5, per_tx=5)
+    reader = hiredis.Reader()
+    reader.feed(payload)
+    cmds = []
+    while (c := reader.gets()) is not False:
+        cmds.append(c)
+    txs, cur = [], None
+    for c in cmds:
+        if c == [b"MULTI"]:
+            assert cur is None
+            cur = []
+        elif c == [b"EXEC"]:
+            txs.append(cur)
+            cur = None
+        else:
+            assert cur is not None, "every command is inside a transaction"
+            cur.append(c)
+    assert cur is None and len(txs) == 5
+    seen_expiry: set[bytes] = set()
+    for t, tx in enumerate(txs):
+        mine = ids[5 * t:5 * t + 5]
+        sets = [c for c in tx if c[0] == b"SET" and c[1].startswith(b"session:")]
+        assert [c[1] for c in sets] == [target.session_key(s) for s in mine]
+        first_set = tx.index(sets[0])
+        sadds = [c for c in tx[:first_set] if c[0] == b"SADD"]
+        assert sorted(m for c in sadds for m in c[2:]) == sorted(s.encode() for s in mine)
+        for c in tx:
+            if c[0] == b"PEXPIREAT":
+                assert c[1] not in seen_expiry or c[3] == b"GT"
+                seen_expiry.add(c[1])
+    assert seen_expiry == {target.owner_key(s) for s in ids}
+    raw = target.RawRedis(redis_url)
+    try:
+        raw.send(payload, replies)  # waits for exactly ``replies`` lines: a wrong count hangs or leaves lines
+        raw.sock.settimeout(0.2)
+        with pytest.raises(OSError):  # nothing left unread
+            raw.sock.recv(1)
+    finally:
+        raw.close()
+    for s, px in zip(ids, pxats):
+        assert rds.pexpiretime(target.session_key(s)) == px
+        assert rds.sismember(target.owner_key(s), s)
+        assert rds.pexpiretime(target.owner_key(s)) >= px
+    assert int(rds.get(target.version_key(ids[17]))) == 8 and rds.get(target.version_key(ids[16])) is None
 
 
 def test_redis_refusing_mid_backfill_is_one_line_and_the_checkpoint_claims_only_acknowledged_batches(
