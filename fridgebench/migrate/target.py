@@ -73,10 +73,11 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
     """The RESP of one backfill batch and its number of replies: one MULTI/EXEC per ``per_tx``
     sessions, each holding, in order,
 
-    1. per ownership set its sessions touch: ``SADD`` of their ids -- and, the first time the batch
-       touches that set, ``PEXPIREAT NX`` (a new set) and ``PEXPIREAT GT`` (only ever extended) to
-       the latest expiry in the whole batch, so a set never exists without an expiry that covers
-       every member;
+    1. per ownership set its sessions touch: ``SADD`` of their ids and ``PEXPIREAT NX`` (a new
+       set) to the latest expiry in the whole batch -- plus, the first time the batch touches that
+       set, ``PEXPIREAT GT`` (only ever extended) to it -- so a set never exists without an expiry
+       that covers every member (NX in every transaction: when the batch's latest expiry has
+       passed, the first transaction's set is gone at once and a later SADD would recreate it);
     2. per session whose version is above ``epoch``: ``SET fridgebench:migrate:v:{id} version PXAT``;
     3. per session: ``SET session:{id} value PXAT`` -- ``values`` are the JSON bytes PostgreSQL
        rendered, ``pxats`` the expiry in epoch milliseconds.
@@ -106,7 +107,7 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
                             % (len(b) + len(VERSION_PREFIX), VERSION_PREFIX, b, len(vb), vb, len(pb), pb))
     px = b"%d" % max(pxats) if pxats else b"0"
     tail = b"\r\n$%d\r\n%s\r\n$2\r\n" % (len(px), px)
-    expiring: set[int] = set()  # sets whose expiry this batch already covers
+    expiring: set[int] = set()  # sets this batch already extended (GT)
     out: list[bytes] = []
     replies = 0
     for lo in range(0, len(bs), per_tx):
@@ -125,11 +126,12 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
             head = b"$%d\r\n%s" % (len(key), key)
             out.append(b"*%d\r\n$4\r\nSADD\r\n%s\r\n" % (2 + len(members), head))
             out += [b"$%d\r\n%s\r\n" % (len(m), m) for m in members]
+            out.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"NX\r\n")
+            queued += 1
             if bucket not in expiring:
                 expiring.add(bucket)
-                out.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"NX\r\n")
                 out.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"GT\r\n")
-                queued += 2
+                queued += 1
         if vsets:
             v = [vsets[j] for j in range(lo, hi) if j in vsets]
             out += v

@@ -305,7 +305,7 @@ def test_a_batch_is_cut_into_transactions_each_holding_its_sessions_ownership(rd
             assert cur is not None, "every command is inside a transaction"
             cur.append(c)
     assert cur is None and len(txs) == 5
-    seen_expiry: set[bytes] = set()
+    extended: list[bytes] = []
     for t, tx in enumerate(txs):
         mine = ids[5 * t:5 * t + 5]
         sets = [c for c in tx if c[0] == b"SET" and c[1].startswith(b"session:")]
@@ -313,11 +313,10 @@ def test_a_batch_is_cut_into_transactions_each_holding_its_sessions_ownership(rd
         first_set = tx.index(sets[0])
         sadds = [c for c in tx[:first_set] if c[0] == b"SADD"]
         assert sorted(m for c in sadds for m in c[2:]) == sorted(s.encode() for s in mine)
-        for c in tx:
-            if c[0] == b"PEXPIREAT":
-                assert c[1] not in seen_expiry or c[3] == b"GT"
-                seen_expiry.add(c[1])
-    assert seen_expiry == {target.owner_key(s) for s in ids}
+        # every set this transaction adds to gets PEXPIREAT NX in it; GT once per batch
+        assert sorted(c[1] for c in tx if c[0] == b"PEXPIREAT" and c[3] == b"NX") == sorted(c[1] for c in sadds)
+        extended += [c[1] for c in tx if c[0] == b"PEXPIREAT" and c[3] == b"GT"]
+    assert sorted(extended) == sorted({target.owner_key(s) for s in ids})
     raw = target.RawRedis(redis_url)
     try:
         raw.send(payload, replies)  # waits for exactly ``replies`` lines: a wrong count hangs or leaves lines
@@ -331,6 +330,19 @@ def test_a_batch_is_cut_into_transactions_each_holding_its_sessions_ownership(rd
         assert rds.sismember(target.owner_key(s), s)
         assert rds.pexpiretime(target.owner_key(s)) >= px
     assert int(rds.get(target.version_key(ids[17]))) == 8 and rds.get(target.version_key(ids[16])) is None
+    # a batch whose sessions have all expired by the time it reaches Redis (a reader's now() is its
+    # snapshot's): the first transaction's PEXPIREAT deletes a new set at once, and a later SADD to
+    # the same set must not leave it without an expiry
+    rds.flushdb()
+    gone = [f"gone-{i}" for i in range(300)]
+    past = int(time.time() * 1000) - 60_000
+    payload, replies = target.batch_commands(gone, [b"{}"] * 300, [past] * 300, None, epoch=5, per_tx=100)
+    raw = target.RawRedis(redis_url)
+    try:
+        raw.send(payload, replies)
+    finally:
+        raw.close()
+    assert all(rds.pttl(k) != -1 for k in rds.scan_iter(count=1000)), "a key without an expiry"
 
 
 def test_redis_refusing_mid_backfill_is_one_line_and_the_checkpoint_claims_only_acknowledged_batches(
