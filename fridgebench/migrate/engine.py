@@ -199,7 +199,10 @@ class _Reader(threading.Thread):
                 a = b
             acknowledge()
         except (psycopg.Error, _Stopped, MigrationError):
-            acknowledge()  # what was sent is confirmed (or found refused) before the range ends
+            try:  # what was sent is confirmed before the range ends; the error in flight is the one to report
+                acknowledge()
+            except Exception:
+                pass
             raise
         o.done.put((i, 0, None, True))
 
@@ -383,7 +386,6 @@ def _apply_passes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
         xmin, xmax, xip = capture.snapshot(conn)
         lo = cp.apply_watermark
         sids, nrows, txids = capture.changed_sessions(conn, lo, xmax, sorted(set(xip) | done))
-        catalogue = src.catalogue_mode(conn) if sids else None  # per pass: the catalogue may change while following
         # Redis applies chunk k (in ``writer``) while PostgreSQL reads chunk k+1: a pass holds each
         # session once and every write is a compare-and-set on its version, so chunks commute; the
         # watermark is checkpointed only after the pass's last chunk is applied.
@@ -391,7 +393,12 @@ def _apply_passes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
         try:
             for i in range(0, len(sids), batch_size):
                 chunk = sids[i:i + batch_size]
-                states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True, catalogue=catalogue)
+                # the catalogue lookup's mode and the states in ONE snapshot, as in the backfill: the
+                # application may change the catalogue while migrate follows it
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    states = read_states(conn, src, chunk, version_base=cp.epoch, capture_on=True,
+                                         catalogue=src.catalogue_mode(conn))
                 if pending is not None:
                     stats.counts.add(pending.result())
                 pending = writer.submit(applier.apply, states)
@@ -400,9 +407,15 @@ def _apply_passes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
                     due = t0 + stats.sessions / rate_limit
                     while (now := time.perf_counter()) < due:
                         time.sleep(min(due - now, 0.1))
-        finally:
-            if pending is not None:
-                stats.counts.add(pending.result())
+        except BaseException:
+            if pending is not None:  # finish what Redis was given; the error in flight is the one to report
+                try:
+                    pending.result()
+                except Exception:
+                    pass
+            raise
+        if pending is not None:
+            stats.counts.add(pending.result())
         done |= set(txids)
         new_lo = max(lo, xmin)
         done = {t for t in done if t >= new_lo}

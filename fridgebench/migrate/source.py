@@ -225,7 +225,8 @@ class SourceSchema:
                       LEFT JOIN {cat} c ON c.{cid} = g.i) ->> ({ing} - (SELECT min({cid}) FROM {cat}))::int END)""").format(
                 cname=cname, cid=cid, cat=cat, ing=ing)
         if mode == "object":
-            return sql.SQL("((SELECT jsonb_object_agg({cid}::text, to_json({cname})::text) FROM {cat}) ->> ({ing})::text)").format(
+            return sql.SQL("((SELECT jsonb_object_agg({cid}::text, to_json({cname})::text) FROM {cat} "
+                           "WHERE {cid} IS NOT NULL) ->> ({ing})::text)").format(
                 cid=cid, cname=cname, cat=cat, ing=ing)
         return sql.SQL("(SELECT to_json(c.{cname})::text FROM {cat} c WHERE c.{cid} = {ing})").format(
             cname=cname, cat=cat, cid=cid, ing=ing)
@@ -241,7 +242,8 @@ class SourceSchema:
             return row[0] if row else "?"
 
         cat_t, ing_t = coltype(self.catalogue, self.catalogue_id), coltype(self.items, self.item_ingredient_id)
-        n, distinct = conn.execute(sql.SQL("SELECT count(*), count(DISTINCT {cid}) FROM {cat}").format(
+        # a NULL id names no link row (``=`` never matches it), as in the reference join: not counted
+        n, distinct = conn.execute(sql.SQL("SELECT count({cid}), count(DISTINCT {cid}) FROM {cat}").format(
             cid=sql.Identifier(self.catalogue_id), cat=ident(self.catalogue))).fetchone()
         if n != distinct:
             raise MigrationRefused(

@@ -141,3 +141,17 @@ def test_numeric_link_ids_take_the_per_row_lookup_and_repeated_catalogue_ids_are
         c.execute("INSERT INTO app.foods VALUES (12, 'another twelve')")
         with pytest.raises(MigrationRefused, match="repeated"):
             src.catalogue_mode(c)
+
+
+@pytest.mark.parametrize("cat_type, mode", [("integer", "dense"), ("text", "object")])
+def test_a_catalogue_row_without_an_id_names_nothing_as_in_the_reference(pg_dsn, redis_url, rds, reports,
+                                                                         cat_type, mode):
+    """A catalogue without a key may hold a row whose id is NULL: no link row can name it (``=``
+    never matches NULL), so it is neither a repeated id nor a key of the jsonb object lookup."""
+    src = _schema(pg_dsn, id_type="varchar(40)", cat_type=cat_type, n=500)
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute("ALTER TABLE app.foods DROP CONSTRAINT foods_pkey CASCADE")  # and the link's foreign key
+        c.execute("ALTER TABLE app.foods ALTER COLUMN fid DROP NOT NULL")
+        c.execute("INSERT INTO app.foods VALUES (NULL, 'nobody')")
+        assert src.catalogue_mode(c) == mode
+    _live_verify(pg_dsn, redis_url, src, cat_type, 500)
