@@ -101,7 +101,9 @@ class _Reader(threading.Thread):
     Each reader has its own PostgreSQL connection importing the coordinator's exported snapshot
     (so all readers see exactly one state) and its own Redis socket. Each batch's upper bound is
     the id ``batch_size`` keys further along the primary key's index (PostgreSQL orders, so the
-    database's collation decides; batches are even whatever the ids' physical order). Per batch
+    database's collation decides; batches are even whatever the ids' physical order) -- more keys
+    (up to 8x) where the previous batch found expired sessions among them, so a batch holds about
+    ``batch_size`` live ones. Per batch
     PostgreSQL returns the rendered values, ids and expiries in one row
     (``SourceSchema.backfill_batch_query``); ``target.batch_commands`` frames them (ownership
     ``SADD``s first, then the ``SET``s), sent in one write whose replies are counted. A batch's
@@ -156,6 +158,7 @@ class _Reader(threading.Thread):
         r = o.ranges[i]
         a, hi = _range_start(r), r["hi"]
         pending: tuple[int, int, str | None] | None = None  # (replies, sessions, bound) sent, unacknowledged
+        span = o.batch_size  # keys per batch; expired sessions count as keys, so it follows the live share
 
         def acknowledge() -> None:
             nonlocal pending
@@ -171,12 +174,15 @@ class _Reader(threading.Thread):
                     acknowledge()
                     raise _Stopped()
                 row = conn.execute(o.bound_queries[(a is not None, hi is not None)],
-                                   {"lo": a, "hi": hi, "n": o.batch_size - 1}).fetchone()
+                                   {"lo": a, "hi": hi, "n": span - 1}).fetchone()
                 b = row[0] if row is not None else hi  # fewer than batch_size keys left: to the range's end
                 last = row is None or b == hi
                 q = o.queries[(a is not None, b is not None)]
                 values, ids, pxats, versions, sessions = conn.execute(q, {"lo": a, "hi": b}, binary=True).fetchone()
                 acknowledge()
+                # the next batch spans as many keys as should hold ~batch_size live sessions at this
+                # batch's live share (at most 8x: a table keeping many expired rows still gets full batches)
+                span = min(8 * o.batch_size, max(o.batch_size, o.batch_size * span // max(sessions, 1)))
                 if sessions:
                     vals = values.split(b"\n")
                     if not len(vals) == len(ids) == len(pxats) == sessions or (versions is not None

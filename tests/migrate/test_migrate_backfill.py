@@ -208,6 +208,30 @@ def test_parallel_backfill_frames_match_the_value_contract_and_cover_every_range
     assert any('\\"quoted\\"' in v for _s, v, _p, _x in states)
 
 
+def test_batches_hold_about_batch_size_live_sessions_when_most_rows_are_expired(pg_dsn, redis_url, rds, reports,
+                                                                               monkeypatch):
+    """A table keeping expired rows (the application's cleanup job is behind): batches span more
+    keys (up to 8x) so each still holds about --batch-size live sessions, and every live one lands."""
+    from fridgebench.migrate import rehearsal, run
+
+    rehearsal.fill(pg_dsn, 8000, seed=5, existing="reuse", expired_share=0.85, expiring_share=0.0)
+    sizes: list[int] = []
+    real = target.batch_commands
+
+    def recording(ids, *args, **kwargs):
+        sizes.append(len(ids))
+        return real(ids, *args, **kwargs)
+
+    monkeypatch.setattr(target, "batch_commands", recording)
+    s = run.migrate(run.Options(dsn=pg_dsn, url=redis_url, concurrency=1, batch_size=100))
+    with psycopg.connect(pg_dsn) as c:
+        live = c.execute("SELECT count(*) FROM user_fridge_sessions WHERE expires_at > now()").fetchone()[0]
+    assert 900 < live < 1500 and s["backfill"]["written"] == live == sum(sizes)
+    full = sorted(sizes[1:-1])  # the first batch spans batch_size keys; the last is the remainder
+    assert full and full[len(full) // 2] >= 60, sizes  # ~15 live per 100 keys without the adaptation
+    assert max(sizes) <= 8 * 100
+
+
 def test_range_prefix_is_the_contiguous_cursor():
     from fridgebench.migrate.engine import _prefix
 
