@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--live", action="store_true",
                     help="backfill with change capture installed (migrate --live --until-caught-up), as an operator "
                          "migrating a running application would")
+    ap.add_argument("--verify", action="store_true",
+                    help="after the last run: fridgebench migrate verify over everything it wrote; prints its time")
     ap.add_argument("--changes", type=int, default=0,
                     help="after the runs: N captured changes (expiry extensions of N sessions, one statement), "
                          "then the same live command again, which applies them; prints the applier's rate")
@@ -178,6 +180,14 @@ def main() -> None:
             print(f"run {i + 1}: {b['written']:,} sessions in {b['seconds']:.2f} s = {rates[-1]:,.0f} sessions/s "
                   f"(load average {os.getloadavg()[0]:.2f}); CPU s per 1M sessions: PostgreSQL {pg_s}, "
                   f"Redis {cpu[-1]['redis']:.1f}, fridgebench {cpu[-1]['fridgebench']:.1f}", flush=True)
+        verified = None
+        if a.verify:
+            t0 = time.perf_counter()
+            rep = run.verify(DSN, URL, SourceSchema(), ttl_tolerance_s=1.0, sample=5, settle_s=0)
+            verified = {"seconds": time.perf_counter() - t0, "checked": rep.checked, "redis_keys": rep.redis_keys,
+                        "total_differences": rep.total}
+            print(f"verify: {rep.checked:,} live sessions against {rep.redis_keys:,} Redis keys in "
+                  f"{verified['seconds']:.1f} s, {rep.total} differences", flush=True)
         applier = applier_rate(a.changes, r) if a.changes else None
         r.flushdb()
         nv = naive(a.naive_sample)
@@ -195,7 +205,7 @@ def main() -> None:
               "redis_benchmark_set_per_s": rb, "vs_naive": med / nv, "vs_redis_benchmark_set": med / rb,
               "concurrency": a.concurrency, "fill_seconds": fill_s, "cpus": os.cpu_count(),
               "load_average_start_end": [list(x) for x in load],
-              "cpu_seconds_per_million": cpu, "live": a.live, "applier": applier,
+              "cpu_seconds_per_million": cpu, "live": a.live, "applier": applier, "verify": verified,
               "target_sessions_per_s": 100_000, "target_met": med >= 100_000,
               "note": "per session fridgebench writes one SET ... PXAT plus its id into an ownership set (SADD)"}
     print(json.dumps(result, indent=2))
