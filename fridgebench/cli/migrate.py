@@ -115,7 +115,7 @@ def migrate(
     live: Annotated[bool, typer.Option("--live", help="Capture changes (triggers) before the backfill and apply them.")] = False,
     until_caught_up: Annotated[bool, typer.Option("--until-caught-up", help="With --live: exit when the lag is zero.")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="With --live: keep applying changes until stopped.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Live sessions per backfill batch, about: one PostgreSQL query, one Redis pipeline (written as transactions of 500). Where expired rows sit among the keys, a batch spans up to 8x as many keys.")] = 4000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Live sessions per backfill batch, about: one PostgreSQL query, one Redis pipeline. Where expired rows sit among the keys, a batch spans up to 8x as many keys.")] = 4000,
     rate_limit: Annotated[float, typer.Option("--rate-limit", metavar="OPS_PER_S", min=0,
                                               help="At most this many sessions written per second (0: no limit).")] = 0.0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Parallel backfill readers, each with its own PostgreSQL and Redis connection. 3 keeps 2 cores busy (PostgreSQL, Redis and the framing overlap); lower it to spare a loaded source.")] = 3,

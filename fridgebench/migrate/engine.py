@@ -105,9 +105,10 @@ class _Reader(threading.Thread):
     (up to 8x) where the previous batch found expired sessions among them, so a batch holds about
     ``batch_size`` live ones. Per batch
     PostgreSQL returns the rendered values, ids and expiries in one row
-    (``SourceSchema.backfill_batch_query``); ``target.batch_commands`` frames them (ownership
-    ``SADD``s first, then the ``SET``s), sent in one write whose replies are counted. A batch's
-    upper bound becomes the range's cursor once Redis acknowledged the batch.
+    (``SourceSchema.backfill_batch_query``); ``target.batch_commands`` frames them: the ownership
+    (one MULTI/EXEC, acknowledged before anything else is sent), then the ``SET``s as one pipelined
+    write whose replies are counted. A batch's upper bound becomes the range's cursor once Redis
+    acknowledged the batch.
     """
 
     def __init__(self, owner: "_Backfill", idx: int) -> None:
@@ -190,13 +191,15 @@ class _Reader(threading.Thread):
                         raise MigrationError(f"internal error: a backfill batch came back misaligned "
                                              f"({len(vals)} values, {len(ids)} ids, {sessions} sessions)",
                                              hint="run with --debug and report it; nothing was written for this batch")
-                    payload, replies = target.batch_commands(ids, vals, pxats, versions, o.version_base)
+                    own, own_replies, writes, replies = target.batch_commands(ids, vals, pxats, versions,
+                                                                              o.version_base)
                     if o.rate_each > 0:
                         self.sent += sessions
                         due = o.t0 + self.sent / o.rate_each
                         while (now := time.perf_counter()) < due and not o.stop.is_set():
                             time.sleep(min(due - now, 0.1))
-                    rds.write(payload)
+                    rds.send(own, own_replies)  # ownership acknowledged before any session key is written
+                    rds.write(writes)
                     pending = (replies, sessions, b)
                 else:
                     o.done.put((i, 0, b, False))

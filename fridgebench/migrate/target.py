@@ -65,32 +65,34 @@ def owner_keys() -> list[bytes]:
     return [OWNER_PREFIX + b"%02d" % i for i in range(OWNER_BUCKETS)]
 
 
-TX_SESSIONS = 500  # sessions per MULTI/EXEC of a backfill batch: Redis serves nobody else during an EXEC
-
-
 def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[int],
-                   versions: Sequence[int] | None, epoch: int, *, per_tx: int = TX_SESSIONS) -> tuple[bytes, int]:
-    """The RESP of one backfill batch and its number of replies: one MULTI/EXEC per ``per_tx``
-    sessions, each holding, in order,
+                   versions: Sequence[int] | None, epoch: int) -> tuple[bytes, int, bytes, int]:
+    """The RESP of one backfill batch, in two parts, each with its number of replies:
 
-    1. per ownership set its sessions touch: ``SADD`` of their ids and ``PEXPIREAT NX`` (a new
-       set) to the latest expiry in the whole batch -- plus, the first time the batch touches that
-       set, ``PEXPIREAT GT`` (only ever extended) to it -- so a set never exists without an expiry
-       that covers every member (NX in every transaction: when the batch's latest expiry has
-       passed, the first transaction's set is gone at once and a later SADD would recreate it);
-    2. per session whose version is above ``epoch``: ``SET fridgebench:migrate:v:{id} version PXAT``;
-    3. per session: ``SET session:{id} value PXAT`` -- ``values`` are the JSON bytes PostgreSQL
-       rendered, ``pxats`` the expiry in epoch milliseconds.
+    1. ``ownership``: one MULTI/EXEC holding, per ownership set the batch touches, ``SADD`` of its
+       ids, ``PEXPIREAT NX`` (a new set) and ``PEXPIREAT GT`` (only ever extended) to the latest
+       expiry in the batch -- a set never exists without an expiry covering every member;
+    2. ``writes``: per session whose version is above ``epoch``, ``SET fridgebench:migrate:v:{id}
+       version PXAT``; per session, ``SET session:{id} value PXAT`` -- ``values`` are the JSON bytes
+       PostgreSQL rendered, ``pxats`` the expiry in epoch milliseconds.
 
-    Each transaction is all or nothing: a command Redis refuses while queueing (``-OOM`` under
-    ``maxmemory``...) aborts its EXEC, and a client killed mid-write leaves nothing queued applied.
-    With the sets outside the transaction, a refused SADD followed by SETs that got through once
-    memory dipped wrote keys without their ownership, which the next run took for foreign keys.
-    Transactions are capped at ``per_tx`` sessions because Redis serves no other client during an
-    EXEC: ~2 ms for 500 sessions, where one EXEC per 4000-session batch held it ~18 ms.
+    The caller sends the writes only once Redis acknowledged the ownership: a session key never
+    exists without its ownership, even when Redis refuses commands part-way (``-OOM`` under
+    ``maxmemory``: with both parts sent at once, refused SADDs followed by SETs that got through
+    once memory dipped left keys the next run took for foreign ones). A refused or missing write
+    leaves only an ownership entry for a key that is not there, which vouches for nothing; the
+    batch is not checkpointed and is written again. The writes are a plain pipeline, not a
+    transaction, so Redis keeps serving other clients between them.
     """
     crc32 = zlib.crc32
     bs = [sid.encode() for sid in ids]
+    groups: dict[int, list[bytes]] = {}
+    for b in bs:
+        g = groups.get(k := crc32(b) % OWNER_BUCKETS)
+        if g is None:
+            groups[k] = [b]
+        else:
+            g.append(b)
     if pxats and 10 ** 12 <= min(pxats) and max(pxats) < 10 ** 13:  # 2001..2286: 13 digits, one format
         fmt = b"*5\r\n$3\r\nSET\r\n$%d\r\nsession:%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$13\r\n%d\r\n"
         sets = [fmt % (len(b) + 8, b, len(v), v, px) for b, v, px in zip(bs, values, pxats)]
@@ -98,49 +100,30 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
         sets = [b"*5\r\n$3\r\nSET\r\n$%d\r\nsession:%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
                 % (len(b) + 8, b, len(v), v, len(pb), pb)
                 for b, v, pb in zip(bs, values, (b"%d" % px for px in pxats))]
-    vsets: dict[int, bytes] = {}
+    vsets: list[bytes] = []
     if versions is not None:
-        for j, (b, ver, px) in enumerate(zip(bs, versions, pxats)):
+        for b, ver, px in zip(bs, versions, pxats):
             if ver > epoch:
                 vb, pb = b"%d" % ver, b"%d" % px
-                vsets[j] = (b"*5\r\n$3\r\nSET\r\n$%d\r\n%s%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
-                            % (len(b) + len(VERSION_PREFIX), VERSION_PREFIX, b, len(vb), vb, len(pb), pb))
-    px = b"%d" % max(pxats) if pxats else b"0"
+                vsets.append(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
+                             % (len(b) + len(VERSION_PREFIX), VERSION_PREFIX, b, len(vb), vb, len(pb), pb))
+    if not bs:
+        return b"", 0, b"", 0
+    px = b"%d" % max(pxats)
     tail = b"\r\n$%d\r\n%s\r\n$2\r\n" % (len(px), px)
-    expiring: set[int] = set()  # sets this batch already extended (GT)
-    out: list[bytes] = []
-    replies = 0
-    for lo in range(0, len(bs), per_tx):
-        hi = min(len(bs), lo + per_tx)
-        groups: dict[int, list[bytes]] = {}
-        for b in bs[lo:hi]:
-            g = groups.get(k := crc32(b) % OWNER_BUCKETS)
-            if g is None:
-                groups[k] = [b]
-            else:
-                g.append(b)
-        out.append(b"*1\r\n$5\r\nMULTI\r\n")
-        queued = len(groups) + hi - lo
-        for bucket, members in groups.items():
-            key = OWNER_PREFIX + b"%02d" % bucket
-            head = b"$%d\r\n%s" % (len(key), key)
-            out.append(b"*%d\r\n$4\r\nSADD\r\n%s\r\n" % (2 + len(members), head))
-            out += [b"$%d\r\n%s\r\n" % (len(m), m) for m in members]
-            out.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"NX\r\n")
-            queued += 1
-            if bucket not in expiring:
-                expiring.add(bucket)
-                out.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"GT\r\n")
-                queued += 1
-        if vsets:
-            v = [vsets[j] for j in range(lo, hi) if j in vsets]
-            out += v
-            queued += len(v)
-        out += sets[lo:hi]
-        out.append(b"*1\r\n$4\r\nEXEC\r\n")
-        # reply lines: +OK, +QUEUED per command, then EXEC's array header and one line per result
-        replies += 1 + queued + 1 + queued
-    return b"".join(out), replies
+    own: list[bytes] = [b"*1\r\n$5\r\nMULTI\r\n"]
+    for bucket, members in groups.items():
+        key = OWNER_PREFIX + b"%02d" % bucket
+        head = b"$%d\r\n%s" % (len(key), key)
+        own.append(b"*%d\r\n$4\r\nSADD\r\n%s\r\n" % (2 + len(members), head))
+        own += [b"$%d\r\n%s\r\n" % (len(m), m) for m in members]
+        own.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"NX\r\n")
+        own.append(b"*4\r\n$9\r\nPEXPIREAT\r\n" + head + tail + b"GT\r\n")
+    own.append(b"*1\r\n$4\r\nEXEC\r\n")
+    queued = 3 * len(groups)
+    # reply lines: +OK, +QUEUED per command, then EXEC's array header and one line per result;
+    # then one line per write
+    return b"".join(own), 1 + queued + 1 + queued, b"".join(vsets + sets), len(vsets) + len(sets)
 
 
 # KEYS: s1, v1, o1, s2, v2, o2, ...   ARGV: overwrite, tombstone_ms, epoch, then per session: value|"" , pxat|"", version

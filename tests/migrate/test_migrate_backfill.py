@@ -267,106 +267,78 @@ def test_a_key_range_with_no_live_sessions_is_backfilled_cleanly(pg_dsn, redis_u
     assert rds.dbsize() == live + target.OWNER_BUCKETS
 
 
-@pytest.mark.parametrize("pxats", [[1764000000123, 1764000009999], [99_999_999_999_999, 7]])
-def test_batch_commands_are_well_formed_resp_in_the_documented_order(pxats):
-    """Both framing paths (13-digit expiries and any other) give the same commands, parsed back by
-    hiredis: one MULTI/EXEC holding ownership first, version keys for versions above the epoch, then
-    the SETs -- so a batch Redis refuses (OOM...) writes nothing, never a key without its ownership."""
+def _parse(payload: bytes) -> list[list[bytes]]:
     import hiredis
 
-    ids = ["a-1", "세션-2"]
-    values = [b'{"created_at": null, "ingredients": []}', '{"ingredients": ["김치"]}'.encode()]
-    payload, replies = target.batch_commands(ids, values, pxats, [5, 9], epoch=5)
     reader = hiredis.Reader()
     reader.feed(payload)
     cmds = []
     while (c := reader.gets()) is not False:
         cmds.append(c)
+    return cmds
+
+
+@pytest.mark.parametrize("pxats", [[1764000000123, 1764000009999], [99_999_999_999_999, 7]])
+def test_batch_commands_are_well_formed_resp_in_the_documented_order(pxats):
+    """Both framing paths (13-digit expiries and any other) give the same commands, parsed back by
+    hiredis: the ownership in one MULTI/EXEC (sent, and acknowledged, first), then the writes:
+    version keys for versions above the epoch, then the SETs."""
+    ids = ["a-1", "세션-2"]
+    values = [b'{"created_at": null, "ingredients": []}', '{"ingredients": ["김치"]}'.encode()]
+    own, own_replies, writes, replies = target.batch_commands(ids, values, pxats, [5, 9], epoch=5)
+    cmds = _parse(own)
     assert cmds[0] == [b"MULTI"] and cmds[-1] == [b"EXEC"] and cmds.count([b"EXEC"]) == 1
-    inner = cmds[1:-1]
-    owned = [c for c in inner if c[0] in (b"SADD", b"PEXPIREAT")]
-    assert inner[:len(owned)] == owned, "ownership comes first"
+    owned = cmds[1:-1]
+    assert all(c[0] in (b"SADD", b"PEXPIREAT") for c in owned)
     sadds = [c for c in owned if c[0] == b"SADD"]
     assert sorted(m for c in sadds for m in c[2:]) == sorted(s.encode() for s in ids)
     for c in sadds:  # each id in the set its bucket names, and every set touched gets both expiries
         assert all(c[1] == target.owner_key(m.decode()) for m in c[2:])
         assert [x[3] for x in owned if x[0] == b"PEXPIREAT" and x[1] == c[1]] == [b"NX", b"GT"]
     assert all(c[2] == b"%d" % max(pxats) for c in owned if c[0] == b"PEXPIREAT")
-    rest = inner[len(owned):]
+    # replies: +OK, +QUEUED per queued command, EXEC's header and one line per result
+    assert own_replies == 1 + len(owned) + 1 + len(owned)
+    rest = _parse(writes)
     assert rest[0] == [b"SET", target.version_key(ids[1]), b"9", b"PXAT", b"%d" % pxats[1]]  # only 9 > epoch
     assert rest[1:] == [[b"SET", target.session_key(s), v, b"PXAT", b"%d" % p] for s, v, p in zip(ids, values, pxats)]
-    # replies: +OK, +QUEUED per queued command, EXEC's header and one line per result
-    assert replies == 1 + len(inner) + 1 + len(inner)
+    assert replies == len(rest)
+    assert target.batch_commands([], [], [], None, epoch=5) == (b"", 0, b"", 0)
 
 
-def test_a_batch_is_cut_into_transactions_each_holding_its_sessions_ownership(rds, redis_url):
-    """Transactions of ``per_tx`` sessions (Redis serves nobody else during an EXEC): each holds
-    the SADDs of exactly its own sessions before their SETs; a set's expiry commands come with the
-    first transaction touching it. Sent to real Redis, the reply count is exact and every key is
-    owned, with its set expiring no earlier than its members."""
-    import hiredis
-
-    ids = [f"tx-{i}" for i in range(23)]
-    values = [b'{"created_at": null, "ingredients": ["%d"]}' % i for i in range(23)]
-    pxats = [int(time.time() * 1000) + 600_000 + 1000 * i for i in range(23)]
-    versions = [5] * 23
+def test_a_batch_sent_to_redis_leaves_every_key_owned_and_every_set_expiring(rds, redis_url):
+    """On real Redis: the reply counts are exact (nothing left unread), every session key is in its
+    ownership set, each set expires no earlier than its members; a batch whose sessions all expired
+    before it reached Redis (a reader's now() is its snapshot's) leaves no key at all, and none
+    without an expiry."""
+    ids = [f"tx-{i}" for i in range(230)]
+    values = [b'{"created_at": null, "ingredients": ["%d"]}' % i for i in range(230)]
+    pxats = [int(time.time() * 1000) + 600_000 + 1000 * i for i in range(230)]
+    versions = [5] * 230
     versions[17] = 8
-    payload, replies = target.batch_commands(ids, values, pxats, versions, epoch=5, per_tx=5)
-    reader = hiredis.Reader()
-    reader.feed(payload)
-    cmds = []
-    while (c := reader.gets()) is not False:
-        cmds.append(c)
-    txs, cur = [], None
-    for c in cmds:
-        if c == [b"MULTI"]:
-            assert cur is None
-            cur = []
-        elif c == [b"EXEC"]:
-            txs.append(cur)
-            cur = None
-        else:
-            assert cur is not None, "every command is inside a transaction"
-            cur.append(c)
-    assert cur is None and len(txs) == 5
-    extended: list[bytes] = []
-    for t, tx in enumerate(txs):
-        mine = ids[5 * t:5 * t + 5]
-        sets = [c for c in tx if c[0] == b"SET" and c[1].startswith(b"session:")]
-        assert [c[1] for c in sets] == [target.session_key(s) for s in mine]
-        first_set = tx.index(sets[0])
-        sadds = [c for c in tx[:first_set] if c[0] == b"SADD"]
-        assert sorted(m for c in sadds for m in c[2:]) == sorted(s.encode() for s in mine)
-        # every set this transaction adds to gets PEXPIREAT NX in it; GT once per batch
-        assert sorted(c[1] for c in tx if c[0] == b"PEXPIREAT" and c[3] == b"NX") == sorted(c[1] for c in sadds)
-        extended += [c[1] for c in tx if c[0] == b"PEXPIREAT" and c[3] == b"GT"]
-    assert sorted(extended) == sorted({target.owner_key(s) for s in ids})
     raw = target.RawRedis(redis_url)
     try:
-        raw.send(payload, replies)  # waits for exactly ``replies`` lines: a wrong count hangs or leaves lines
+        own, own_replies, writes, replies = target.batch_commands(ids, values, pxats, versions, epoch=5)
+        raw.send(own, own_replies)
+        raw.send(writes, replies)  # waits for exactly ``replies`` lines: a wrong count hangs or leaves lines
         raw.sock.settimeout(0.2)
         with pytest.raises(OSError):  # nothing left unread
             raw.sock.recv(1)
-    finally:
-        raw.close()
-    for s, px in zip(ids, pxats):
-        assert rds.pexpiretime(target.session_key(s)) == px
-        assert rds.sismember(target.owner_key(s), s)
-        assert rds.pexpiretime(target.owner_key(s)) >= px
-    assert int(rds.get(target.version_key(ids[17]))) == 8 and rds.get(target.version_key(ids[16])) is None
-    # a batch whose sessions have all expired by the time it reaches Redis (a reader's now() is its
-    # snapshot's): the first transaction's PEXPIREAT deletes a new set at once, and a later SADD to
-    # the same set must not leave it without an expiry
-    rds.flushdb()
-    gone = [f"gone-{i}" for i in range(300)]
-    past = int(time.time() * 1000) - 60_000
-    payload, replies = target.batch_commands(gone, [b"{}"] * 300, [past] * 300, None, epoch=5, per_tx=100)
-    raw = target.RawRedis(redis_url)
-    try:
-        raw.send(payload, replies)
+        raw.sock.settimeout(30)
+        for s, px in zip(ids, pxats):
+            assert rds.pexpiretime(target.session_key(s)) == px
+            assert rds.sismember(target.owner_key(s), s)
+            assert rds.pexpiretime(target.owner_key(s)) >= px
+        assert int(rds.get(target.version_key(ids[17]))) == 8 and rds.get(target.version_key(ids[16])) is None
+        rds.flushdb()
+        gone = [f"gone-{i}" for i in range(300)]
+        past = int(time.time() * 1000) - 60_000
+        own, own_replies, writes, replies = target.batch_commands(gone, [b"{}"] * 300, [past] * 300, None, epoch=5)
+        raw.send(own, own_replies)
+        raw.send(writes, replies)
     finally:
         raw.close()
     assert all(rds.pttl(k) != -1 for k in rds.scan_iter(count=1000)), "a key without an expiry"
+    assert not any(rds.scan_iter(match="session:*", count=1000))
 
 
 def test_redis_refusing_mid_backfill_is_one_line_and_the_checkpoint_claims_only_acknowledged_batches(
