@@ -6,8 +6,9 @@ Order of a run (each step checkpointed in ``fridgebench_migrate.checkpoint``):
 2. Backfill from one REPEATABLE READ snapshot, exported to ``concurrency`` reader threads that
    each take disjoint ``session_id`` ranges (split at sampled percentiles) and cut them into
    batches of about ``batch_size`` sessions; per batch PostgreSQL renders the values (one row),
-   Python frames ``SADD`` to the ownership sets then ``SET session:{id} json PXAT`` per session
-   (see :mod:`fridgebench.migrate.target`), sent as one write. Each range's cursor (the upper
+   Python frames the ``SADD``s to the ownership sets (one MULTI/EXEC, acknowledged first) and then
+   ``SET session:{id} json PXAT`` per session as one pipelined write (see
+   :mod:`fridgebench.migrate.target`). Each range's cursor (the upper
    bound of the last batch Redis acknowledged, contiguously within the range) is checkpointed,
    and ``last_session_id`` stays the contiguous prefix over all ranges; a resumed backfill
    continues every range after its cursor from a *new* snapshot — correct because every commit
@@ -183,7 +184,8 @@ class _Reader(threading.Thread):
                 acknowledge()
                 # the next batch spans as many keys as should hold ~batch_size live sessions at this
                 # batch's live share (at most 8x: a table keeping many expired rows still gets full batches)
-                span = min(8 * o.batch_size, max(o.batch_size, o.batch_size * span // max(sessions, 1)))
+                span = 8 * o.batch_size if not sessions else \
+                    min(8 * o.batch_size, max(o.batch_size, o.batch_size * span // sessions))
                 if sessions:
                     vals = values.split(b"\n")
                     if not len(vals) == len(ids) == len(pxats) == sessions or (versions is not None
@@ -191,16 +193,26 @@ class _Reader(threading.Thread):
                         raise MigrationError(f"internal error: a backfill batch came back misaligned "
                                              f"({len(vals)} values, {len(ids)} ids, {sessions} sessions)",
                                              hint="run with --debug and report it; nothing was written for this batch")
-                    own, own_replies, writes, replies = target.batch_commands(ids, vals, pxats, versions,
-                                                                              o.version_base)
-                    if o.rate_each > 0:
-                        self.sent += sessions
-                        due = o.t0 + self.sent / o.rate_each
-                        while (now := time.perf_counter()) < due and not o.stop.is_set():
-                            time.sleep(min(due - now, 0.1))
-                    rds.send(own, own_replies)  # ownership acknowledged before any session key is written
-                    rds.write(writes)
-                    pending = (replies, sessions, b)
+                    # written in pieces of at most batch_size (a span sized for a low live share can
+                    # meet mostly live keys): each piece paced, its ownership acknowledged before any
+                    # of its session keys is written; only the last piece's writes stay pending
+                    carry = 0
+                    for c0 in range(0, sessions, o.batch_size):
+                        c1 = c0 + o.batch_size
+                        own, own_replies, writes, replies = target.batch_commands(
+                            ids[c0:c1], vals[c0:c1], pxats[c0:c1], versions[c0:c1] if versions is not None else None,
+                            o.version_base)
+                        if o.rate_each > 0:
+                            self.sent += len(ids[c0:c1])
+                            due = o.t0 + self.sent / o.rate_each
+                            while (now := time.perf_counter()) < due and not o.stop.is_set():
+                                time.sleep(min(due - now, 0.1))
+                        if carry:
+                            rds.wait(carry)  # the previous piece of this batch: not a checkpointed batch yet
+                        rds.send(own, own_replies)
+                        rds.write(writes)
+                        carry = replies
+                    pending = (carry, sessions, b)
                 else:
                     o.done.put((i, 0, b, False))
                 if last:

@@ -229,7 +229,41 @@ def test_batches_hold_about_batch_size_live_sessions_when_most_rows_are_expired(
     assert 900 < live < 1500 and s["backfill"]["written"] == live == sum(sizes)
     full = sorted(sizes[1:-1])  # the first batch spans batch_size keys; the last is the remainder
     assert full and full[len(full) // 2] >= 60, sizes  # ~15 live per 100 keys without the adaptation
-    assert max(sizes) <= 8 * 100
+    assert max(sizes) <= 100  # never more than --batch-size sessions in one write
+
+
+def test_a_span_grown_over_expired_keys_that_meets_live_ones_still_writes_and_paces_in_batch_size_pieces(
+        pg_dsn, redis_url, rds, reports, monkeypatch):
+    """Keys expired up to some id, live after it: the batch after the expired stretch spans 8x the
+    keys and finds them all live. It is written in --batch-size pieces, each paced by --rate-limit
+    and each with its ownership acknowledged first; every live session lands, owned."""
+    from fridgebench.migrate import rehearsal, run
+
+    rehearsal.fill(pg_dsn, 3000, seed=6, existing="reuse", expired_share=0.0, expiring_share=0.0)
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        c.execute("""UPDATE user_fridge_sessions SET expires_at = now() - interval '1 hour' WHERE session_id IN
+                     (SELECT session_id FROM user_fridge_sessions ORDER BY session_id LIMIT 600)""")
+        live = c.execute("SELECT count(*) FROM user_fridge_sessions WHERE expires_at > now()").fetchone()[0]
+    sizes: list[int] = []
+    real = target.batch_commands
+
+    def recording(ids, *args, **kwargs):
+        sizes.append(len(ids))
+        return real(ids, *args, **kwargs)
+
+    monkeypatch.setattr(target, "batch_commands", recording)
+    t0 = time.perf_counter()
+    s = run.migrate(run.Options(dsn=pg_dsn, url=redis_url, concurrency=1, rate_limit=1000))  # pieces of 100
+    dt = time.perf_counter() - t0
+    assert s["backfill"]["written"] == live == sum(sizes) == 2400
+    assert max(sizes) <= 100, sizes
+    assert dt >= 2400 / 1000 * 0.9  # paced
+    pipe = rds.pipeline(transaction=False)
+    with psycopg.connect(pg_dsn) as c:
+        ids = [r[0] for r in c.execute("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now()")]
+    for sid in ids:
+        pipe.sismember(target.owner_key(sid), sid)
+    assert all(pipe.execute())
 
 
 def test_range_prefix_is_the_contiguous_cursor():
