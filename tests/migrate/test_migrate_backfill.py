@@ -208,13 +208,10 @@ def test_parallel_backfill_frames_match_the_value_contract_and_cover_every_range
     assert any('\\"quoted\\"' in v for _s, v, _p, _x in states)
 
 
-def test_batches_hold_about_batch_size_live_sessions_when_most_rows_are_expired(pg_dsn, redis_url, rds, reports,
-                                                                               monkeypatch):
-    """A table keeping expired rows (the application's cleanup job is behind): batches span more
-    keys (up to 8x) so each still holds about --batch-size live sessions, and every live one lands."""
-    from fridgebench.migrate import rehearsal, run
-
-    rehearsal.fill(pg_dsn, 8000, seed=5, existing="reuse", expired_share=0.85, expiring_share=0.0)
+@pytest.fixture
+def written_sizes(monkeypatch) -> list[int]:
+    """The number of sessions in each write of the backfill (each call of ``target.batch_commands``,
+    which still frames them)."""
     sizes: list[int] = []
     real = target.batch_commands
 
@@ -223,6 +220,17 @@ def test_batches_hold_about_batch_size_live_sessions_when_most_rows_are_expired(
         return real(ids, *args, **kwargs)
 
     monkeypatch.setattr(target, "batch_commands", recording)
+    return sizes
+
+
+def test_batches_hold_about_batch_size_live_sessions_when_most_rows_are_expired(pg_dsn, redis_url, rds, reports,
+                                                                               written_sizes):
+    """A table keeping expired rows (the application's cleanup job is behind): batches span more
+    keys (up to 8x) so each still holds about --batch-size live sessions, and every live one lands."""
+    from fridgebench.migrate import rehearsal, run
+
+    rehearsal.fill(pg_dsn, 8000, seed=5, existing="reuse", expired_share=0.85, expiring_share=0.0)
+    sizes = written_sizes
     s = run.migrate(run.Options(dsn=pg_dsn, url=redis_url, concurrency=1, batch_size=100))
     with psycopg.connect(pg_dsn) as c:
         live = c.execute("SELECT count(*) FROM user_fridge_sessions WHERE expires_at > now()").fetchone()[0]
@@ -233,7 +241,7 @@ def test_batches_hold_about_batch_size_live_sessions_when_most_rows_are_expired(
 
 
 def test_a_span_grown_over_expired_keys_that_meets_live_ones_still_writes_and_paces_in_batch_size_pieces(
-        pg_dsn, redis_url, rds, reports, monkeypatch):
+        pg_dsn, redis_url, rds, reports, written_sizes):
     """Keys expired up to some id, live after it: the batch after the expired stretch spans 8x the
     keys and finds them all live. It is written in --batch-size pieces, each paced by --rate-limit
     and each with its ownership acknowledged first; every live session lands, owned."""
@@ -244,14 +252,7 @@ def test_a_span_grown_over_expired_keys_that_meets_live_ones_still_writes_and_pa
         c.execute("""UPDATE user_fridge_sessions SET expires_at = now() - interval '1 hour' WHERE session_id IN
                      (SELECT session_id FROM user_fridge_sessions ORDER BY session_id LIMIT 600)""")
         live = c.execute("SELECT count(*) FROM user_fridge_sessions WHERE expires_at > now()").fetchone()[0]
-    sizes: list[int] = []
-    real = target.batch_commands
-
-    def recording(ids, *args, **kwargs):
-        sizes.append(len(ids))
-        return real(ids, *args, **kwargs)
-
-    monkeypatch.setattr(target, "batch_commands", recording)
+    sizes = written_sizes
     t0 = time.perf_counter()
     s = run.migrate(run.Options(dsn=pg_dsn, url=redis_url, concurrency=1, rate_limit=1000))  # pieces of 100
     dt = time.perf_counter() - t0
