@@ -71,16 +71,20 @@ def render_compare(section: dict[str, Any], console: Console, *, warnings: list[
         # capacity; the ratio only means something when workers run back to back (closed loop)
         closed = all(run["overall"]["model"] == "closed" for run in stores.values())
         basis = "latency per operation, back to back" if closed else "latency from intended start"
-        t = Table(title=f"PostgreSQL ÷ Redis ({basis}; >1 means Redis is faster)",
-                  title_justify="left", show_edge=False)
-        cols = ["op", "vs", "p50 ratio", "95% CI", "p99 ratio", *(["throughput ratio"] if closed else []), ""]
+        # the explanation goes under the table: as its title it wrapped mid-phrase over the narrow table
+        t = Table(title="PostgreSQL ÷ Redis", title_justify="left", show_edge=False,
+                  caption=f"{basis}; >1 means Redis is faster", caption_justify="left")
+        flags = not all(c["significant"] for c in comps)  # a column only when some ratio needs the warning
+        cols = ["op", "vs", "p50 ratio", "95% CI", "p99 ratio", *(["throughput ratio"] if closed else []),
+                *(["note"] if flags else [])]
         for col in cols:
-            t.add_column(col, justify="right" if col not in ("op", "vs", "") else "left")
+            t.add_column(col, justify="right" if col not in ("op", "vs", "note") else "left")
         for c in comps:
             ci = c.get("p50_ratio_ci95")
             thr = [f"{c['throughput_ratio']:g}" if c["throughput_ratio"] else "-"] if closed else []
+            note = ["" if c["significant"] else "[yellow]not significant[/]"] if flags else []
             t.add_row(c["op"], c["other"], f"{c['p50_ratio']:g}x", f"{ci[0]:g}–{ci[1]:g}" if ci else "-",
-                      f"{c['p99_ratio']:g}x", *thr, "" if c["significant"] else "[yellow]not significant[/]")
+                      f"{c['p99_ratio']:g}x", *thr, *note)
         console.print(t)
         if not closed:
             console.print("[dim]same offered load for every store: throughput is compared by the closed-loop "
