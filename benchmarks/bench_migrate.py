@@ -73,12 +73,10 @@ def applier_rate(n: int, r: redis.Redis) -> dict[str, float]:
     s = run.migrate(opts)
     ch = s["changes"]
     dt = ch["seconds"]  # the apply phase (the run's preflight scans the 1M keys already in Redis first)
-    print(f"applier: {ch['change_rows']:,} change rows, {ch['sessions']:,} sessions, {dt:.2f} s "
-          f"(whole resumed run {s['duration_s']:.2f} s)", flush=True)
     r.flushdb()
     run.cleanup(DSN, URL)
     return {"change_rows": ch["change_rows"], "sessions": ch["sessions"], "seconds": dt,
-            "changes_per_s": ch["change_rows"] / dt}
+            "changes_per_s": ch["change_rows"] / dt, "resumed_run_seconds": s["duration_s"]}
 
 
 def pg_cpu_seconds() -> float | None:
@@ -215,7 +213,8 @@ def main() -> None:
           + (" [--live: change capture installed]" if a.live else ""))
     if applier:
         print(f"applier: {applier['change_rows']:,} captured changes of {applier['sessions']:,} sessions applied in "
-              f"{applier['seconds']:.2f} s = {applier['changes_per_s']:,.0f} changes/s")
+              f"{applier['seconds']:.2f} s = {applier['changes_per_s']:,.0f} changes/s "
+              f"(the whole resumed run, preflight included: {applier['resumed_run_seconds']:.2f} s)")
     raise SystemExit(0 if med >= 100_000 else 3)
 
 

@@ -193,26 +193,7 @@ class _Reader(threading.Thread):
                         raise MigrationError(f"internal error: a backfill batch came back misaligned "
                                              f"({len(vals)} values, {len(ids)} ids, {sessions} sessions)",
                                              hint="run with --debug and report it; nothing was written for this batch")
-                    # written in pieces of at most batch_size (a span sized for a low live share can
-                    # meet mostly live keys): each piece paced, its ownership acknowledged before any
-                    # of its session keys is written; only the last piece's writes stay pending
-                    carry = 0
-                    for c0 in range(0, sessions, o.batch_size):
-                        c1 = c0 + o.batch_size
-                        own, own_replies, writes, replies = target.batch_commands(
-                            ids[c0:c1], vals[c0:c1], pxats[c0:c1], versions[c0:c1] if versions is not None else None,
-                            o.version_base)
-                        if o.rate_each > 0:
-                            self.sent += len(ids[c0:c1])
-                            due = o.t0 + self.sent / o.rate_each
-                            while (now := time.perf_counter()) < due and not o.stop.is_set():
-                                time.sleep(min(due - now, 0.1))
-                        if carry:
-                            rds.wait(carry)  # the previous piece of this batch: not a checkpointed batch yet
-                        rds.send(own, own_replies)
-                        rds.write(writes)
-                        carry = replies
-                    pending = (carry, sessions, b)
+                    pending = (self._write(rds, ids, vals, pxats, versions), sessions, b)
                 else:
                     o.done.put((i, 0, b, False))
                 if last:
@@ -226,6 +207,35 @@ class _Reader(threading.Thread):
                 pass
             raise
         o.done.put((i, 0, None, True))
+
+    def _write(self, rds: target.RawRedis, ids: list[str], vals: list[bytes], pxats: list[int],
+               versions: list[int] | None) -> int:
+        """Write one batch in pieces of at most ``batch_size`` sessions (a span sized for a low live
+        share can meet mostly live keys): each piece paced, its ownership acknowledged before any
+        of its session keys is written. Returns the reply count of the last piece's writes, which
+        is left unread (the caller acknowledges it after its next query)."""
+        o = self.o
+        unread = 0
+        for c0 in range(0, len(ids), o.batch_size):
+            piece = slice(c0, c0 + o.batch_size)
+            own, own_replies, writes, replies = target.batch_commands(
+                ids[piece], vals[piece], pxats[piece], versions[piece] if versions is not None else None, o.version_base)
+            if o.rate_each > 0:
+                self.sent += len(ids[piece])
+                _pace(o.t0, self.sent, o.rate_each, o.stop)
+            if unread:
+                rds.wait(unread)  # the previous piece of this batch
+            rds.send(own, own_replies)
+            rds.write(writes)
+            unread = replies
+        return unread
+
+
+def _pace(t0: float, count: int, rate: float, stop: threading.Event | None = None) -> None:
+    """Sleep until ``count`` items at ``rate`` per second since ``t0`` are due, or ``stop`` is set."""
+    due = t0 + count / rate
+    while (now := time.perf_counter()) < due and not (stop is not None and stop.is_set()):
+        time.sleep(min(due - now, 0.1))
 
 
 class _Stopped(Exception):
@@ -425,9 +435,7 @@ def _apply_passes(src: SourceSchema, conn: psycopg.Connection, applier: target.A
                 pending = writer.submit(applier.apply, states)
                 stats.sessions += len(chunk)
                 if rate_limit > 0:
-                    due = t0 + stats.sessions / rate_limit
-                    while (now := time.perf_counter()) < due:
-                        time.sleep(min(due - now, 0.1))
+                    _pace(t0, stats.sessions, rate_limit, stop)
         except BaseException:
             if pending is not None:  # finish what Redis was given; the error in flight is the one to report
                 try:
@@ -681,8 +689,7 @@ def _redis_read_versioned(r: redis.Redis, sids: list[str], epoch: int) -> tuple[
     sec, usec = res[-1]
     out = {}
     for i, s in enumerate(sids):
-        v, owned = res[4 * i + 2], res[4 * i + 3]
-        out[s] = (res[4 * i], int(res[4 * i + 1]), int(v) if v is not None else (epoch if owned else None))
+        out[s] = (res[4 * i], int(res[4 * i + 1]), target.version_in_redis(res[4 * i + 2], bool(res[4 * i + 3]), epoch))
     return out, int(sec) * 1000 + int(usec) // 1000
 
 

@@ -107,22 +107,18 @@ class SourceSchema:
         backfill's lookup of each name in the catalogue rendered once per statement -- measured
         ~3x faster for the applier's random sessions, where the join's plan scanned the catalogue
         once per session."""
+        ing = sql.SQL("ui.{}").format(sql.Identifier(self.item_ingredient_id))
         if catalogue is not None:
-            return sql.SQL(
-                """(SELECT string_agg({name}, ', ' ORDER BY ui.{added}, ui.{iid})
-                    FROM {items} ui WHERE ui.{isid} = {sid})"""
-            ).format(name=self.catalogue_lookup_sql(sql.SQL("ui.{}").format(sql.Identifier(self.item_ingredient_id)),
-                                                    mode=catalogue),
-                     added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id),
-                     items=ident(self.items), isid=sql.Identifier(self.item_session_id), sid=sid)
+            name, join = self.catalogue_lookup_sql(ing, mode=catalogue), sql.SQL("")
+        else:
+            name = sql.SQL("to_json(c.{})::text").format(sql.Identifier(self.catalogue_name))
+            join = sql.SQL("JOIN {cat} c ON c.{cid} = {ing}").format(
+                cat=ident(self.catalogue), cid=sql.Identifier(self.catalogue_id), ing=ing)
         return sql.SQL(
-            """(SELECT string_agg(to_json(c.{cname})::text, ', ' ORDER BY ui.{added}, ui.{iid})
-                FROM {items} ui JOIN {cat} c ON c.{cid} = ui.{ing}
-                WHERE ui.{isid} = {sid})"""
-        ).format(cname=sql.Identifier(self.catalogue_name), added=sql.Identifier(self.item_added_at),
-                 iid=sql.Identifier(self.item_id), items=ident(self.items), cat=ident(self.catalogue),
-                 cid=sql.Identifier(self.catalogue_id), ing=sql.Identifier(self.item_ingredient_id),
-                 isid=sql.Identifier(self.item_session_id), sid=sid)
+            """(SELECT string_agg({name}, ', ' ORDER BY ui.{added}, ui.{iid})
+                FROM {items} ui {join} WHERE ui.{isid} = {sid})"""
+        ).format(name=name, join=join, added=sql.Identifier(self.item_added_at), iid=sql.Identifier(self.item_id),
+                 items=ident(self.items), isid=sql.Identifier(self.item_session_id), sid=sid)
 
     def live_sessions_query(self, *, limit: int | None = None) -> sql.Composable:
         """Every live session in key order, ``sid, json, pxat_ms``: the reference rendering verify
@@ -236,25 +232,25 @@ class SourceSchema:
         catalog and the catalogue table, so it never aborts the caller's transaction. Raises
         :class:`MigrationRefused` when catalogue ids repeat: a link row would then name several
         ingredients, and no rendering of that is the application's."""
-        def coltype(table: str, col: str) -> str:
-            row = conn.execute("SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                               "AND attname = %s AND NOT attisdropped", [_regname(table), col]).fetchone()
-            return row[0] if row else "?"
-
-        cat_t, ing_t = coltype(self.catalogue, self.catalogue_id), coltype(self.items, self.item_ingredient_id)
+        typ = "(SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = to_regclass(%s) " \
+              "AND attname = %s AND NOT attisdropped)"
+        cat_t, ing_t = (t or "?" for t in conn.execute(
+            f"SELECT {typ}, {typ}", [_regname(self.catalogue), self.catalogue_id, _regname(self.items),
+                                     self.item_ingredient_id]).fetchone())
+        ints = ("smallint", "integer", "bigint")
+        dense = cat_t in ints and ing_t in ints
+        cid = sql.Identifier(self.catalogue_id)
         # a NULL id names no link row (``=`` never matches it), as in the reference join: not counted
-        n, distinct = conn.execute(sql.SQL("SELECT count({cid}), count(DISTINCT {cid}) FROM {cat}").format(
-            cid=sql.Identifier(self.catalogue_id), cat=ident(self.catalogue))).fetchone()
+        n, distinct, span = conn.execute(sql.SQL("SELECT count({cid}), count(DISTINCT {cid}), {span} FROM {cat}").format(
+            cid=cid, cat=ident(self.catalogue),
+            span=sql.SQL("max({cid})::bigint - min({cid})::bigint + 1").format(cid=cid) if dense else sql.SQL("NULL"))
+        ).fetchone()
         if n != distinct:
             raise MigrationRefused(
                 f"catalogue {self.catalogue!r} has {n - distinct} repeated {self.catalogue_id!r} values",
                 hint="ingredient ids must be unique (a primary key); point --column catalogue_id at the key")
-        ints = ("smallint", "integer", "bigint")
-        if cat_t in ints and ing_t in ints:
-            lo, hi = conn.execute(sql.SQL("SELECT min({cid})::bigint, max({cid})::bigint FROM {cat}").format(
-                cid=sql.Identifier(self.catalogue_id), cat=ident(self.catalogue))).fetchone()
-            if lo is None or (hi - lo + 1) <= max(4 * int(n), 100_000):
-                return "dense"
+        if dense and (span is None or span <= max(4 * int(n), 100_000)):
+            return "dense"
         family = {"text": "s", "character varying": "s", "uuid": "u", "smallint": "i", "integer": "i", "bigint": "i"}
         if family.get(cat_t) is not None and family.get(cat_t) == family.get(ing_t):
             return "object"

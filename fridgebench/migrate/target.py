@@ -57,12 +57,37 @@ def owner_bucket(sid: bytes) -> int:
     return zlib.crc32(sid) % OWNER_BUCKETS
 
 
+def owner_set(bucket: int) -> bytes:
+    return OWNER_PREFIX + b"%02d" % bucket
+
+
 def owner_key(sid: str) -> bytes:
-    return OWNER_PREFIX + b"%02d" % owner_bucket(sid.encode())
+    return owner_set(owner_bucket(sid.encode()))
 
 
 def owner_keys() -> list[bytes]:
-    return [OWNER_PREFIX + b"%02d" % i for i in range(OWNER_BUCKETS)]
+    return [owner_set(i) for i in range(OWNER_BUCKETS)]
+
+
+def by_owner_set(sids: Sequence[bytes]) -> dict[int, list[bytes]]:
+    """``sids`` (UTF-8) grouped by ownership bucket, in their order within each group."""
+    crc32 = zlib.crc32
+    groups: dict[int, list[bytes]] = {}
+    for b in sids:
+        g = groups.get(k := crc32(b) % OWNER_BUCKETS)
+        if g is None:
+            groups[k] = [b]
+        else:
+            g.append(b)
+    return groups
+
+
+def version_in_redis(version_key_value: bytes | None, owned: bool, epoch: int) -> int | None:
+    """A session's version as Redis holds it: its version key, else ``epoch`` when the backfill
+    wrote it (its ownership set holds it), else None (a foreign key, or none)."""
+    if version_key_value is not None:
+        return int(version_key_value)
+    return epoch if owned else None
 
 
 def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[int],
@@ -84,16 +109,10 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
     batch is not checkpointed and is written again. The writes are a plain pipeline, not a
     transaction, so Redis keeps serving other clients between them.
     """
-    crc32 = zlib.crc32
+    if not ids:
+        return b"", 0, b"", 0
     bs = [sid.encode() for sid in ids]
-    groups: dict[int, list[bytes]] = {}
-    for b in bs:
-        g = groups.get(k := crc32(b) % OWNER_BUCKETS)
-        if g is None:
-            groups[k] = [b]
-        else:
-            g.append(b)
-    if pxats and 10 ** 12 <= min(pxats) and max(pxats) < 10 ** 13:  # 2001..2286: 13 digits, one format
+    if 10 ** 12 <= min(pxats) and max(pxats) < 10 ** 13:  # 2001..2286: 13 digits, one format
         fmt = b"*5\r\n$3\r\nSET\r\n$%d\r\nsession:%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$13\r\n%d\r\n"
         sets = [fmt % (len(b) + 8, b, len(v), v, px) for b, v, px in zip(bs, values, pxats)]
     else:
@@ -107,13 +126,12 @@ def batch_commands(ids: Sequence[str], values: Sequence[bytes], pxats: Sequence[
                 vb, pb = b"%d" % ver, b"%d" % px
                 vsets.append(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s%s\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n"
                              % (len(b) + len(VERSION_PREFIX), VERSION_PREFIX, b, len(vb), vb, len(pb), pb))
-    if not bs:
-        return b"", 0, b"", 0
     px = b"%d" % max(pxats)
     tail = b"\r\n$%d\r\n%s\r\n$2\r\n" % (len(px), px)
     own: list[bytes] = [b"*1\r\n$5\r\nMULTI\r\n"]
+    groups = by_owner_set(bs)
     for bucket, members in groups.items():
-        key = OWNER_PREFIX + b"%02d" % bucket
+        key = owner_set(bucket)
         head = b"$%d\r\n%s" % (len(key), key)
         own.append(b"*%d\r\n$4\r\nSADD\r\n%s\r\n" % (2 + len(members), head))
         own += [b"$%d\r\n%s\r\n" % (len(m), m) for m in members]
@@ -328,13 +346,10 @@ def inspect(r: redis.Redis, *, scan_limit: int | None = None) -> TargetState:
         touched, then EXISTS only for the (rare) non-members -- a resumed run against a target
         holding 1M sessions checks them in seconds, not the ~20 s of two commands per key."""
         nonlocal foreign
-        groups: dict[int, list[bytes]] = {}
-        for k in keys:
-            sid = k[len(SESSION_PREFIX):]
-            groups.setdefault(owner_bucket(sid), []).append(sid)
+        groups = by_owner_set([k[len(SESSION_PREFIX):] for k in keys])
         pipe = r.pipeline(transaction=False)
         for bucket, sids in groups.items():
-            pipe.execute_command("SMISMEMBER", OWNER_PREFIX + b"%02d" % bucket, *sids)
+            pipe.execute_command("SMISMEMBER", owner_set(bucket), *sids)
         rest = [sid for sids, flags in zip(groups.values(), pipe.execute()) for sid, f in zip(sids, flags) if not f]
         if not rest:
             return
@@ -410,16 +425,12 @@ def estimate_memory(n_sessions: int, avg_value: float, avg_id: float) -> int:
 def read_versions(r: redis.Redis, sids: Sequence[str], epoch: int) -> dict[str, int | None]:
     """Each session's version as Redis holds it: its version key, else ``epoch`` when the backfill
     wrote it (its ownership set holds it), else None."""
-    out: dict[str, int | None] = {}
     pipe = r.pipeline(transaction=False)
     for sid in sids:
         pipe.get(version_key(sid))
         pipe.sismember(owner_key(sid), sid)
     got = pipe.execute()
-    for i, sid in enumerate(sids):
-        v = got[2 * i]
-        out[sid] = int(v) if v is not None else (epoch if got[2 * i + 1] else None)
-    return out
+    return {sid: version_in_redis(got[2 * i], bool(got[2 * i + 1]), epoch) for i, sid in enumerate(sids)}
 
 
 def wait(seconds: float) -> None:
