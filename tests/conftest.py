@@ -2,29 +2,25 @@
 
 - ``embedded_endpoints``: fridgebench's own embedded PostgreSQL + Valkey for the whole session.
 - ``external_pg_dsn``: a fresh database ``fb_test_<random>`` on the machine's PostgreSQL (5432).
-- ``external_redis_url``: the machine's Redis (6379), db ``$FRIDGEBENCH_TEST_REDIS_DB`` (default 9), flushed.
+- ``external_redis_url``: the machine's Redis (6379), db 9, flushed.
+
+Where those servers are: :mod:`tests.servers` (the one place; README's overrides).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 import asyncpg
 import pytest
-import redis
 
 from fridgebench.provision import Endpoints, ProvisionOptions, down, provisioned
 from fridgebench.provision.probe import run_sync
-
-MACHINE_PG = os.environ.get("FRIDGEBENCH_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-MACHINE_REDIS = os.environ.get("FRIDGEBENCH_TEST_REDIS_HOST_URL", "redis://127.0.0.1:6379")
-REDIS_DB = int(os.environ.get("FRIDGEBENCH_TEST_REDIS_DB", "9"))
+from tests.servers import REDIS_DB_SHARED, machine_database, machine_redis_db
 
 
 def fresh_run_root() -> Path:
@@ -57,45 +53,6 @@ def embedded_endpoints() -> Iterator[Endpoints]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(MACHINE_PG, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def machine_database(prefix: str = "fb_test") -> Iterator[str]:
-    """DSN of a unique, empty database on the machine's PostgreSQL; dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        run_sync(lambda: _admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as err:
-        pytest.fail(f"machine PostgreSQL at {MACHINE_PG} not usable: {err}")
-    base = MACHINE_PG.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        run_sync(lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@contextlib.contextmanager
-def machine_redis_db(db: int) -> Iterator[str]:
-    """The machine's Redis at db index ``db``, flushed before and after (only that index)."""
-    url = f"{MACHINE_REDIS}/{db}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
-    try:
-        client.flushdb()
-    except redis.RedisError as err:
-        pytest.fail(f"machine Redis at {url} not usable: {err}")
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
-
-
 @pytest.fixture(scope="session")
 def external_pg_dsn() -> Iterator[str]:
     """DSN of a unique, empty database on the machine's PostgreSQL; dropped afterwards."""
@@ -106,7 +63,7 @@ def external_pg_dsn() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def external_redis_url() -> Iterator[str]:
     """The machine's Redis, test db index flushed before and after."""
-    with machine_redis_db(REDIS_DB) as url:
+    with machine_redis_db(REDIS_DB_SHARED) as url:
         yield url
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
+from tests import servers
 from tests.procs import servers_under
 
 FB = [sys.executable, "-m", "fridgebench.cli"]
@@ -106,9 +107,9 @@ def test_external_stores_and_the_seed_race_shows_as_lost_updates(
     (["--stores", "postgres,mysql"], 2, "mysql"),
     (["saturation", "--rate", "100"], 2, "closed-loop"),
     (["--duration", "0"], 2, "duration_seconds"),
-    (["--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--postgres-dsn", "postgresql://postgres@127.0.0.1:5432/postgres"],
+    (["--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--postgres-dsn", servers.PG_ADMIN_DSN],
      1, "127.0.0.1:1"),
-    (["--postgres-dsn", "postgresql://bob:hunter2@127.0.0.1:1/x", "--redis-url", "redis://127.0.0.1:6379/9"],
+    (["--postgres-dsn", "postgresql://bob:hunter2@127.0.0.1:1/x", "--redis-url", servers.redis_url(servers.REDIS_DB_SHARED)],
      1, "127.0.0.1:1"),
 ])
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path: Path, args: list[str], code: int, needle: str) -> None:

@@ -18,6 +18,7 @@ from typing import Iterator
 import asyncpg
 import psutil
 
+from tests import servers
 from tests.procs import servers_under
 import pytest
 import redis
@@ -153,7 +154,7 @@ def test_external_mode(root: Path, external_pg_dsn: str, external_redis_url: str
     with provisioned(opts) as ep:
         assert ep.postgres.source == ep.redis.source == "external"
         assert ep.postgres.pid is None and ep.redis.pid is None
-        assert ep.postgres.port == 5432 and ep.redis.port == 6379
+        assert ep.postgres.port == servers.PG_PORT and ep.redis.port == servers.REDIS_PORT
         assert ep.postgres.durability["fsync"] in ("on", "off")
         assert "appendonly" in ep.redis.durability
         assert fetch(external_pg_dsn, "SELECT count(*) FROM ingredients") > 100
@@ -258,7 +259,7 @@ def test_run_dir_the_postgres_user_cannot_reach(root: Path) -> None:
         (["--pg-bin", "/nope"], "--pg-bin /nope: no executable"),
         (["--redis-bin", "/nope/redis-server"], "--redis-bin /nope/redis-server: not an executable"),
         (["--postgres-dsn", "postgresql://u:hunter2@127.0.0.1:1/db"], "cannot reach PostgreSQL at postgresql://u:***@"),
-        (["--postgres-dsn", "postgresql://postgres:hunter2@127.0.0.1:5432/fb_no_such_db"], "does not exist"),
+        (["--postgres-dsn", servers.pg_dsn("fb_no_such_db").replace("://postgres@", "://postgres:hunter2@")], "does not exist"),
         (["--redis-url", "redis://127.0.0.1:1/0"], "cannot reach Redis at redis://127.0.0.1:1/0"),
         (["--postgres-dsn", "host=127.0.0.1 user=u password=hunter2"], "not a PostgreSQL URL — use postgresql://"),
     ],

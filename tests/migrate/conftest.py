@@ -1,4 +1,4 @@
-"""Real servers only: the machine's PostgreSQL (127.0.0.1:5432, trust, user postgres) and Redis db 11.
+"""Real servers only: the machine's PostgreSQL and Redis db 11 (where they are: :mod:`tests.servers`).
 
 A template database holding the fridge2fork schema and catalogue is created once per test session;
 each test gets a fresh copy (CREATE DATABASE ... TEMPLATE, fast) and a flushed Redis db 11.
@@ -7,9 +7,6 @@ each test gets a fresh copy (CREATE DATABASE ... TEMPLATE, fast) and a flushed R
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -18,8 +15,10 @@ import psycopg
 import pytest
 import redis
 
-PG_ADMIN = os.environ.get("FB_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("FB_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+from tests import servers
+
+PG_ADMIN = servers.PG_ADMIN_DSN
+REDIS_URL = servers.redis_url(servers.REDIS_DB_MIGRATE)
 PREFIX = f"fb_test_migrate_{uuid.uuid4().hex[:8]}"
 
 
@@ -77,15 +76,3 @@ def rds(redis_url: str) -> Iterator[redis.Redis]:
 def reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FRIDGEBENCH_REPORTS", str(tmp_path / "reports"))
     return tmp_path / "reports"
-
-
-def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real console entry point in a subprocess (exit codes, stderr, signals as an operator sees them)."""
-    return subprocess.run([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def fill(dsn: str, n: int, seed: int = 1) -> None:
-    from fridgebench.migrate.rehearsal import fill as _fill
-
-    _fill(dsn, n, seed=seed, existing="reuse")

@@ -10,7 +10,7 @@ from datetime import datetime
 import psycopg
 import pytest
 
-from conftest import cli, fill
+from tests.helpers import cli, fill
 from fridgebench.migrate import target
 from fridgebench.errors import MigrationRefused
 from fridgebench.migrate.target import TargetState, check_safe

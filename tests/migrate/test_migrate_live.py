@@ -14,7 +14,7 @@ import time
 import psycopg
 import redis
 
-from conftest import cli, fill
+from tests.helpers import cli, fill
 from fridgebench.migrate import capture, engine, run, target
 from fridgebench.migrate.rehearsal import Writer
 from fridgebench.migrate.source import SourceSchema

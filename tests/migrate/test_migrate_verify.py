@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import redis
 
-from conftest import fill
+from tests.helpers import fill
 from fridgebench.migrate import capture, engine, run, target
 from fridgebench.migrate.rehearsal import Writer
 from fridgebench.migrate.source import SourceSchema

@@ -1,14 +1,12 @@
 """Real servers for the store tests: the machine's PostgreSQL and Redis 7.0.
 
 PostgreSQL: a fresh database ``fb_test_stores_<random>`` (schema + catalogue), dropped at the end.
-Redis: ``redis://127.0.0.1:6379/<FRIDGEBENCH_TEST_REDIS_DB, default 10>`` (or FRIDGEBENCH_TEST_REDIS_URL,
-e.g. a Valkey server); the store fixtures use
+Redis: the machine's Redis (:mod:`tests.servers`), db 10; the store fixtures use
 a per-run key prefix so parallel runs sharing the db don't see each other's sessions.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 
@@ -19,12 +17,9 @@ from fridgebench.stores import STORE_NAMES, make_store
 from fridgebench.stores import schema
 from fridgebench.stores._redis_base import RedisStoreBase
 from fridgebench.stores.base import SessionStore
+from tests import servers
 
-PG_HOST = os.environ.get("FRIDGEBENCH_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("FRIDGEBENCH_TEST_PG_PORT", "5432"))
-PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
-REDIS_DB = int(os.environ.get("FRIDGEBENCH_TEST_REDIS_DB", "10"))
-REDIS_URL = os.environ.get("FRIDGEBENCH_TEST_REDIS_URL") or f"redis://127.0.0.1:6379/{REDIS_DB}"
+REDIS_URL = servers.redis_url(servers.REDIS_DB_STORES)
 RUN_TAG = secrets.token_hex(4)
 KEY_PREFIX = f"fbtest-{RUN_TAG}:session:"
 
@@ -33,21 +28,22 @@ KEY_PREFIX = f"fbtest-{RUN_TAG}:session:"
 async def pg_dsn() -> AsyncIterator[str]:
     db = f"fb_test_stores_{RUN_TAG}"
     try:
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        admin = await asyncpg.connect(servers.PG_ADMIN_DSN, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"the store tests need PostgreSQL at {PG_HOST}:{PG_PORT} (trust auth, user postgres): {exc}")
+        pytest.fail(f"the store tests need PostgreSQL at {servers.PG_HOST}:{servers.PG_PORT} "
+                    f"(set FRIDGEBENCH_TEST_PG_ADMIN_DSN): {exc}")
     try:
         await admin.execute(f'CREATE DATABASE "{db}"')
     finally:
         await admin.close()
-    dsn = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{db}"
+    dsn = servers.pg_dsn(db)
     conn = await asyncpg.connect(dsn)
     try:
         await schema.setup_schema(conn)
     finally:
         await conn.close()
     yield dsn
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    admin = await asyncpg.connect(servers.PG_ADMIN_DSN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     finally:

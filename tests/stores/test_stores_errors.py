@@ -7,9 +7,10 @@ import pytest
 from fridgebench.errors import StoreUnavailable, UsageError
 from fridgebench.stores import STORE_NAMES, make_store
 from fridgebench.stores.postgres import PostgresStore
+from tests import servers
 
-GOOD_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-GOOD_REDIS = "redis://127.0.0.1:6379/10"
+GOOD_PG = servers.PG_ADMIN_DSN
+GOOD_REDIS = servers.redis_url(servers.REDIS_DB_STORES)
 
 
 def test_unknown_store_name_lists_the_allowed_ones() -> None:
@@ -44,14 +45,14 @@ async def test_unreachable_server_is_store_unavailable_with_masked_password(name
 
 
 async def test_unknown_postgres_database() -> None:
-    store = PostgresStore("postgresql://postgres@127.0.0.1:5432/fb_no_such_db_x", pool_size=1)
+    store = PostgresStore(servers.pg_dsn("fb_no_such_db_x"), pool_size=1)
     with pytest.raises(StoreUnavailable, match="fb_no_such_db_x"):
         await store.open()
 
 
 async def test_redis_db_out_of_range() -> None:
-    store = make_store("redis-seed", postgres_dsn=GOOD_PG, redis_url="redis://127.0.0.1:6379/999", pool_size=1)
-    with pytest.raises(StoreUnavailable, match="6379/999"):
+    store = make_store("redis-seed", postgres_dsn=GOOD_PG, redis_url=servers.redis_url(999), pool_size=1)
+    with pytest.raises(StoreUnavailable, match=f"{servers.REDIS_PORT}/999"):
         await store.open()
 
 

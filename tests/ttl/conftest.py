@@ -14,9 +14,8 @@ import pytest
 
 from fridgebench.provision.probe import run_sync
 from fridgebench.stores.schema import setup_schema
-from tests.conftest import machine_database, machine_redis_db
-
-TTL_REDIS_DB = 13
+from tests.servers import REDIS_DB_TTL as TTL_REDIS_DB
+from tests.servers import machine_database, machine_redis_db
 
 
 async def _schema(dsn: str) -> None:
