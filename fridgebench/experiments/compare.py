@@ -263,8 +263,12 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         rd = runs[c["other"]].measurement.ops["get"]["latency_intended"]
         r = c["p50_ratio"]
         noisy = [n for n in ("postgres", c["other"]) if _too_noisy(runs[n])]
+        all_ops = [x for x in comparisons if x["other"] == c["other"]]
         if noisy:
             verdict, word = "inconclusive", f"{r:g}x, but the run was too noisy to judge ({', '.join(noisy)})"
+        elif not any(x["significant"] for x in all_ops):
+            verdict, word = "inconclusive", (f"{r:g}x, but no ratio between the stores is significant (every 95% "
+                                             "interval includes 1, or too few seconds were measured): run longer")
         elif not c["significant"]:
             verdict, word = "contradicted", "no significant difference"
         elif r >= 10:
@@ -274,7 +278,6 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         else:
             verdict, word = "contradicted", f"{1 / r:.2g}x slower"
         io = runs["postgres"].extra.get("server_io") or {}
-        all_ops = [x for x in comparisons if x["other"] == c["other"]]
         spread = ", ".join(f"{x['op']} {x['p50_ratio']:g}x" for x in all_ops)
         load = (f"{scenario.load.rate:g} ops/s offered" if scenario.load.model == "open"
                 else f"{scenario.load.concurrency} closed-loop workers")
