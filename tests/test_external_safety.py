@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -133,6 +137,32 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Bytes per session" in res.stderr
     assert redis_snapshot(client) == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_reuse_run_deletes_what_it_wrote_and_nothing_else(foreign_redis, tmp_path: Path,
+                                                                         sig: int) -> None:
+    url, client, before = foreign_redis
+    proc = subprocess.Popen([sys.executable, "-c", "from fridgebench.cli import main; main()", "compare",
+                             "--stores", "redis-atomic", "--reuse", "--duration", "60", "--sessions", "2000",
+                             "--rate", "300", "--redis-url", url, "--out", str(tmp_path)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "loaded" not in seen:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    assert "loaded 2,000 sessions" in seen, seen
+    assert client.dbsize() > len(before)  # its sessions are there mid-run
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert redis_snapshot(client) == before  # its own keys gone, the foreign ones as they were
 
 
 def test_redis_reset_deletes_the_sessions_and_cache_keys_and_says_how_many(foreign_redis, tmp_path: Path) -> None:
