@@ -189,7 +189,6 @@ async def fidelity(args: argparse.Namespace, pg_dsn: str, redis_url: str, redis_
     rd = make_store(REDIS_STORE, postgres_dsn=pg_dsn, redis_url=redis_url, pool_size=1)
     async with pg, rd:
         for st in (pg, rd):
-            await st.reset()
             t = time.perf_counter()
             await st.bulk_load(population, ttl)
             console.print(f"[dim]{st.name}: loaded {len(population):,} sessions in {time.perf_counter() - t:.1f} s[/]")
@@ -318,8 +317,8 @@ async def fidelity(args: argparse.Namespace, pg_dsn: str, redis_url: str, redis_
         dec["bare loop: store.get (postgres)"] = await bare_p50(lambda: pg.get(sid), d, w)
         dec["engine + store.get (postgres)"] = await engine_p50(ex_pg, sid, d, w)
         dec["engine + no-op (closed-loop driver alone)"] = await engine_p50(noop, sid, d, w)
-        await pg.reset()
-        await rd.reset()
+        await pg.discard_written()  # exactly the sessions this benchmark wrote
+        await rd.discard_written()
     return {"hot_session": hot, "redis_benchmark_n": n_redis, "repeats": repeats, "decomposition": decomposition}
 
 
@@ -421,7 +420,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fb-fidelity-"))
     try:
         opts = ProvisionOptions(postgres_dsn=args.postgres_dsn, redis_url=args.redis_url,
-                                existing="refuse")  # never truncate someone else's sessions
+                                existing="refuse")  # never run beside someone else's sessions
         with provisioned(opts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep:
             port = urlparse(ep.redis_url).port or 6379
             result["servers"] = {"postgres": ep.postgres.version, "redis": ep.redis.version}

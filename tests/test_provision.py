@@ -171,7 +171,7 @@ def test_schema_refusal_and_reuse_reset(external_pg_dsn: str) -> None:
     with pytest.raises(SchemaConflict, match="--reuse") as err:
         with provisioned(ProvisionOptions(postgres_dsn=external_pg_dsn, need=need)):
             pass
-    assert "1 sessions" in str(err.value) and "fb_test_" in str(err.value)
+    assert "holds 1 session (e.g. session_id 's1')" in str(err.value) and "fb_test_" in str(err.value)
     with provisioned(ProvisionOptions(postgres_dsn=external_pg_dsn, need=need, existing="reuse")):
         assert fetch(external_pg_dsn, "SELECT count(*) FROM user_fridge_sessions") == 1
     with provisioned(ProvisionOptions(postgres_dsn=external_pg_dsn, need=need, existing="reset")):

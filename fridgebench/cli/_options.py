@@ -24,10 +24,10 @@ PgUser = Annotated[Optional[str], typer.Option("--pg-user",
 RunDir = Annotated[Optional[str], typer.Option("--run-dir", envvar="FRIDGEBENCH_RUN_DIR",
     help="Where started servers keep data and logs (default: a folder under the system temp dir).",
     rich_help_panel=_P)]
-Reuse = Annotated[bool, typer.Option("--reuse", help="Run on top of sessions already in an external database.",
-    rich_help_panel=_P)]
-Reset = Annotated[bool, typer.Option("--reset", help="Delete sessions already in an external database first.",
-    rich_help_panel=_P)]
+Reuse = Annotated[bool, typer.Option("--reuse", help="Run beside sessions (and recipe:* cache keys) already in "
+    "a store: they are left untouched; fridgebench deletes only what it writes.", rich_help_panel=_P)]
+Reset = Annotated[bool, typer.Option("--reset", help="Delete the sessions (and recipe:* cache keys) already in a "
+    "store first.", rich_help_panel=_P)]
 Json = Annotated[bool, typer.Option("--json", help="Print the machine-readable document alone on stdout.")]
 
 

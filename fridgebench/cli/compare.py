@@ -75,7 +75,10 @@ def compare(
 
             ttl_opts = TtlOptions(stores=store_names, seed=sc.seed)
             validate(ttl_opts)  # before any server starts
-        popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset)
+        from fridgebench.stores import servers_needed
+
+        popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset,
+                                    need=servers_needed(store_names, recipes=sc.mix.recipe > 0))
         loop_name = install_event_loop_policy()
         sweep_opts = None
         if full or sweep:
@@ -101,7 +104,7 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, 
     view = _LiveView(enabled=console.is_terminal and not json_out, total=len(copts.stores))
     # the run folder appears once the stores are up: bad input leaves nothing behind in reports/
     with provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep, rundir:
-        servers = [ep.postgres.to_dict(), ep.redis.to_dict()]
+        servers = [s.to_dict() for s in ep.servers()]
         env = Environment.capture(servers=servers, event_loop=loop_name)
         base = dict(command="compare", run_id=rundir.run_id, started_at=started, environment=env,
                     scenario=sc.model_dump(), seed=sc.seed)

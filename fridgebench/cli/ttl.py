@@ -61,11 +61,11 @@ def ttl(
     json_out: o.Json = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
     redis_bin: o.RedisBin = None, pg_user: o.PgUser = None, run_dir: o.RunDir = None,
-    reset: o.Reset = False,
+    reuse: o.Reuse = False, reset: o.Reset = False,
 ) -> None:
     """Measure how precisely sessions expire, what PostgreSQL's cleanup costs, and bytes per session.
 
-    Runs each store in turn: sessions expire while fridgebench watches (Redis keyspace notifications, PostgreSQL's cleanup job), half of a sliding set gets ingredients added before expiry (those must survive), the application's DELETE of expired rows is timed against batched deletes under a read load, and bytes per session are measured at each --memory-counts point. The session tables / keys are emptied before and after.
+    Runs each store in turn: sessions expire while fridgebench watches (Redis keyspace notifications, PostgreSQL's cleanup job), half of a sliding set gets ingredients added before expiry (those must survive), the application's DELETE of expired rows is timed against batched deletes under a read load, and bytes per session are measured at each --memory-counts point. PostgreSQL is measured in a scratch schema dropped afterwards; in Redis exactly the keys fridgebench wrote are deleted afterwards.
 
     Examples:
 
@@ -82,7 +82,10 @@ def ttl(
                           memory_counts=_counts(memory_counts), seed=seed, cleanup_sessions=cleanup_sessions,
                           cleanup_every_s=cleanup_every)
         validate(opts)  # before any server is started
-        popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, False, reset)
+        from fridgebench.stores import servers_needed
+
+        popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset,
+                                    need=servers_needed(opts.stores, recipes=False))
         doc, path = _run(opts, popts, out)
         if json_out:
             emit_json(doc.to_dict())
@@ -98,7 +101,7 @@ def _run(opts: TtlOptions, popts: ProvisionOptions, out: Path | None) -> tuple[R
     started = datetime.now(timezone.utc)
     rundir = RunDirectory(out or default_reports_root(), new_run_id("ttl"))
     with rundir, provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep:
-        env = Environment.capture(servers=[ep.postgres.to_dict(), ep.redis.to_dict()])
+        env = Environment.capture(servers=[s.to_dict() for s in ep.servers()])
         base = dict(command="ttl", run_id=rundir.run_id, started_at=started, environment=env, seed=opts.seed)
         ResultsDocument(**base)  # validate before minutes of measuring
         result = run_async(run_ttl(ep, opts, progress=lambda line: console.print(f"[dim]{line}[/]")))

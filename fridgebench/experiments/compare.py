@@ -159,8 +159,7 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
     load = scenario.load
     store = make_store(name, postgres_dsn=endpoints.postgres_dsn, redis_url=endpoints.redis_url,
                        pool_size=load.concurrency)
-    async with store:
-        await store.reset()
+    async with store:  # leaving it (error, Ctrl-C included) removes what the store wrote
         t = time.perf_counter()
         await store.bulk_load(population, scenario.ttl_seconds)
         populate_s = time.perf_counter() - t
@@ -192,7 +191,10 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
             hits, misses = getattr(store, "cache_hits"), getattr(store, "cache_misses")
             if hits + misses:
                 extra["recipe_cache"] = {"hits": hits, "misses": misses, "hit_ratio": round(hits / (hits + misses), 4)}
-        await store.reset()
+        removed = await store.discard_written()  # exactly what it wrote: never a pattern delete, never TRUNCATE
+        if on_event:
+            cache = f" and {removed.cache_keys:,} recipe cache keys" if removed.cache_keys else ""
+            on_event(f"{name}: deleted the {removed.sessions:,} sessions{cache} it had written (by id)")
     return StoreRun(name, measurement, correctness, populate_s, extra)
 
 
@@ -261,8 +263,12 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         rd = runs[c["other"]].measurement.ops["get"]["latency_intended"]
         r = c["p50_ratio"]
         noisy = [n for n in ("postgres", c["other"]) if _too_noisy(runs[n])]
+        all_ops = [x for x in comparisons if x["other"] == c["other"]]
         if noisy:
             verdict, word = "inconclusive", f"{r:g}x, but the run was too noisy to judge ({', '.join(noisy)})"
+        elif not any(x["significant"] for x in all_ops):
+            verdict, word = "inconclusive", (f"{r:g}x, but no ratio between the stores is significant (every 95% "
+                                             "interval includes 1, or too few seconds were measured): run longer")
         elif not c["significant"]:
             verdict, word = "contradicted", "no significant difference"
         elif r >= 10:
@@ -272,7 +278,6 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         else:
             verdict, word = "contradicted", f"{1 / r:.2g}x slower"
         io = runs["postgres"].extra.get("server_io") or {}
-        all_ops = [x for x in comparisons if x["other"] == c["other"]]
         spread = ", ".join(f"{x['op']} {x['p50_ratio']:g}x" for x in all_ops)
         load = (f"{scenario.load.rate:g} ops/s offered" if scenario.load.model == "open"
                 else f"{scenario.load.concurrency} closed-loop workers")

@@ -81,8 +81,7 @@ async def run_sweep(endpoints: Endpoints, opts: SweepOptions, *,
         store = make_store(name, postgres_dsn=endpoints.postgres_dsn, redis_url=endpoints.redis_url,
                            pool_size=sc.load.concurrency)
         rows = []
-        async with store:
-            await store.reset()
+        async with store:  # leaving it removes exactly what the store wrote
             await store.bulk_load(population, sc.ttl_seconds)
             ops = workload.ops(population)
             for rate in opts.rates:
@@ -94,7 +93,7 @@ async def run_sweep(endpoints: Endpoints, opts: SweepOptions, *,
                     f"p99 {row['p99_us']} µs{'' if row['sustained'] else ' (not sustained)'}")
                 if not row["sustained"]:
                     break  # past the knee: higher rates only queue
-            await store.reset()
+            await store.discard_written()
         knee = _knee(rows)
         stores[name] = {"steps": rows, "max_sustained_per_s": knee,
                         "driver_bound": driver_knee is None or (knee is not None and knee >= driver_knee)}

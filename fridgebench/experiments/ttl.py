@@ -1,7 +1,9 @@
 """``fridgebench ttl``: how precisely sessions expire, what PostgreSQL's cleanup costs, bytes per session.
 
 Composes three measurements on every requested store (run one after another, the Redis
-variants sharing one server and reset in between):
+variants sharing one server; each store deletes exactly the sessions it wrote before the next).
+PostgreSQL is measured in a scratch schema created for the run (:mod:`fridgebench.stores.scratch`),
+so the application's cleanup job and the emptied tables only ever see fridgebench's own rows:
 
 * :mod:`.ttl_expiry` — expiry lag (readable / physically gone) and sliding-expiry violations;
 * :mod:`.ttl_cleanup` — the application's periodic DELETE vs batched deletes, WAL, dead tuples,
@@ -14,7 +16,9 @@ The results go into ``ResultsDocument.sections["ttl"]`` and fill the seed's "aut
 
 from __future__ import annotations
 
+import contextlib
 import math
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -24,7 +28,8 @@ from fridgebench.experiments.ttl_common import human_bytes
 from fridgebench.measure.results import Claim
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
-from fridgebench.stores import STORE_NAMES, make_store, schema
+from fridgebench.stores import STORE_KINDS, STORE_NAMES, make_store, schema
+from fridgebench.stores.scratch import scratch_schema
 
 COMMAND = "fridgebench ttl"
 
@@ -32,6 +37,7 @@ COMMAND = "fridgebench ttl"
 _REDIS_BASE, _REDIS_PER_ING = 300, 36  # measured ~423 B at 8 ingredients (Redis 7.0, jemalloc)
 _CLIENT_BASE, _CLIENT_PER_ING = 1500, 80  # per session tracked by the expiry experiment (Python objects)
 _PG_BASE, _PG_PER_ING = 250, 200  # on disk, ~1.8 KB at 8 ingredients; cached in RAM when hot
+_LEDGER = 200  # per session written: its id, recorded so that exactly it is deleted afterwards
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ def estimate_memory_bytes(opts: TtlOptions) -> int:
     k = opts.ingredients
     biggest = max([opts.sessions, *opts.memory_counts])
     redis = biggest * (_REDIS_BASE + _REDIS_PER_ING * k) if any(s != "postgres" for s in opts.stores) else 0
-    client = opts.sessions * (_CLIENT_BASE + _CLIENT_PER_ING * k)
+    client = opts.sessions * (_CLIENT_BASE + _CLIENT_PER_ING * k) + biggest * _LEDGER
     pg_cache = 0
     if "postgres" in opts.stores:  # the hot dataset, as page cache
         pg_cache = max([opts.sessions, *opts.memory_counts, opts.cleanup_sessions]) * (_PG_BASE + _PG_PER_ING * k)
@@ -130,31 +136,36 @@ async def run_ttl(endpoints: Endpoints, opts: TtlOptions, *,
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
     dsn, url = endpoints.postgres_dsn, endpoints.redis_url
+    salt = secrets.randbits(128)  # this run's session ids never collide with sessions already there
     params = ExpiryParams(sessions=opts.sessions, ttl_s=int(opts.ttl_s), ingredients=opts.ingredients,
-                          seed=opts.seed, cleanup_every_s=opts.job_interval_s, spread_s=opts.create_spread_s)
+                          seed=opts.seed, cleanup_every_s=opts.job_interval_s, spread_s=opts.create_spread_s,
+                          id_salt=salt)
     expiry: dict[str, Any] = {}
     memory: dict[str, Any] = {}
     cleanup: dict[str, Any] | None = None
     warnings: list[str] = []
-    for name in opts.stores:
-        store = make_store(name, postgres_dsn=dsn, redis_url=url)
-        async with store:
-            await store.reset()
-            try:
-                expiry[name] = await measure_expiry(store, postgres_dsn=dsn, redis_url=url, params=params,
+    async with contextlib.AsyncExitStack() as stack:
+        # PostgreSQL is measured in a schema of its own: the application's cleanup job, emptied
+        # tables and size readings never touch (or count) anyone else's sessions
+        scratch = ""
+        if any(STORE_KINDS[n] == "postgres" for n in opts.stores):
+            scratch = await stack.enter_async_context(scratch_schema(dsn, on_event=say))
+        for name in opts.stores:
+            pg_dsn = scratch if STORE_KINDS[name] == "postgres" else ""  # ttl's Redis runs need no PostgreSQL
+            store = make_store(name, postgres_dsn=pg_dsn, redis_url=url)
+            async with store:  # leaving it removes exactly what the store wrote
+                expiry[name] = await measure_expiry(store, postgres_dsn=pg_dsn, redis_url=url, params=params,
                                                     progress=say)
-                await store.reset()
-                memory[name] = await measure_memory(store, postgres_dsn=dsn, redis_url=url,
+                await store.discard_written()
+                memory[name] = await measure_memory(store, postgres_dsn=pg_dsn, redis_url=url,
                                                     counts=tuple(opts.memory_counts), ingredients=opts.ingredients,
-                                                    seed=opts.seed, progress=say)
+                                                    seed=opts.seed, id_salt=salt, progress=say)
                 if name == "postgres":
-                    cleanup = await measure_cleanup(store, postgres_dsn=dsn, sessions=opts.cleanup_sessions,
+                    cleanup = await measure_cleanup(store, postgres_dsn=pg_dsn, sessions=opts.cleanup_sessions,
                                                     ingredients=opts.ingredients, batch=opts.cleanup_batch,
                                                     readers=opts.readers, seed=opts.seed, progress=say)
                     warnings.extend(cleanup.get("warnings", []))
-            finally:
-                await store.reset()
-        warnings.extend(f"{name}: {w}" for w in expiry[name].get("warnings", []))
+            warnings.extend(f"{name}: {w}" for w in expiry[name].get("warnings", []))
 
     section: dict[str, Any] = {
         "options": {**asdict(opts), "stores": list(opts.stores), "memory_counts": list(opts.memory_counts),

@@ -1,5 +1,8 @@
 """What PostgreSQL's "manual cleanup" costs: the application's periodic DELETE, batched deletes, VACUUM.
 
+Runs in a scratch schema (:mod:`fridgebench.stores.scratch`; refused anywhere else): the
+application's DELETE removes every expired row of its table, whoever wrote it.
+
 For each variant the session tables are emptied and loaded server-side (``generate_series``)
 with ``sessions`` sessions of ``ingredients`` rows each, every ``expired_every``-th one already
 expired (interleaved, as sessions of different ages are), then ``VACUUM ANALYZE`` and a
@@ -26,6 +29,7 @@ from hdrh.histogram import HdrHistogram
 from fridgebench.experiments.ttl_common import dist
 from fridgebench.experiments.ttl_memory import pg_sizes
 from fridgebench.stores.base import SessionStore
+from fridgebench.stores.scratch import empty_sessions, require_scratch
 
 TABLES = ("user_fridge_sessions", "user_fridge_ingredients")
 
@@ -125,7 +129,7 @@ async def _run_variant(pool: asyncpg.Pool, store: SessionStore, variant: str, *,
                        expired_every: int, batch: int, readers: int, baseline_s: float, seed: int,
                        say: Callable[[str], None], warnings: list[str]) -> dict[str, Any]:
     async with pool.acquire() as conn:
-        await store.reset()
+        await empty_sessions(store, conn)
         t0 = time.perf_counter()
         await conn.execute(LOAD_SQL, sessions, ingredients, expired_every)
         load_s = time.perf_counter() - t0
@@ -180,7 +184,7 @@ async def _run_variant(pool: asyncpg.Pool, store: SessionStore, variant: str, *,
         wal_vacuum = await _wal_since(conn, lsn)
         sizes_vacuum = await pg_sizes(conn)
         stats_vacuum = await _stats(conn)
-        await store.reset()
+        await empty_sessions(store, conn)
 
     def tot(sz: dict[str, dict[str, int]]) -> dict[str, int]:
         return {k: sum(v[k] for v in sz.values()) for k in ("heap", "indexes", "toast", "total")}
@@ -221,6 +225,7 @@ async def measure_cleanup(store: SessionStore, *, postgres_dsn: str, sessions: i
     variants: list[dict[str, Any]] = []
     try:
         async with pool.acquire() as conn:
+            await require_scratch(conn)
             fpw = await conn.fetchval("SHOW full_page_writes")
             # an external database may have its own setting: put back exactly what was there
             previous = {r["relname"]: r["v"] for r in await conn.fetch(

@@ -32,9 +32,10 @@ def dist(values: Iterable[float], ndigits: int = 3) -> dict[str, Any]:
     }
 
 
-def session_ids(n: int, rng: random.Random) -> list[str]:
-    """uuid4-shaped ids (what the application uses), reproducible from ``rng``."""
-    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+def session_ids(n: int, rng: random.Random, salt: int = 0) -> list[str]:
+    """uuid4-shaped ids (what the application uses), reproducible from ``rng`` and ``salt``
+    (a per-run random salt keeps them apart from sessions already in the store)."""
+    return [str(uuid.UUID(int=rng.getrandbits(128) ^ salt, version=4)) for _ in range(n)]
 
 
 async def redis_clock(r: aioredis.Redis, samples: int = 5) -> dict[str, float]:

@@ -37,6 +37,7 @@ from redis.exceptions import ResponseError
 from fridgebench.experiments.ttl_common import dist, pg_clock, redis_clock, redis_db, session_ids
 from fridgebench.stores import schema
 from fridgebench.stores.base import SessionStore
+from fridgebench.stores.scratch import require_scratch
 
 Progress = Callable[[str], None]
 
@@ -49,6 +50,7 @@ class ExpiryParams:
     seed: int
     cleanup_every_s: float  # PostgreSQL: the simulated application cleanup job's period
     spread_s: float  # creations are spread over this window
+    id_salt: int = 0  # XORed into the session ids (per run: no collision with sessions already there)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +205,11 @@ class PgObserver:
 
     async def start(self, tracked: list[str]) -> None:
         self.conn = await asyncpg.create_pool(self.dsn, min_size=1, max_size=3)
+        try:
+            await require_scratch(self.conn)  # the cleanup job deletes every expired row of its table
+        except BaseException:
+            await self.conn.close()
+            raise
         self.clock = await pg_clock(self.conn)
         self.tracked = list(tracked)
         self.due: dict[str, float] = {}
@@ -282,7 +289,7 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
     p = params
     rng = random.Random(f"{p.seed}-{store.name}")
     catalogue = [i.name for i in schema.ingredients()]
-    ids = session_ids(p.sessions, rng)
+    ids = session_ids(p.sessions, rng, p.id_salt)
     n_slide = min(500, max(4, p.sessions // 5))
     n_slide -= n_slide % 2
     n_probe = min(250, max(2, (p.sessions - n_slide) // 10))

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from fridgebench.experiments.ttl_common import dist, session_ids
 from fridgebench.stores import schema
 from fridgebench.stores.base import SessionStore
+from fridgebench.stores.scratch import empty_sessions
 
 LOAD_TTL_S = 3600
 CHUNK = 20_000
@@ -47,16 +48,26 @@ async def pg_sizes(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, dict[st
             for r in await conn.fetch(SIZES_SQL)}
 
 
-def _sessions(n: int, k: int, rng: random.Random, catalogue: list[str]) -> list[tuple[str, list[str]]]:
-    return [(sid, rng.sample(catalogue, k)) for sid in session_ids(n, rng)]
+def _sessions(n: int, k: int, rng: random.Random, catalogue: list[str], salt: int) -> list[tuple[str, list[str]]]:
+    return [(sid, rng.sample(catalogue, k)) for sid in session_ids(n, rng, salt)]
 
 
-async def _load(store: SessionStore, n: int, k: int, rng: random.Random, catalogue: list[str]) -> tuple[float, list[str]]:
+async def _empty(store: SessionStore, pool: asyncpg.Pool | None) -> None:
+    """Start a point from nothing: PostgreSQL truncates its scratch tables (the files restart
+    empty); Redis deletes exactly the keys the store wrote."""
+    if pool is not None:
+        await empty_sessions(store, pool)
+    else:
+        await store.discard_written()
+
+
+async def _load(store: SessionStore, n: int, k: int, rng: random.Random, catalogue: list[str],
+                salt: int) -> tuple[float, list[str]]:
     t0 = time.perf_counter()
     sample: list[str] = []
     done = 0
     while done < n:
-        batch = _sessions(min(CHUNK, n - done), k, rng, catalogue)
+        batch = _sessions(min(CHUNK, n - done), k, rng, catalogue, salt)
         if len(sample) < 200:
             sample.extend(s for s, _ in batch[: 200 - len(sample)])
         await store.bulk_load(batch, LOAD_TTL_S)
@@ -76,8 +87,10 @@ async def _redis_used(r: aioredis.Redis) -> dict[str, int]:
 
 
 async def measure_memory(store: SessionStore, *, postgres_dsn: str, redis_url: str, counts: tuple[int, ...],
-                         ingredients: int, seed: int,
+                         ingredients: int, seed: int, id_salt: int = 0,
                          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Bytes per session at each of ``counts``. PostgreSQL must be a scratch schema
+    (:mod:`fridgebench.stores.scratch`): its session tables are truncated between points."""
     say = progress or (lambda _m: None)
     catalogue = [i.name for i in schema.ingredients()]
     points: list[dict[str, Any]] = []
@@ -86,13 +99,13 @@ async def measure_memory(store: SessionStore, *, postgres_dsn: str, redis_url: s
     try:
         for n in counts:
             rng = random.Random(f"{seed}-memory-{n}")
-            await store.reset()
+            await _empty(store, pool)
             say(f"{store.name}: loading {n:,} sessions for bytes/session")
             if pool is not None:
                 async with pool.acquire() as conn:
                     await conn.execute("VACUUM ANALYZE user_fridge_sessions, user_fridge_ingredients")
                     before = await pg_sizes(conn)
-                    secs, _ = await _load(store, n, ingredients, rng, catalogue)
+                    secs, _ = await _load(store, n, ingredients, rng, catalogue, id_salt)
                     await conn.execute("VACUUM ANALYZE user_fridge_sessions, user_fridge_ingredients")
                     after = await pg_sizes(conn)
                 tables = {t: {k: after[t][k] - before[t][k] for k in after[t]} for t in after}
@@ -108,7 +121,7 @@ async def measure_memory(store: SessionStore, *, postgres_dsn: str, redis_url: s
             else:
                 assert r is not None
                 before_r = await _redis_used(r)
-                secs, sample = await _load(store, n, ingredients, rng, catalogue)
+                secs, sample = await _load(store, n, ingredients, rng, catalogue, id_salt)
                 after_r = await _redis_used(r)
                 key = getattr(store, "key", lambda s: f"session:{s}")
                 usage: list[int] = []
@@ -131,7 +144,7 @@ async def measure_memory(store: SessionStore, *, postgres_dsn: str, redis_url: s
                     "key_bytes": len(key(sample[0]).encode()) if sample else None,
                     "allocator": after_r["allocator"],
                 })
-            await store.reset()
+            await _empty(store, pool)
     finally:
         if r is not None:
             await r.aclose()

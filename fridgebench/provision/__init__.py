@@ -46,14 +46,33 @@ def _alive(rec: state.Recorded) -> bool:
     return probe.redis_server_pid(rec.url) == rec.info.pid  # ours, not another server on a reused port
 
 
-async def _apply_schema(dsn: str, existing: str) -> None:
+async def _apply_schema(dsn: str, existing: str) -> list[str]:
+    """Sessions already there (refuse / reset / reuse), then tables and catalogue; lines to tell."""
     from fridgebench.stores.schema import setup_schema
 
+    notes: list[str] = []
     conn = await probe.pg_connect(dsn)
     try:
-        await setup_schema(conn, existing=existing, where=mask_url(dsn) + " ")  # type: ignore[arg-type]
+        await setup_schema(conn, existing=existing, where=mask_url(dsn) + " ", notes=notes)  # type: ignore[arg-type]
     finally:
         await conn.close()
+    return notes
+
+
+def _check_existing(opts: ProvisionOptions, pg_dsn: str | None, redis_url: str | None) -> None:
+    """Refuse, before anything starts or is written, a store that already holds sessions / cache keys."""
+    from fridgebench.stores import existing
+
+    if pg_dsn or redis_url:
+        probe.run_sync(lambda: existing.check(postgres_dsn=pg_dsn, redis_url=redis_url,
+                                              existing=opts.existing))
+
+
+def _prepare_redis(url: str, opts: ProvisionOptions, on_event: EventSink) -> None:
+    from fridgebench.stores import existing
+
+    for line in probe.run_sync(lambda: existing.prepare_redis(url, opts.existing)):
+        on_event(line)
 
 
 def _to_start(opts: ProvisionOptions, recorded: dict[str, state.Recorded]) -> tuple[bool, bool]:
@@ -89,6 +108,9 @@ def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: 
     if need_redis and opts.redis_url:
         redis_url, redis_info = opts.redis_url, external.redis(opts.redis_url)
         on_event(describe(redis_info, "using"))
+    # Stores not started here (external, or `up`'s) may hold someone else's sessions: refuse now.
+    _check_existing(opts, None if not need_pg or local_pg else opts.postgres_dsn or recorded["postgres"].url,
+                    None if not need_redis or local_redis else opts.redis_url or recorded["redis"].url)
 
     if pg_user is not None:
         blocked = local.unreachable_by(root.parent, pg_user.uid, pg_user.gid)
@@ -115,7 +137,8 @@ def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: 
             pg_dsn, pg_info = rec.url, rec.info
             on_event(describe(pg_info, "using `fridgebench up`'s"))
         if need_pg:
-            probe.run_sync(lambda: _apply_schema(pg_dsn, opts.existing))
+            for line in probe.run_sync(lambda: _apply_schema(pg_dsn, opts.existing)):
+                on_event(line)
 
         if local_redis:
             assert run is not None and redis_binary is not None
@@ -128,6 +151,8 @@ def _acquire(opts: ProvisionOptions, root: Path, *, detach: bool, use_recorded: 
             rec = recorded["redis"]
             redis_url, redis_info = rec.url, rec.info
             on_event(describe(redis_info, "using `fridgebench up`'s"))
+        if need_redis and not local_redis:
+            _prepare_redis(redis_url, opts, on_event)
     finally:
         if run is not None and not started:
             local.remove_run_dir(run)

@@ -49,6 +49,10 @@ class Endpoints:
     postgres: ServerInfo
     redis: ServerInfo
 
+    def servers(self) -> list[ServerInfo]:
+        """The servers this run uses (a store the command does not need has an empty ``url``)."""
+        return [s for s in (self.postgres, self.redis) if s.url]
+
 
 @dataclass(frozen=True)
 class ProvisionOptions:
@@ -60,5 +64,7 @@ class ProvisionOptions:
     redis_bin: str | None = None  # path to redis-server / valkey-server (system binary)
     pg_user: str | None = None  # OS user for PostgreSQL when running as root
     run_dir: str | None = None  # where servers' data, logs and the `up` record live
-    existing: Literal["refuse", "reuse", "reset"] = "refuse"  # external DB that already holds sessions
-    need: frozenset[str] = frozenset({"postgres", "redis"})
+    # a store not started here that already holds sessions / recipe cache keys: refuse it, run beside
+    # them (fridgebench deletes only what it writes), or delete them first (stores/existing.py)
+    existing: Literal["refuse", "reuse", "reset"] = "refuse"
+    need: frozenset[str] = frozenset({"postgres", "redis"})  # servers to provide (stores.servers_needed)

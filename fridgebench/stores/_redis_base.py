@@ -9,8 +9,13 @@ Subclasses implement only ``add_ingredients`` and ``remove_ingredients``.
 
 Two clients: every per-operation command (the measured hot path: create, get, add, remove,
 extend, delete, the recipe cache) goes through :class:`~._lean_redis.LeanPool` (asyncio
-Protocol + hiredis, ``pool_size`` connections, LIFO); housekeeping (SCAN/UNLINK reset, bulk
-pipelines, script loading, the tests' raw reads) through redis-py (``self.redis``).
+Protocol + hiredis, ``pool_size`` connections, LIFO); housekeeping (UNLINK of what the store
+wrote, the ``--reset`` purge, bulk pipelines, script loading, the tests' raw reads) through
+redis-py (``self.redis``).
+
+What the store writes is recorded (:class:`~.base.Ledger`): sessions by the base class, recipe
+cache keys here, only when the ``SET ... NX`` created them (a key someone else cached is read,
+never overwritten, never deleted).
 ``get`` sends GET and PTTL in one write on one connection and reads the two replies: one round
 trip, and nothing else runs on that connection in between.
 """
@@ -25,12 +30,16 @@ from typing import Any, ClassVar
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fridgebench.errors import UsageError
 from fridgebench.stores._errors import unavailable
 from fridgebench.stores._lean_redis import LeanPool, raise_reply_error
-from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
+from fridgebench.stores.base import DEFAULT_TTL_S, Removed, Session, SessionStore
 from fridgebench.stores.postgres import RECIPE_SQL, PgConnections
 
 RECIPE_PREFIX = "recipe:"
@@ -86,9 +95,13 @@ class RedisStoreBase(SessionStore):
         if self._redis is not None:
             return
         lean = LeanPool(self.redis_url, self.pool_size)
-        # redis-py, for housekeeping only; connections are made on first use
+        # redis-py, for housekeeping only; connections are made on first use. Everything sent through
+        # it is idempotent (SCAN, UNLINK, SETEX pipelines, SCRIPT LOAD), so a connection the server
+        # dropped meanwhile (idle timeout, CLIENT KILL) is retried on a fresh one
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=self.pool_size, timeout=self.pool_timeout_s
+            self.redis_url, max_connections=self.pool_size, timeout=self.pool_timeout_s,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         client = aioredis.Redis(connection_pool=pool)
         try:
@@ -144,7 +157,7 @@ class RedisStoreBase(SessionStore):
         return f"{self.key_prefix}{session_id}"
 
     # -- the application's operations ---------------------------------------------------
-    async def create(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> None:
+    async def _create(self, session_id: str, ttl_s: int) -> None:
         await self.lean.execute("SETEX", self.key(session_id), ttl_s, encode_session(now_iso(), []))
 
     async def get(self, session_id: str) -> Session | None:
@@ -185,7 +198,8 @@ class RedisStoreBase(SessionStore):
         return bool(await self.lean.execute("DEL", self.key(session_id)))
 
     async def recipe_ingredients(self, recipe_id: int) -> list[str] | None:
-        """Cache-aside: GET recipe:{id}; on a miss read PostgreSQL and SETEX it for an hour."""
+        """Cache-aside: GET recipe:{id}; on a miss read PostgreSQL and cache it for an hour
+        (``SET ... EX 3600 NX``: a value another client cached meanwhile is left as it is)."""
         key = f"{RECIPE_PREFIX}{recipe_id}"
         raw = await self.lean.execute("GET", key)
         if raw is not None:
@@ -201,7 +215,8 @@ class RedisStoreBase(SessionStore):
         if names is None:
             return None  # not cached: unknown ids are rare and cheap to re-ask
         result = list(names)
-        await self.lean.execute("SETEX", key, RECIPE_TTL_S, json.dumps(result))
+        if await self.lean.execute("SET", key, json.dumps(result), "EX", RECIPE_TTL_S, "NX") is not None:
+            self.written.cache_key(key, RECIPE_TTL_S)  # ours: created by this SET
         return result
 
     # -- housekeeping -------------------------------------------------------------------
@@ -214,23 +229,47 @@ class RedisStoreBase(SessionStore):
     async def cleanup_expired(self) -> int:
         return 0  # TTL does it
 
-    async def reset(self) -> None:
-        """UNLINK every session and recipe-cache key (SCAN in batches; never FLUSHDB)."""
-        for pattern in (f"{self.key_prefix}*", f"{RECIPE_PREFIX}*"):
-            batch: list[bytes] = []
-            async for k in self.redis.scan_iter(match=pattern, count=SCAN_COUNT):
-                batch.append(k)
-                if len(batch) >= BATCH:
-                    await self.redis.unlink(*batch)
-                    batch = []
-            if batch:
-                await self.redis.unlink(*batch)
-        self.cache_hits = self.cache_misses = 0
+    async def _discard(self, session_ids: list[str], cache_keys: list[str]) -> Removed:
+        """UNLINK these keys exactly, in batches; counts what still existed."""
+        sessions = await unlink_keys(self.redis, [self.key(s) for s in session_ids])
+        return Removed(sessions=sessions, cache_keys=await unlink_keys(self.redis, cache_keys))
 
-    async def bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
+    async def _purge(self) -> Removed:
+        """UNLINK every session and recipe-cache key in the db (SCAN in batches; never FLUSHDB)."""
+        removed = Removed(await scan_unlink(self.redis, f"{self.key_prefix}*"),
+                          await scan_unlink(self.redis, f"{RECIPE_PREFIX}*"))
+        self.cache_hits = self.cache_misses = 0
+        return removed
+
+    async def _bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
         created = now_iso()
         for start in range(0, len(sessions), BATCH):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for sid, names in sessions[start : start + BATCH]:
                     pipe.execute_command("SETEX", self.key(sid), ttl_s, encode_session(created, list(names)))
                 await pipe.execute()
+
+
+async def unlink_keys(client: aioredis.Redis, keys: list[str]) -> int:
+    """UNLINK exactly these keys, ``BATCH`` per command, pipelined; how many existed."""
+    n = 0
+    for start in range(0, len(keys), BATCH * 20):
+        async with client.pipeline(transaction=False) as pipe:
+            for i in range(start, min(start + BATCH * 20, len(keys)), BATCH):
+                pipe.unlink(*keys[i:i + BATCH])
+            n += sum(int(x) for x in await pipe.execute())
+    return n
+
+
+async def scan_unlink(client: aioredis.Redis, pattern: str) -> int:
+    """UNLINK every key matching ``pattern`` (SCAN in batches): the ``--reset`` purge only."""
+    n = 0
+    batch: list[bytes] = []
+    async for k in client.scan_iter(match=pattern, count=SCAN_COUNT):
+        batch.append(k)
+        if len(batch) >= BATCH:
+            n += int(await client.unlink(*batch))
+            batch = []
+    if batch:
+        n += int(await client.unlink(*batch))
+    return n

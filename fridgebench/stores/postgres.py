@@ -24,7 +24,7 @@ import asyncpg
 from fridgebench.stores import schema
 from fridgebench.stores._errors import unavailable
 from fridgebench.stores._lifo import LifoPool
-from fridgebench.stores.base import DEFAULT_TTL_S, Session, SessionStore
+from fridgebench.stores.base import DEFAULT_TTL_S, Removed, Session, SessionStore
 
 T = TypeVar("T")
 
@@ -86,7 +86,9 @@ COUNT_LIVE_SQL = "SELECT count(*) FROM user_fridge_sessions WHERE expires_at > n
 # The application's periodic cleanup, as it runs it.
 CLEANUP_SQL = "DELETE FROM user_fridge_sessions WHERE expires_at < now()"
 
-RESET_SQL = "TRUNCATE user_fridge_ingredients, user_fridge_sessions"
+# What discard_written runs: these ids exactly (their ingredient rows go by ON DELETE CASCADE).
+DISCARD_SQL = "DELETE FROM user_fridge_sessions WHERE session_id = ANY($1::varchar[])"
+DISCARD_CHUNK = 5000
 
 
 def resolve_ids(names: Iterable[str]) -> list[int]:
@@ -228,7 +230,7 @@ class PostgresStore(SessionStore):
         return self._pool
 
     # -- the application's operations ---------------------------------------------------
-    async def create(self, session_id: str, ttl_s: int = DEFAULT_TTL_S) -> None:
+    async def _create(self, session_id: str, ttl_s: int) -> None:
         await self.pool.execute(CREATE_SQL, session_id, ttl_s)
 
     async def get(self, session_id: str) -> Session | None:
@@ -271,10 +273,18 @@ class PostgresStore(SessionStore):
         status = await self.pool.execute(CLEANUP_SQL)  # "DELETE <n>"
         return int(status.rsplit(" ", 1)[-1])
 
-    async def reset(self) -> None:
-        await self.pool.execute(RESET_SQL)
+    async def _discard(self, session_ids: list[str], cache_keys: list[str]) -> Removed:
+        n = 0
+        for start in range(0, len(session_ids), DISCARD_CHUNK):
+            status = await self.pool.execute(DISCARD_SQL, session_ids[start:start + DISCARD_CHUNK])
+            n += int(status.rsplit(" ", 1)[-1])
+        return Removed(sessions=n)
 
-    async def bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
+    async def _purge(self) -> Removed:
+        async with self.pool.acquire() as conn:
+            return Removed(sessions=await schema.purge_sessions(conn))
+
+    async def _bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
         """COPY sessions and their ingredients (ids must not exist yet; names must be known)."""
         resolved = [(sid, resolve_ids(names)) for sid, names in sessions]
         async with self.pool.acquire() as conn, conn.transaction():

@@ -2,7 +2,10 @@
 
 ``setup_schema`` is what provisioning and experiments call: it creates the tables, loads the
 catalogue, and refuses to touch an existing database holding sessions unless told to
-(``reuse`` keeps the data, ``reset`` empties the session tables).
+(``reuse`` keeps the data, ``reset`` empties the session tables). It never overwrites a row it
+did not write: catalogue rows are only inserted where missing, and a database whose catalogue
+differs from fridgebench's is refused. Creating the tables in a database that already holds
+other tables is said in a note.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncpg
 from fridgebench.errors import SchemaConflict
 
 SESSION_TABLES = ("user_fridge_ingredients", "user_fridge_sessions")
+TABLES = ("ingredients", "user_fridge_sessions", "user_fridge_ingredients", "recipes", "recipe_ingredients")
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS ingredients (
@@ -97,44 +101,155 @@ def ingredient_ids() -> dict[str, int]:
 
 Existing = Literal["refuse", "reuse", "reset"]
 
+REUSE_HINT = ("pass --reuse to run beside them (fridgebench then deletes only what it writes) "
+              "or --reset to delete them first")
 
-async def setup_schema(conn: asyncpg.Connection, *, existing: Existing = "refuse", where: str = "") -> int:
-    """Create tables and load the catalogue. Returns the number of live sessions kept.
+
+@dataclass(frozen=True)
+class SessionCensus:
+    """The sessions a database holds (0 when it has no fridge2fork tables)."""
+
+    sessions: int = 0
+    expired: int = 0
+    example: str | None = None  # one session_id, to name in messages
+
+    def describe(self) -> str:
+        if not self.sessions:
+            return "no sessions"
+        exp = f", {self.expired:,} of them expired" if self.expired else ""
+        eg = f" (e.g. session_id {self.example!r})" if self.example is not None else ""
+        return f"{self.sessions:,} session{'s' if self.sessions != 1 else ''}{exp}{eg}"
+
+
+async def census(conn: asyncpg.Connection) -> SessionCensus:
+    """Count the sessions in ``user_fridge_sessions`` (of the connection's search_path), if it exists."""
+    if not await conn.fetchval("SELECT to_regclass('user_fridge_sessions') IS NOT NULL"):
+        return SessionCensus()
+    row = await conn.fetchrow("SELECT count(*) AS n, count(*) FILTER (WHERE expires_at <= now()) AS expired, "
+                              "(SELECT session_id FROM user_fridge_sessions LIMIT 1) AS example "
+                              "FROM user_fridge_sessions")
+    return SessionCensus(int(row["n"]), int(row["expired"]), row["example"])
+
+
+def refuse_postgres(where: str, found: SessionCensus) -> SchemaConflict:
+    """The one line refusing a database that holds sessions (``where`` ends with a space)."""
+    return SchemaConflict(f"the database {where}already holds {found.describe()} that fridgebench did not write",
+                          hint=REUSE_HINT)
+
+
+async def purge_sessions(conn: asyncpg.Connection) -> int:
+    """Empty the two session tables (``--reset``, or a scratch schema): returns the sessions deleted.
+
+    Locked, counted and truncated in one transaction, so the count is exactly what went. No
+    CASCADE: a table of someone else's referencing the sessions makes this fail, not empty it.
+    """
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE user_fridge_sessions, user_fridge_ingredients IN ACCESS EXCLUSIVE MODE")
+        n = int(await conn.fetchval("SELECT count(*) FROM user_fridge_sessions"))
+        try:
+            await conn.execute("TRUNCATE user_fridge_ingredients, user_fridge_sessions")
+        except asyncpg.FeatureNotSupportedError as err:  # referenced by another table's foreign key
+            raise SchemaConflict(f"cannot delete the sessions for --reset: {err}",
+                                 hint="another table references user_fridge_sessions; empty it yourself "
+                                      "or point fridgebench at another database") from None
+    return n
+
+
+async def _other_tables(conn: asyncpg.Connection) -> int:
+    """Tables in the database that are neither fridge2fork's (in this search_path) nor fridgebench's own."""
+    return int(await conn.fetchval(
+        """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT LIKE 'fridgebench\\_%'
+              AND c.oid <> ALL(SELECT to_regclass(t) FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL)""",
+        list(TABLES)))
+
+
+async def setup_schema(conn: asyncpg.Connection, *, existing: Existing = "refuse", where: str = "",
+                       notes: list[str] | None = None) -> int:
+    """Create tables and load the catalogue. Returns the number of sessions kept.
 
     With ``existing="refuse"`` a database that already holds sessions raises
-    :class:`SchemaConflict` naming ``--reuse`` and ``--reset``.
+    :class:`SchemaConflict` naming ``--reuse`` and ``--reset``; ``"reset"`` deletes them first;
+    ``"reuse"`` leaves them. ``notes`` receives one line per thing worth telling the user
+    (sessions deleted or left, tables created beside other tables).
     """
-    present = await conn.fetchval("SELECT to_regclass('public.user_fridge_sessions') IS NOT NULL")
+    say = notes.append if notes is not None else (lambda _line: None)
+    db = where or f"{await conn.fetchval('SELECT current_database()')} "
+    found = await census(conn)
     kept = 0
-    if present:
-        n = await conn.fetchval("SELECT count(*) FROM user_fridge_sessions")
-        if n and existing == "refuse":
-            raise SchemaConflict(
-                f"the database {where}already holds the fridge2fork tables with {n} sessions",
-                hint="pass --reuse to run on top of them or --reset to delete those sessions first",
-            )
+    if found.sessions:
+        if existing == "refuse":
+            raise refuse_postgres(db, found)
         if existing == "reset":
-            await conn.execute("TRUNCATE user_fridge_ingredients, user_fridge_sessions")
+            n = await purge_sessions(conn)
+            say(f"--reset: deleted {n:,} session{'s' if n != 1 else ''} from {db.strip()}")
         else:
-            kept = int(n or 0)
+            kept = found.sessions
+            say(f"--reuse: {found.describe()} already in {db.strip()} stay untouched; "
+                "fridgebench deletes only the sessions it writes")
+    missing = [t for t in TABLES
+               if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", t)]
+    if missing:
+        others = await _other_tables(conn)
+        if others:
+            name = await conn.fetchval("SELECT current_database()")
+            say(f"creating the fridge2fork tables ({', '.join(missing)}) in database {name!r}, "
+                f"which already holds {others} other table{'s' if others != 1 else ''}")
     await conn.execute(SCHEMA_SQL)
-    await load_catalogue(conn)
+    await load_catalogue(conn, where=db)
     return kept
 
 
-async def load_catalogue(conn: asyncpg.Connection) -> None:
-    """Upsert the ingredient and recipe catalogue (idempotent)."""
+async def check_catalogue(conn: asyncpg.Connection, where: str = "") -> None:
+    """Refuse a database whose ingredient / recipe catalogue differs from fridgebench's where they
+    overlap: fridgebench would otherwise read and write its ingredient names under someone else's ids."""
+    ings = ingredients()
+    rows = await conn.fetch("SELECT id, name FROM ingredients WHERE id = ANY($1::int[]) OR name = ANY($2::text[])",
+                            [i.id for i in ings], [i.name for i in ings])
+    ours = {i.id: i.name for i in ings}
+    bad = [(r["id"], r["name"]) for r in rows if ours.get(r["id"]) != r["name"]]
+    if bad:
+        i, name = bad[0]
+        want = f"fridgebench's is {ours[i]!r}" if i in ours else "fridgebench has that name under another id"
+        raise SchemaConflict(
+            f"the database {where}holds a different ingredient catalogue ({len(bad)} rows differ, e.g. "
+            f"id {i} is {name!r}; {want}); fridgebench does not change it",
+            hint="point fridgebench at a database without fridge2fork's catalogue (or one it set up)")
+    recs = recipes()
+    ids = ingredient_ids()
+    rows = await conn.fetch(
+        """SELECT r.id, r.name, coalesce(array_agg(ri.ingredient_id ORDER BY ri.ingredient_id)
+                                    FILTER (WHERE ri.ingredient_id IS NOT NULL), '{}') AS ings
+             FROM recipes r LEFT JOIN recipe_ingredients ri ON ri.recipe_id = r.id
+            WHERE r.id = ANY($1::int[]) GROUP BY r.id, r.name""", [r.id for r in recs])
+    want_recipes = {r.id: (r.name, sorted({ids[n] for n in r.ingredients})) for r in recs}
+    bad = [r["id"] for r in rows if (r["name"], list(r["ings"])) != want_recipes[r["id"]]]
+    if bad:
+        raise SchemaConflict(
+            f"the database {where}holds different recipes ({len(bad)} differ, e.g. recipe id {bad[0]}); "
+            "fridgebench does not change them",
+            hint="point fridgebench at a database without fridge2fork's recipes (or one it set up)")
+
+
+async def load_catalogue(conn: asyncpg.Connection, *, where: str = "") -> None:
+    """Insert the ingredient and recipe catalogue where missing (idempotent); rows already there are
+    never changed, and a catalogue that differs from fridgebench's is refused (:func:`check_catalogue`)."""
+    async with conn.transaction():  # all or nothing: never a half-loaded catalogue
+        await _load_catalogue(conn, where)
+
+
+async def _load_catalogue(conn: asyncpg.Connection, where: str) -> None:
+    await check_catalogue(conn, where)
     ings = ingredients()
     await conn.executemany(
-        """INSERT INTO ingredients (id, name, category, is_common) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category,
-           is_common = EXCLUDED.is_common""",
+        "INSERT INTO ingredients (id, name, category, is_common) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         [(i.id, i.name, i.category, i.is_common) for i in ings],
     )
     ids = ingredient_ids()
     recs = recipes()
     await conn.executemany(
-        "INSERT INTO recipes (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+        "INSERT INTO recipes (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         [(r.id, r.name) for r in recs],
     )
     await conn.executemany(

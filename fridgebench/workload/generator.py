@@ -3,6 +3,11 @@
 The generator never looks at store responses; it keeps its own belief of which sessions exist
 and what they hold, so removals name ingredients that were added and both stores replay an
 identical sequence.
+
+Session ids are uuid4-shaped and salted per :class:`Workload` (``id_salt``, random unless given):
+a run's ids never collide with sessions already in a store (someone else's, or an earlier run's
+with the same seed), while the seed alone fixes the sequence — the same seed gives the same
+operations, the same kinds, sessions (by position), ingredients and recipes; only the ids differ.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import bisect
 import itertools
 import math
 import random
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -90,8 +96,12 @@ class Workload:
         ingredient_weights: Sequence[float],
         recipe_ids: Sequence[int],
         recipe_weights: Sequence[float],
+        *,
+        id_salt: int | None = None,
     ) -> None:
         self.scenario = scenario
+        # XORed into every id: changes the ids, never the random draws (so never the sequence)
+        self.id_salt = secrets.randbits(128) if id_salt is None else id_salt
         self._names = list(ingredient_names)
         self._name_cum = list(itertools.accumulate(ingredient_weights))
         self._recipes = list(recipe_ids) or [0]
@@ -101,18 +111,17 @@ class Workload:
         self._kind_cum = list(itertools.accumulate(weights[k] for k in self._kinds))
 
     @classmethod
-    def from_catalogue(cls, scenario: Scenario) -> "Workload":
+    def from_catalogue(cls, scenario: Scenario, *, id_salt: int | None = None) -> "Workload":
         from fridgebench.stores import schema
 
         ings = schema.ingredients()
         recs = schema.recipes()
         return cls(scenario, [i.name for i in ings], [i.weight for i in ings],
-                   [r.id for r in recs], [r.weight for r in recs])
+                   [r.id for r in recs], [r.weight for r in recs], id_salt=id_salt)
 
     # -- helpers ------------------------------------------------------------------------
-    @staticmethod
-    def _session_id(rng: random.Random) -> str:
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    def _session_id(self, rng: random.Random) -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128) ^ self.id_salt, version=4))
 
     def _pick_names(self, rng: random.Random, k: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
         out: list[str] = []

@@ -2,7 +2,8 @@
 
 PostgreSQL: a fresh database ``fb_test_stores_<random>`` (schema + catalogue), dropped at the end.
 Redis: the machine's Redis (:mod:`tests.servers`), db 10; the store fixtures use
-a per-run key prefix so parallel runs sharing the db don't see each other's sessions.
+a per-run key prefix so parallel runs sharing the db don't see each other's sessions, and each
+store deletes exactly what it wrote when the test ends (its ledger: never a pattern delete).
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ async def open_store(name: str, pg_dsn: str, pool_size: int = 16) -> SessionStor
     if isinstance(store, RedisStoreBase):
         store.key_prefix = KEY_PREFIX
     await store.open()
-    await store.reset()
     return store
 
 
@@ -70,7 +70,7 @@ async def store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[Se
     try:
         yield s
     finally:
-        await s.reset()
+        await s.discard_written()
         await s.close()
 
 
@@ -81,5 +81,5 @@ async def redis_store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncItera
     try:
         yield s
     finally:
-        await s.reset()
+        await s.discard_written()
         await s.close()

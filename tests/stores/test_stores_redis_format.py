@@ -68,7 +68,7 @@ async def test_korean_text_written_by_lua_decodes_equal(redis_url: str, pg_dsn: 
         assert json.loads(value)["ingredients"] == json.loads(json.dumps({"i": ["김치", "대파"]}))["i"]
         got = await store.get(s)
         assert got is not None and got.ingredients == ("김치", "대파")
-        await store.reset()
+        await store.discard_written()
 
 
 async def test_atomic_add_has_set_semantics(pg_dsn: str, redis_url: str) -> None:
@@ -80,7 +80,7 @@ async def test_atomic_add_has_set_semantics(pg_dsn: str, redis_url: str) -> None
         await store.add_ingredients(s, ["두부", "계란"])
         got = await store.get(s)
         assert got is not None and got.ingredients == ("김치", "두부", "계란")
-        await store.reset()
+        await store.discard_written()
 
 
 async def test_reads_a_session_written_by_the_seeds_own_code(redis_store: RedisStoreBase) -> None:
@@ -89,6 +89,7 @@ async def test_reads_a_session_written_by_the_seeds_own_code(redis_store: RedisS
     session_id = sid()
     session_data = {"created_at": datetime.now().isoformat(), "ingredients": []}
     await r.execute_command("SETEX", f"{redis_store.key_prefix}{session_id}", 86400, json.dumps(session_data))
+    redis_store.written.session(session_id)  # written on the store's behalf: deleted with its own
     assert await redis_store.add_ingredients(session_id, ["마늘"])
     got = await redis_store.get(session_id)
     assert got is not None and got.ingredients == ("마늘",)
@@ -101,10 +102,11 @@ async def test_other_fields_survive_atomic_updates(redis_url: str) -> None:
     async with store:
         s = sid()
         await store.redis.set(store.key(s), json.dumps({"created_at": "2024-01-01T00:00:00", "ingredients": [], "v": 2}), ex=100)
+        store.written.session(s)  # written here on the store's behalf: it deletes it with its own
         await store.add_ingredients(s, ["김치"])
         data = json.loads(await raw(store, s))
         assert data == {"created_at": "2024-01-01T00:00:00", "ingredients": ["김치"], "v": 2}
-        await store.reset()
+        await store.discard_written()
 
 
 async def test_recipe_cache_value(redis_store: RedisStoreBase) -> None:

@@ -15,14 +15,13 @@ STORES = ("postgres", "redis-seed", "redis-atomic")
 
 
 @pytest.mark.parametrize("name", STORES)
-async def test_expiry_lag_and_sliding(name: str, ttl_pg_dsn: str, ttl_redis_url: str) -> None:
+async def test_expiry_lag_and_sliding(name: str, ttl_scratch: str, ttl_redis_url: str) -> None:
     before = redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events")
     params = ExpiryParams(sessions=300, ttl_s=1, ingredients=4, seed=7, cleanup_every_s=0.1, spread_s=0.3)
-    async with make_store(name, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
-        await store.reset()
-        r = await measure_expiry(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, params=params)
+    pg = ttl_scratch if name == "postgres" else ""
+    async with make_store(name, postgres_dsn=pg, redis_url=ttl_redis_url) as store:
+        r = await measure_expiry(store, postgres_dsn=pg, redis_url=ttl_redis_url, params=params)
         assert await store.count_live() == 0  # every session, touched or not, has expired by now
-        await store.reset()
     assert r["expired_before_observed"] == 0
     # unreadable right after expiry: within the probe's resolution, never before it (beyond clock noise)
     assert r["readable_never_gone"] == 0
@@ -47,11 +46,12 @@ async def test_expiry_lag_and_sliding(name: str, ttl_pg_dsn: str, ttl_redis_url:
 
 
 @pytest.mark.parametrize("name", STORES)
-async def test_bytes_per_session(name: str, ttl_pg_dsn: str, ttl_redis_url: str) -> None:
-    async with make_store(name, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
-        m0 = await measure_memory(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, counts=(2000,),
+async def test_bytes_per_session(name: str, ttl_scratch: str, ttl_redis_url: str) -> None:
+    pg = ttl_scratch if name == "postgres" else ""
+    async with make_store(name, postgres_dsn=pg, redis_url=ttl_redis_url) as store:
+        m0 = await measure_memory(store, postgres_dsn=pg, redis_url=ttl_redis_url, counts=(2000,),
                                   ingredients=0, seed=1)
-        m8 = await measure_memory(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, counts=(2000, 5000),
+        m8 = await measure_memory(store, postgres_dsn=pg, redis_url=ttl_redis_url, counts=(2000, 5000),
                                   ingredients=8, seed=1)
         assert await store.count_live() == 0  # cleaned up after itself
     b0, b8 = m0["bytes_per_session"], m8["bytes_per_session"]
@@ -71,10 +71,9 @@ async def test_bytes_per_session(name: str, ttl_pg_dsn: str, ttl_redis_url: str)
     assert abs(a - b) / b < 0.3
 
 
-async def test_cleanup_deletes_exactly_the_expired_rows(ttl_pg_dsn: str, ttl_redis_url: str) -> None:
-    async with make_store("postgres", postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
-        await store.reset()
-        conn = await asyncpg.connect(ttl_pg_dsn)
+async def test_cleanup_deletes_exactly_the_expired_rows(ttl_scratch: str, ttl_redis_url: str) -> None:
+    async with make_store("postgres", postgres_dsn=ttl_scratch, redis_url=ttl_redis_url) as store:
+        conn = await asyncpg.connect(ttl_scratch)
         try:
             await conn.execute(LOAD_SQL, 900, 5, 3)  # every 3rd of 900 expired, 5 ingredients each
             live = {r[0] for r in await conn.fetch("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now()")}
@@ -86,21 +85,21 @@ async def test_cleanup_deletes_exactly_the_expired_rows(ttl_pg_dsn: str, ttl_red
             assert await store.cleanup_expired() == 0
         finally:
             await conn.close()
-            await store.reset()
 
 
 async def _reloptions(conn: asyncpg.Connection) -> dict[str, list[str] | None]:
     return {r[0]: r[1] for r in await conn.fetch(
-        "SELECT relname, reloptions FROM pg_class WHERE relname IN ('user_fridge_sessions', 'user_fridge_ingredients')")}
+        "SELECT relname, reloptions FROM pg_class WHERE relname IN ('user_fridge_sessions', 'user_fridge_ingredients') "
+        "AND relnamespace = current_schema()::regnamespace")}
 
 
-async def test_cleanup_cost(ttl_pg_dsn: str, ttl_redis_url: str) -> None:
-    conn = await asyncpg.connect(ttl_pg_dsn)
+async def test_cleanup_cost(ttl_scratch: str, ttl_redis_url: str) -> None:
+    conn = await asyncpg.connect(ttl_scratch)
     try:
         # a database with its own setting on one table gets exactly that back; the other is reset
         await conn.execute("ALTER TABLE user_fridge_sessions SET (autovacuum_enabled = true)")
-        async with make_store("postgres", postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
-            c = await measure_cleanup(store, postgres_dsn=ttl_pg_dsn, sessions=4000, ingredients=4, batch=500,
+        async with make_store("postgres", postgres_dsn=ttl_scratch, redis_url=ttl_redis_url) as store:
+            c = await measure_cleanup(store, postgres_dsn=ttl_scratch, sessions=4000, ingredients=4, batch=500,
                                       readers=2, baseline_s=0.3)
             assert await store.count_live() == 0
         assert await _reloptions(conn) == {"user_fridge_sessions": ["autovacuum_enabled=true"],
@@ -120,3 +119,24 @@ async def test_cleanup_cost(ttl_pg_dsn: str, ttl_redis_url: str) -> None:
         assert v["foreground"]["baseline"]["n"] > 0 and v["foreground"]["misses"] == 0
     batched = c["variants"][1]
     assert batched["batches"] == 2000 // 500 + 1  # the last one finds nothing
+
+
+async def test_pg_measurements_refuse_to_run_outside_a_scratch_schema(ttl_pg_dsn: str, ttl_redis_url: str) -> None:
+    """The application's cleanup job and the emptied tables would take someone else's rows with them."""
+    conn = await asyncpg.connect(ttl_pg_dsn)
+    await conn.execute("INSERT INTO user_fridge_sessions (session_id, expires_at) "
+                       "VALUES ('someone-elses', now() - interval '1 hour')")
+    try:
+        async with make_store("postgres", postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url) as store:
+            with pytest.raises(RuntimeError, match="scratch schema"):
+                await measure_cleanup(store, postgres_dsn=ttl_pg_dsn, sessions=100, ingredients=1)
+            with pytest.raises(RuntimeError, match="scratch schema"):
+                await measure_memory(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, counts=(10,),
+                                     ingredients=1, seed=1)
+            params = ExpiryParams(sessions=20, ttl_s=1, ingredients=1, seed=7, cleanup_every_s=0.1, spread_s=0.1)
+            with pytest.raises(RuntimeError, match="scratch schema"):
+                await measure_expiry(store, postgres_dsn=ttl_pg_dsn, redis_url=ttl_redis_url, params=params)
+        assert await conn.fetchval("SELECT count(*) FROM user_fridge_sessions") == 1  # the expired row stays
+    finally:
+        await conn.execute("DELETE FROM user_fridge_sessions WHERE session_id = 'someone-elses'")
+        await conn.close()
