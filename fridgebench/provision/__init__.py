@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
+from fridgebench import urls
 from fridgebench.config import mask_url
 from fridgebench.errors import ProvisionError
 from fridgebench.provision import binaries, external, local, probe, state
@@ -32,7 +33,7 @@ def describe(info: ServerInfo, verb: str = "started") -> str:
     keys = ("fsync", "synchronous_commit") if info.kind == "postgres" else ("appendonly", "save")
     dur = " ".join(f"{k}={info.durability.get(k)!r}" if info.durability.get(k) == "" else f"{k}={info.durability.get(k)}"
                    for k in keys)
-    where = f"{info.host}:{info.port}" if info.source != "external" else info.url
+    where = urls.describe(info.kind, info.url)  # user@host:port/db: the resolved target, never a password
     who = f" as user {info.os_user}" if info.os_user else ""
     took = f" in {info.started_in_s:.1f} s" if info.started_in_s is not None else ""
     return f"{verb} {name} {version} ({info.source}) on {where}{who}{took}; {dur}"
