@@ -212,7 +212,14 @@ def signals_deferred() -> Iterator[None]:
 
 
 def _spawn(argv: list[str], log: Path, *, user: OsUser | None, detach: bool, cwd: Path) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with output appended to ``log``; tied to our life unless ``detach``."""
+    """Start ``argv`` with output appended to ``log``; tied to our life unless ``detach``.
+
+    Always in a session (and process group) of its own: a terminal's Ctrl-C signals the whole
+    foreground process group, and PostgreSQL takes SIGINT as "fast shutdown" -- the server would
+    stop under the running command before fridgebench could stop it in order. Only fridgebench
+    decides when its servers stop: on success, error, Ctrl-C and SIGTERM (the callers' ``finally``
+    and the ``atexit`` hook), and on SIGKILL of fridgebench through ``PR_SET_PDEATHSIG``, which a
+    new session does not affect."""
     # PDEATHSIG fires when the *thread* that forked dies, so only tie to the main thread.
     main = threading.current_thread() is threading.main_thread()
     tie = not detach and _libc is not None and main
@@ -222,7 +229,7 @@ def _spawn(argv: list[str], log: Path, *, user: OsUser | None, detach: bool, cwd
     with open(log, "ab") as out:
         return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd), env=env,
-            start_new_session=detach, preexec_fn=(lambda: _child_setup(parent, tie)) if main else None,
+            start_new_session=True, preexec_fn=(lambda: _child_setup(parent, tie)) if main else None,
             **demote_kwargs(user))
 
 
