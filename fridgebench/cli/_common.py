@@ -46,6 +46,24 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def announce_wait(seconds: float, what: str) -> None:
+    """For a run that waits longer than a minute: say how long, and when it is expected to end."""
+    if seconds <= 60:
+        return
+    from datetime import datetime, timedelta
+
+    from fridgebench.experiments.ttl_common import human_duration
+
+    try:
+        end = datetime.now().astimezone() + timedelta(seconds=seconds)
+    except OverflowError:  # beyond year 9999
+        console.print(f"{what} takes about {human_duration(seconds)}; Ctrl-C stops it cleanly", soft_wrap=True)
+        return
+    fmt = "%H:%M:%S" if seconds < 86400 else "%Y-%m-%d %H:%M:%S"
+    console.print(f"{what} takes about {human_duration(seconds)}: expected to end around {end.strftime(fmt)} "
+                  f"({end.strftime('%Z')}); Ctrl-C stops it cleanly", soft_wrap=True)
+
+
 def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
     console.print(f"[bold red]error:[/] {mask_text(message)}", soft_wrap=True)
     return typer.Exit(int(status))

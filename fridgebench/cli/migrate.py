@@ -9,7 +9,7 @@ import typer
 
 from fridgebench.cli import _options as _o
 from fridgebench.cli import app
-from fridgebench.cli._common import console, emit_json, error_boundary
+from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary
 from fridgebench.config import ENV_POSTGRES_DSN, ENV_REDIS_URL, mask_url
 from fridgebench.errors import ExitStatus, UsageError, VerificationFailed
 
@@ -290,7 +290,8 @@ def write_cmd(
     dsn: Annotated[Optional[str], typer.Option("--dsn", envvar=ENV_POSTGRES_DSN, callback=_o.remember_source,
                                                help="PostgreSQL DSN.")] = None,
     rate: Annotated[float, typer.Option("--rate", min=0, help="Operations per second (0: as fast as possible).")] = 100.0,
-    duration: Annotated[float, typer.Option("--duration", min=0.1, help="Seconds to run; stops by itself.")] = 30.0,
+    duration: Annotated[float, typer.Option("--duration", min=0.1, max=7 * 86400,
+                                            help="Seconds to run (at most a week); stops by itself.")] = 30.0,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     json_: Json = False,
 ) -> None:
@@ -300,6 +301,7 @@ def write_cmd(
 
         target = _rehearsal_db(dsn)
         console.print(f"rehearse write: PostgreSQL {target.display}")
+        announce_wait(duration, f"changing sessions at {rate:g} operations/s" if rate else "changing sessions")
         stats = rehearsal.write(target.url, rate=rate, duration=duration, seed=seed)
         if json_:
             emit_json({"ops": stats.ops, "errors": stats.errors, "seconds": stats.seconds})
