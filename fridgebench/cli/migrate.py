@@ -304,9 +304,11 @@ def write_cmd(
         announce_wait(duration, f"changing sessions at {rate:g} operations/s" if rate else "changing sessions")
         stats = rehearsal.write(target.url, rate=rate, duration=duration, seed=seed)
         if json_:
-            emit_json({"ops": stats.ops, "errors": stats.errors, "seconds": stats.seconds})
+            emit_json({"ops": stats.ops, "errors": stats.errors, "first_error": stats.first_error,
+                       "seconds": stats.seconds})
         console.print(f"{stats.total:,} operations in {stats.seconds:.1f} s: "
-                      + ", ".join(f"{k} {v}" for k, v in stats.ops.items()) + f"; errors {stats.errors}")
+                      + ", ".join(f"{k} {v}" for k, v in stats.ops.items()) + f"; errors {stats.errors}"
+                      + (f" (the first: {stats.first_error})" if stats.first_error else ""), soft_wrap=True)
 
 
 _ = ExitStatus
