@@ -62,10 +62,11 @@ def compare(
         from fridgebench.workload.model import load_scenario
 
         store_names = _parse_stores(stores)
-        sc = load_scenario(scenario).with_overrides(**{
+        sc = load_scenario(scenario).with_overrides({
             "load.duration_seconds": duration, "load.warmup_seconds": warmup, "load.rate": rate,
             "load.concurrency": concurrency, "population.sessions": sessions, "seed": seed,
-        })
+        }, flags={"load.duration_seconds": "--duration", "load.warmup_seconds": "--warmup", "load.rate": "--rate",
+                  "load.concurrency": "--concurrency", "population.sessions": "--sessions", "seed": "--seed"})
         if rate is not None and sc.load.model == "closed":
             raise UsageError(f"--rate applies to open-loop scenarios; {sc.name} is closed-loop",
                              hint="use --concurrency, or an open-loop scenario")
