@@ -146,6 +146,9 @@ def error_boundary() -> Iterator[None]:
             raise fail(str(mapped), mapped.exit_status) from None
         if err.errno == 28:  # ENOSPC
             raise fail(f"disk full while writing {err.filename or 'results'} — free space and run again") from None
+        if err.errno == 27:  # EFBIG: the filesystem's or `ulimit -f`'s largest file
+            raise fail(f"file too large while writing {err.filename or 'results'} — raise `ulimit -f` or "
+                       "use another --out") from None
         raise fail(f"{err.strerror or err} ({err.filename})" if err.filename else str(err)) from None
     except Exception as err:
         if state.debug:

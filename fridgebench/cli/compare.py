@@ -61,6 +61,9 @@ def compare(
         from fridgebench.experiments.compare import CompareOptions
         from fridgebench.workload.model import load_scenario
 
+        from fridgebench.measure.results import check_reports_root
+
+        check_reports_root(out, "--out")  # before any server starts: a run's results need somewhere to go
         store_names = _parse_stores(stores)
         sc = load_scenario(scenario).with_overrides({
             "load.duration_seconds": duration, "load.warmup_seconds": warmup, "load.rate": rate,

@@ -65,6 +65,13 @@ def _schema(tables: list[str] | None, columns: list[str] | None) -> Any:
     return SourceSchema.from_overrides(parse_kv(tables, "--table"), parse_kv(columns, "--column"))
 
 
+def _check_results_folder() -> None:
+    """Before migrating or verifying: the results folder must be writable (FRIDGEBENCH_REPORTS)."""
+    from fridgebench.measure.results import check_reports_root, default_reports_root
+
+    check_reports_root(default_reports_root(), "results folder (FRIDGEBENCH_REPORTS)")
+
+
 def _write_results(command: str, started: datetime, section: dict[str, Any], complete: bool,
                    warnings: list[str] | None = None) -> str:
     from fridgebench.measure.results import (Environment, ResultsDocument, RunDirectory, default_reports_root,
@@ -150,6 +157,7 @@ def migrate(
         from fridgebench.migrate import run
 
         src, dst = _source(from_), _target(to)
+        _check_results_folder()
         opts = run.Options(dsn=src.url, url=dst.url, schema=_schema(tables, columns),
                            dry_run=dry_run, live=live, follow=follow, until_caught_up=until_caught_up,
                            batch_size=batch_size, rate_limit=rate_limit, concurrency=concurrency,
@@ -218,6 +226,7 @@ def verify_cmd(
         from fridgebench.migrate import run
 
         src, dst = _source(from_), _target(to)
+        _check_results_folder()
         dsn, url = src.url, dst.url
         console.print(f"verify PostgreSQL {src.display} against Redis {dst.display}")
         rep = run.verify(dsn, url, _schema(tables, columns), ttl_tolerance_s=ttl_tolerance, sample=sample, settle_s=settle)

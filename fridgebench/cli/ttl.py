@@ -83,6 +83,9 @@ def ttl(
                           memory_counts=_counts(memory_counts), seed=seed, cleanup_sessions=cleanup_sessions,
                           cleanup_every_s=cleanup_every)
         validate(opts)  # before any server is started
+        from fridgebench.measure.results import check_reports_root, default_reports_root
+
+        check_reports_root(out or default_reports_root(), "--out")
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, False, reset)
         announce_wait(expected_wait_s(opts), f"waiting for sessions to expire ({len(opts.stores)} stores, "
                       f"TTL {opts.ttl_s:g} s)")
