@@ -19,7 +19,8 @@ from fridgebench.errors import ProvisionError
 from fridgebench.provision import binaries, external, local, probe, state
 from fridgebench.provision.base import Endpoints, ProvisionOptions, ServerInfo
 
-__all__ = ["Endpoints", "ProvisionOptions", "ServerInfo", "provisioned", "up", "down", "status", "describe"]
+__all__ = ["Endpoints", "ProvisionOptions", "ServerInfo", "provisioned", "up", "down", "status", "orphans",
+           "describe"]
 
 EventSink = Callable[[str], None]
 
@@ -229,9 +230,11 @@ def _inside(path: str | None, root: Path) -> Path | None:
 
 
 def down(*, run_dir: str | None = None) -> list[ServerInfo]:
-    """Stop the servers recorded by :func:`up`, remove their run folders and the record."""
+    """Stop the servers recorded by :func:`up`, remove their run folders and the record; also stop
+    servers a killed fridgebench left running unrecorded (:func:`orphans`). Returns what it stopped."""
     root = local.run_root(run_dir)
     recs = state.read(root)
+    left_running = local.orphans(root)
     left = []
     for rec in recs:
         if rec.info.pid:
@@ -249,9 +252,20 @@ def down(*, run_dir: str | None = None) -> list[ServerInfo]:
     state.clear(root)
     if root.is_dir():
         local.sweep_stale(root)  # servers of an `up` killed before it could record them
-    return [r.info for r in recs]
+    still = [o for o in left_running if local.pid_alive(o.pid, o.create_time)]
+    if still:
+        who = ", ".join(f"{o.kind or 'server'} pid {o.pid}" for o in still)
+        raise ProvisionError(f"could not stop {who} left running in {root}",
+                             hint="run `fridgebench down` as the user who started them")
+    return [r.info for r in recs] + [o.info() for o in left_running]
 
 
 def status(*, run_dir: str | None = None) -> list[tuple[ServerInfo, bool]]:
     """Recorded servers and whether each is alive (its process exists and it answers)."""
     return [(r.info, _alive(r)) for r in state.read(local.run_root(run_dir))]
+
+
+def orphans(*, run_dir: str | None = None) -> list[ServerInfo]:
+    """Servers running unrecorded in the run root: left by a fridgebench killed (SIGKILL) before it
+    could record or stop them, e.g. ``fridgebench up`` mid-start. :func:`down` stops them."""
+    return [o.info() for o in local.orphans(local.run_root(run_dir))]
