@@ -220,7 +220,17 @@ def verify_cmd(
     columns: Columns = None,
     json_: Json = False,
 ) -> None:
-    """Compare every live PostgreSQL session with Redis: missing, extra, content, TTL. Non-zero exit on any difference."""
+    """Compare every live PostgreSQL session with Redis: missing, extra, content, TTL.
+
+    Exit status: 0 no differences, 5 differences found, 1 verify could not run (a store
+    unreachable, ...), 2 bad input, 130 interrupted.
+
+    Examples:
+
+      fridgebench migrate verify --from postgresql://app@db:5432/fridge --to redis://cache:6379/0
+
+      fridgebench migrate verify --json > verify.json; [ $? -eq 5 ] && echo "sessions differ"
+    """
     started = datetime.now(timezone.utc)
     with error_boundary():
         from fridgebench.migrate import run
