@@ -35,10 +35,12 @@ def _label(param: str, flag: str, envvar: str | None) -> str:
 
 PostgresDsn = Annotated[Optional[str], typer.Option("--postgres-dsn", envvar=ENV_POSTGRES_DSN, show_envvar=True,
     callback=remember_source,
-    help="Use this external PostgreSQL (never started or stopped). sslmode= accepted.", rich_help_panel=_P)]
+    help="Use this external PostgreSQL (never started or stopped): postgresql://user@host:5432/dbname, "
+         "sslmode= accepted.", rich_help_panel=_P)]
 RedisUrl = Annotated[Optional[str], typer.Option("--redis-url", envvar=ENV_REDIS_URL, show_envvar=True,
     callback=remember_source,
-    help="Use this external Redis (redis:// or rediss://; never started or stopped).", rich_help_panel=_P)]
+    help="Use this external Redis (never started or stopped): redis://host:6379/N (db index N), rediss:// for "
+         "TLS.", rich_help_panel=_P)]
 PgBin = Annotated[Optional[str], typer.Option("--pg-bin", metavar="DIR",
     help="Start PostgreSQL from these system binaries (e.g. /usr/lib/postgresql/15/bin).", rich_help_panel=_P)]
 RedisBin = Annotated[Optional[str], typer.Option("--redis-bin", metavar="PATH",

@@ -15,10 +15,10 @@ from fridgebench.errors import ExitStatus, UsageError, VerificationFailed
 
 From = Annotated[Optional[str], typer.Option("--from", envvar=ENV_POSTGRES_DSN, show_envvar=True,
                                              callback=_o.remember_source,
-                                             help="Source PostgreSQL DSN (the fridge2fork database).")]
+                                             help="Source PostgreSQL URL naming the fridge2fork database: postgresql://user@host:5432/dbname.")]
 To = Annotated[Optional[str], typer.Option("--to", envvar=ENV_REDIS_URL, show_envvar=True,
                                            callback=_o.remember_source,
-                                           help="Target Redis URL (redis://host:port/db).")]
+                                           help="Target Redis URL: redis://host:port/db (rediss:// for TLS).")]
 Tables = Annotated[Optional[List[str]], typer.Option("--table", metavar="KEY=NAME",
     help="Table names when the schema differs: sessions=, items=, catalogue=.")]
 Columns = Annotated[Optional[List[str]], typer.Option("--column", metavar="KEY=NAME",
@@ -222,8 +222,7 @@ def verify_cmd(
 ) -> None:
     """Compare every live PostgreSQL session with Redis: missing, extra, content, TTL.
 
-    Exit status: 0 no differences, 5 differences found, 1 verify could not run (a store
-    unreachable, ...), 2 bad input, 130 interrupted.
+    Exit status: 0 no differences, 5 differences found, 1 verify could not run (a store unreachable, ...), 2 bad input, 130 interrupted.
 
     Examples:
 
