@@ -117,7 +117,8 @@ class RedisTarget:
 def _bad(flag: str, url: str, what: str, hint: str) -> UsageError:
     """``flag`` is the option (``--redis-url``) or, for a value from the environment, ``NAME=``."""
     sep = "" if flag.endswith("=") else " "
-    return UsageError(f"{flag}{sep}{mask_url(url)}: {what}", hint=hint)
+    shown = f"{flag}{sep}{mask_url(url)}" if url else flag.rstrip("=")
+    return UsageError(f"{shown}: {what}", hint=hint)
 
 
 def _split_netloc(flag: str, url: str, netloc: str, example: str) -> tuple[str, str | None, str, str]:

@@ -89,7 +89,7 @@ def provision_options(
 
     if reuse and reset:
         raise UsageError("--reuse and --reset exclude each other", hint="pick one")
-    if postgres_dsn is not None:  # "" from an empty env var counts as not given (Typer's reading)
+    if postgres_dsn is not None:  # an empty env var reads as not given; an empty flag value is refused
         postgres_target(postgres_dsn)
     if redis_url is not None:
         redis_target(redis_url)

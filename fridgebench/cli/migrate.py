@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, List, Optional
+from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
@@ -12,6 +12,9 @@ from fridgebench.cli import app
 from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary
 from fridgebench.config import ENV_POSTGRES_DSN, ENV_REDIS_URL, mask_url
 from fridgebench.errors import ExitStatus, UsageError, VerificationFailed
+
+if TYPE_CHECKING:
+    from fridgebench.urls import PostgresTarget, RedisTarget
 
 From = Annotated[Optional[str], typer.Option("--from", envvar=ENV_POSTGRES_DSN, show_envvar=True,
                                              callback=_o.remember_source,
@@ -45,17 +48,17 @@ def _need(value: str | None, flag: str) -> str:
     return value
 
 
-def _source(value: str | None) -> Any:
+def _source(value: str | None) -> PostgresTarget:
     """--from (or FRIDGEBENCH_POSTGRES_DSN), validated: :class:`~fridgebench.urls.PostgresTarget`."""
     return _o.postgres_target(_need(value, "--from"), param="from_", flag="--from")
 
 
-def _target(value: str | None) -> Any:
+def _target(value: str | None) -> RedisTarget:
     """--to (or FRIDGEBENCH_REDIS_URL), validated: :class:`~fridgebench.urls.RedisTarget`."""
     return _o.redis_target(_need(value, "--to"), param="to", flag="--to")
 
 
-def _rehearsal_db(value: str | None) -> Any:
+def _rehearsal_db(value: str | None) -> PostgresTarget:
     return _o.postgres_target(_need(value, "--dsn"), param="dsn", flag="--dsn")
 
 
