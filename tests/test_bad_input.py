@@ -71,12 +71,12 @@ def run_root(fb_run_root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def throwaway_valkey() -> Iterator[int]:
+def throwaway_valkey(*extra: str) -> Iterator[int]:
     """A Valkey fridgebench did not start, on a free port: its port; stopped afterwards."""
     port = free_port()
     folder = tempfile.mkdtemp(prefix="fb-test-valkey-")
     proc = subprocess.Popen([str(embedded_valkey()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL)
+                             "--appendonly", "no", "--dir", folder, *extra], stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=port)
         deadline = time.monotonic() + 20
@@ -489,3 +489,24 @@ def test_verify_exits_5_for_differences_and_1_when_it_cannot_compare(pg_db: str,
     unreachable = one_error(fb("migrate", "verify", "--from", pg_db, "--to", "redis://127.0.0.1:1/2", env=env), 1)
     assert "cannot reach Redis" in unreachable
     assert "5 differences found" in " ".join(fb("migrate", "verify", "--help").stdout.split())
+
+
+# --- every client reads a URL the same way -------------------------------------------------------------
+
+def test_migrate_writes_where_a_unix_socket_url_points(pg_db: str, tmp_path: Path) -> None:
+    """The backfill's raw writer read unix:///path?db=N as host 127.0.0.1:6379, db "path": it now
+    reads every URL through the same validated parse as the other clients."""
+    sock = tmp_path / "valkey.sock"
+    with throwaway_valkey("--unixsocket", str(sock), "--unixsocketperm", "700") as port:
+        url = f"unix://{sock}?db=4"
+        env = {"FRIDGEBENCH_REPORTS": str(tmp_path / "reports")}
+        assert fb("rehearse", "fill", "--dsn", pg_db, "--sessions", "200").returncode == 0
+        res = fb("migrate", "--from", pg_db, "--to", url, env=env)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.splitlines()[0].endswith(f"→ Redis {url}")
+        written = int(res.stderr.split(" sessions written")[0].rsplit(" ", 1)[1].replace(",", ""))
+        r = redis.Redis(port=port, db=4)
+        assert written > 150 and len(list(r.scan_iter(match="session:*", count=1000))) == written
+        assert redis.Redis(port=port, db=0).dbsize() == 0
+        res = fb("migrate", "verify", "--from", pg_db, "--to", url, "--settle", "0", env=env)
+        assert res.returncode == 0 and "no differences" in res.stderr, res.stderr
