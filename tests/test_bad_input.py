@@ -295,6 +295,7 @@ def test_a_wait_over_a_minute_prints_its_expected_end(args: list[str], expected_
     assert "cannot reach PostgreSQL" in line
     end = _announced_end(res.stderr)
     assert abs((end - t0).total_seconds() - expected_s) < 30, (end, t0, res.stderr)
+    assert list(tmp_path.iterdir()) == []  # a run that never reached its stores leaves no run folder
 
 
 def test_a_short_run_prints_no_end_time(run_root: Path, tmp_path: Path) -> None:

@@ -103,7 +103,8 @@ def _run(opts: TtlOptions, popts: ProvisionOptions, out: Path | None) -> tuple[R
 
     started = datetime.now(timezone.utc)
     rundir = RunDirectory(out or default_reports_root(), new_run_id("ttl"))
-    with rundir, provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep:
+    # the run folder appears once the stores are up: an unreachable store leaves nothing in --out
+    with provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep, rundir:
         env = Environment.capture(servers=[ep.postgres.to_dict(), ep.redis.to_dict()])
         base = dict(command="ttl", run_id=rundir.run_id, started_at=started, environment=env, seed=opts.seed)
         ResultsDocument(**base)  # validate before minutes of measuring
