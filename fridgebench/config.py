@@ -36,6 +36,8 @@ def mask_url(url: str | None) -> str:
             user = userinfo.split(":", 1)[0]
             netloc = f"{user}:{_MASK}@{host}"
     query = _KV_PASSWORD.sub(lambda m: m.group(1) + _MASK, parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing to mask: as written (urlunsplit would turn unix:///path into unix:/path)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

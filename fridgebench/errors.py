@@ -15,6 +15,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # bad flags, bad scenario file, bad input the user can fix
     GATE_FAILED = 3  # a regression gate failed
     TOO_NOISY = 4  # results too noisy to judge
+    DIFFERENCES = 5  # `migrate verify` found sessions that differ (unreachable stores stay 1)
     INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 
@@ -63,7 +64,10 @@ class MigrationRefused(UsageError):
 
 
 class VerificationFailed(FridgebenchError):
-    """`migrate verify` found differences."""
+    """`migrate verify` found differences: its own exit status, so a script can tell "the stores
+    differ" (5) from "verify could not run" (1)."""
+
+    exit_status = ExitStatus.DIFFERENCES
 
 
 class Interrupted(FridgebenchError):

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from fridgebench.config import mask_text
+from fridgebench.connection_errors import from_targets
 from fridgebench.errors import ExitStatus, FridgebenchError
 
 # Piped or logged (CI), Rich would assume 80 columns and truncate the tables: use 120 unless told.
@@ -30,6 +31,9 @@ T = TypeVar("T")
 
 class _State:
     debug: bool = bool(os.environ.get("FRIDGEBENCH_DEBUG"))
+    # store kind -> (URL, flag) the command was given: connection errors name them (cli._options)
+    targets: dict[str, tuple[str, str]] = {}
+    from_env: set[str] = set()  # URL options whose value came from their environment variable
 
 
 state = _State()
@@ -40,6 +44,24 @@ def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def announce_wait(seconds: float, what: str) -> None:
+    """For a run that waits longer than a minute: say how long, and when it is expected to end."""
+    if seconds <= 60:
+        return
+    from datetime import datetime, timedelta
+
+    from fridgebench.experiments.ttl_common import human_duration
+
+    try:
+        end = datetime.now().astimezone() + timedelta(seconds=seconds)
+    except OverflowError:  # beyond year 9999
+        console.print(f"{what} takes about {human_duration(seconds)}; Ctrl-C stops it cleanly", soft_wrap=True)
+        return
+    fmt = "%H:%M:%S" if seconds < 86400 else "%Y-%m-%d %H:%M:%S"
+    console.print(f"{what} takes about {human_duration(seconds)}: expected to end around {end.strftime(fmt)} "
+                  f"({end.strftime('%Z')}); Ctrl-C stops it cleanly", soft_wrap=True)
 
 
 def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
@@ -102,6 +124,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 def error_boundary() -> Iterator[None]:
     """Run a command body: map errors to one line + exit status; SIGTERM behaves like Ctrl-C."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    state.targets.clear()  # filled by this command's URL options (cli._options)
     try:
         yield
     except typer.Exit:
@@ -118,12 +141,22 @@ def error_boundary() -> Iterator[None]:
     except OSError as err:
         if state.debug:
             console.print_exception()
+        mapped = from_targets(err, state.targets)  # a client library's "connection refused", "timed out"
+        if mapped is not None:
+            raise fail(str(mapped), mapped.exit_status) from None
         if err.errno == 28:  # ENOSPC
             raise fail(f"disk full while writing {err.filename or 'results'} — free space and run again") from None
+        if err.errno == 27:  # EFBIG: the filesystem's or `ulimit -f`'s largest file
+            raise fail(f"file too large while writing {err.filename or 'results'} — raise `ulimit -f` or "
+                       "use another --out") from None
         raise fail(f"{err.strerror or err} ({err.filename})" if err.filename else str(err)) from None
-    except Exception as err:  # a bug: still one line, traceback with --debug
+    except Exception as err:
         if state.debug:
             console.print_exception()
+        mapped = from_targets(err, state.targets)  # a store unreachable, gone, refusing us: one clear line
+        if mapped is not None:
+            raise fail(str(mapped), mapped.exit_status) from None
+        # a bug: still one line, traceback with --debug
         raise fail(f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)") from None
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -10,7 +10,7 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import console, emit_json, error_boundary, run_async
+from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, run_async
 from fridgebench.errors import UsageError
 
 
@@ -61,11 +61,15 @@ def compare(
         from fridgebench.experiments.compare import CompareOptions
         from fridgebench.workload.model import load_scenario
 
+        from fridgebench.measure.results import check_reports_root
+
+        check_reports_root(out, "--out")  # before any server starts: a run's results need somewhere to go
         store_names = _parse_stores(stores)
-        sc = load_scenario(scenario).with_overrides(**{
+        sc = load_scenario(scenario).with_overrides({
             "load.duration_seconds": duration, "load.warmup_seconds": warmup, "load.rate": rate,
             "load.concurrency": concurrency, "population.sessions": sessions, "seed": seed,
-        })
+        }, flags={"load.duration_seconds": "--duration", "load.warmup_seconds": "--warmup", "load.rate": "--rate",
+                  "load.concurrency": "--concurrency", "population.sessions": "--sessions", "seed": "--seed"})
         if rate is not None and sc.load.model == "closed":
             raise UsageError(f"--rate applies to open-loop scenarios; {sc.name} is closed-loop",
                              hint="use --concurrency, or an open-loop scenario")
@@ -85,6 +89,14 @@ def compare(
             from fridgebench.experiments.sweep import SweepOptions
 
             sweep_opts = SweepOptions(sc, store_names)
+        wait = len(store_names) * (sc.load.warmup_seconds + sc.load.duration_seconds)
+        if sweep_opts is not None:
+            wait += len(store_names) * len(sweep_opts.rates) * (0.5 + sweep_opts.step_seconds)
+        if ttl_opts is not None:
+            from fridgebench.experiments.ttl import expected_wait_s
+
+            wait += expected_wait_s(ttl_opts)
+        announce_wait(wait, f"measuring {', '.join(store_names)}")
         doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts, sweep_opts)
         if json_out:
             emit_json(doc.to_dict())

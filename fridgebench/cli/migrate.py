@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, List, Optional
+from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 
 import typer
 
+from fridgebench.cli import _options as _o
 from fridgebench.cli import app
-from fridgebench.cli._common import console, emit_json, error_boundary
+from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary
 from fridgebench.config import ENV_POSTGRES_DSN, ENV_REDIS_URL, mask_url
 from fridgebench.errors import ExitStatus, UsageError, VerificationFailed
 
+if TYPE_CHECKING:
+    from fridgebench.urls import PostgresTarget, RedisTarget
+
 From = Annotated[Optional[str], typer.Option("--from", envvar=ENV_POSTGRES_DSN, show_envvar=True,
-                                             help="Source PostgreSQL DSN (the fridge2fork database).")]
+                                             callback=_o.remember_source,
+                                             help="Source PostgreSQL URL naming the fridge2fork database: postgresql://user@host:5432/dbname.")]
 To = Annotated[Optional[str], typer.Option("--to", envvar=ENV_REDIS_URL, show_envvar=True,
-                                           help="Target Redis URL (redis://host:port/db).")]
+                                           callback=_o.remember_source,
+                                           help="Target Redis URL: redis://host:port/db (rediss:// for TLS).")]
 Tables = Annotated[Optional[List[str]], typer.Option("--table", metavar="KEY=NAME",
     help="Table names when the schema differs: sessions=, items=, catalogue=.")]
 Columns = Annotated[Optional[List[str]], typer.Option("--column", metavar="KEY=NAME",
@@ -42,10 +48,31 @@ def _need(value: str | None, flag: str) -> str:
     return value
 
 
+def _source(value: str | None) -> PostgresTarget:
+    """--from (or FRIDGEBENCH_POSTGRES_DSN), validated: :class:`~fridgebench.urls.PostgresTarget`."""
+    return _o.postgres_target(_need(value, "--from"), param="from_", flag="--from")
+
+
+def _target(value: str | None) -> RedisTarget:
+    """--to (or FRIDGEBENCH_REDIS_URL), validated: :class:`~fridgebench.urls.RedisTarget`."""
+    return _o.redis_target(_need(value, "--to"), param="to", flag="--to")
+
+
+def _rehearsal_db(value: str | None) -> PostgresTarget:
+    return _o.postgres_target(_need(value, "--dsn"), param="dsn", flag="--dsn")
+
+
 def _schema(tables: list[str] | None, columns: list[str] | None) -> Any:
     from fridgebench.migrate.source import SourceSchema, parse_kv
 
     return SourceSchema.from_overrides(parse_kv(tables, "--table"), parse_kv(columns, "--column"))
+
+
+def _check_results_folder() -> None:
+    """Before migrating or verifying: the results folder must be writable (FRIDGEBENCH_REPORTS)."""
+    from fridgebench.measure.results import check_reports_root, default_reports_root
+
+    check_reports_root(default_reports_root(), "results folder (FRIDGEBENCH_REPORTS)")
 
 
 def _write_results(command: str, started: datetime, section: dict[str, Any], complete: bool,
@@ -132,11 +159,13 @@ def migrate(
     with error_boundary():
         from fridgebench.migrate import run
 
-        opts = run.Options(dsn=_need(from_, "--from"), url=_need(to, "--to"), schema=_schema(tables, columns),
+        src, dst = _source(from_), _target(to)
+        _check_results_folder()
+        opts = run.Options(dsn=src.url, url=dst.url, schema=_schema(tables, columns),
                            dry_run=dry_run, live=live, follow=follow, until_caught_up=until_caught_up,
                            batch_size=batch_size, rate_limit=rate_limit, concurrency=concurrency,
                            overwrite=overwrite, force=force)
-        console.print(f"migrate {mask_url(opts.dsn)} → {mask_url(opts.url)}" + (" (dry run)" if dry_run else ""))
+        console.print(f"migrate PostgreSQL {src.display} → Redis {dst.display}" + (" (dry run)" if dry_run else ""))
         ui = _Live(quiet=json_ or dry_run)
         try:
             summary = run.migrate(opts, progress=ui)
@@ -194,12 +223,24 @@ def verify_cmd(
     columns: Columns = None,
     json_: Json = False,
 ) -> None:
-    """Compare every live PostgreSQL session with Redis: missing, extra, content, TTL. Non-zero exit on any difference."""
+    """Compare every live PostgreSQL session with Redis: missing, extra, content, TTL.
+
+    Exit status: 0 no differences, 5 differences found, 1 verify could not run (a store unreachable, ...), 2 bad input, 130 interrupted.
+
+    Examples:
+
+      fridgebench migrate verify --from postgresql://app@db:5432/fridge --to redis://cache:6379/0
+
+      fridgebench migrate verify --json > verify.json; [ $? -eq 5 ] && echo "sessions differ"
+    """
     started = datetime.now(timezone.utc)
     with error_boundary():
         from fridgebench.migrate import run
 
-        dsn, url = _need(from_, "--from"), _need(to, "--to")
+        src, dst = _source(from_), _target(to)
+        _check_results_folder()
+        dsn, url = src.url, dst.url
+        console.print(f"verify PostgreSQL {src.display} against Redis {dst.display}")
         rep = run.verify(dsn, url, _schema(tables, columns), ttl_tolerance_s=ttl_tolerance, sample=sample, settle_s=settle)
         doc = {"source": mask_url(dsn), "target": mask_url(url), **rep.to_dict()}
         doc["results"] = _write_results("migrate verify", started, doc, complete=True)
@@ -226,7 +267,10 @@ def cleanup_cmd(
     with error_boundary():
         from fridgebench.migrate import run
 
-        removed = run.cleanup(_need(from_, "--from"), to)
+        src = _source(from_)
+        dst = _o.redis_target(to, param="to", flag="--to", envvar=None) if to is not None else None
+        console.print(f"cleanup in PostgreSQL {src.display}" + (f" and Redis {dst.display}" if dst else ""))
+        removed = run.cleanup(src.url, dst.url if dst else None)
         for line in removed or ["nothing to remove"]:
             console.print(f"removed {line}" if removed else line)
         if not to:
@@ -237,7 +281,8 @@ def cleanup_cmd(
 
 @rehearse_app.command("fill")
 def fill_cmd(
-    dsn: Annotated[Optional[str], typer.Option("--dsn", envvar=ENV_POSTGRES_DSN, help="PostgreSQL DSN to fill.")] = None,
+    dsn: Annotated[Optional[str], typer.Option("--dsn", envvar=ENV_POSTGRES_DSN, callback=_o.remember_source,
+                                               help="PostgreSQL DSN to fill.")] = None,
     sessions: Annotated[int, typer.Option("--sessions", min=1, help="How many sessions to create.")] = 10000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 1,
     reuse: Annotated[bool, typer.Option("--reuse", help="Add to sessions already there.")] = False,
@@ -250,7 +295,9 @@ def fill_cmd(
 
         if reuse and reset:
             raise UsageError("--reuse and --reset exclude each other", hint="pick one")
-        res = rehearsal.fill(_need(dsn, "--dsn"), sessions, seed=seed,
+        target = _rehearsal_db(dsn)
+        console.print(f"rehearse fill: PostgreSQL {target.display}")
+        res = rehearsal.fill(target.url, sessions, seed=seed,
                              existing="reuse" if reuse else "reset" if reset else "refuse")
         if json_:
             emit_json(res.__dict__)
@@ -261,9 +308,11 @@ def fill_cmd(
 
 @rehearse_app.command("write")
 def write_cmd(
-    dsn: Annotated[Optional[str], typer.Option("--dsn", envvar=ENV_POSTGRES_DSN, help="PostgreSQL DSN.")] = None,
+    dsn: Annotated[Optional[str], typer.Option("--dsn", envvar=ENV_POSTGRES_DSN, callback=_o.remember_source,
+                                               help="PostgreSQL DSN.")] = None,
     rate: Annotated[float, typer.Option("--rate", min=0, help="Operations per second (0: as fast as possible).")] = 100.0,
-    duration: Annotated[float, typer.Option("--duration", min=0.1, help="Seconds to run; stops by itself.")] = 30.0,
+    duration: Annotated[float, typer.Option("--duration", min=0.1, max=7 * 86400,
+                                            help="Seconds to run (at most a week); stops by itself.")] = 30.0,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     json_: Json = False,
 ) -> None:
@@ -271,11 +320,16 @@ def write_cmd(
     with error_boundary():
         from fridgebench.migrate import rehearsal
 
-        stats = rehearsal.write(_need(dsn, "--dsn"), rate=rate, duration=duration, seed=seed)
+        target = _rehearsal_db(dsn)
+        console.print(f"rehearse write: PostgreSQL {target.display}")
+        announce_wait(duration, f"changing sessions at {rate:g} operations/s" if rate else "changing sessions")
+        stats = rehearsal.write(target.url, rate=rate, duration=duration, seed=seed)
         if json_:
-            emit_json({"ops": stats.ops, "errors": stats.errors, "seconds": stats.seconds})
+            emit_json({"ops": stats.ops, "errors": stats.errors, "first_error": stats.first_error,
+                       "seconds": stats.seconds})
         console.print(f"{stats.total:,} operations in {stats.seconds:.1f} s: "
-                      + ", ".join(f"{k} {v}" for k, v in stats.ops.items()) + f"; errors {stats.errors}")
+                      + ", ".join(f"{k} {v}" for k, v in stats.ops.items()) + f"; errors {stats.errors}"
+                      + (f" (the first: {stats.first_error})" if stats.first_error else ""), soft_wrap=True)
 
 
 _ = ExitStatus

@@ -105,17 +105,20 @@ def down(run_dir: RunDir = None, json: Json = False) -> None:
         if json:
             emit_json(_doc((i, None) for i in stopped))
         elif not stopped:
-            console.print("nothing to stop: no servers recorded by `fridgebench up`")
+            console.print("nothing to stop: no servers recorded by `fridgebench up`, none left running")
         else:
             for info in stopped:
-                console.print(f"stopped {info.kind} (pid {info.pid}) on {info.host}:{info.port}")
+                why = f" — {info.notes[0]}" if info.notes and info.notes[0].startswith("left running") else ""
+                console.print(f"stopped {info.kind} (pid {info.pid}) on {info.host}:{info.port}{why}", soft_wrap=True)
 
 
 @app.command(rich_help_panel="Stores")
 def status(run_dir: RunDir = None, json: Json = False) -> None:
     """Show the servers started by [bold]fridgebench up[/] and whether each still answers.
 
-    Exits with status 1 when a recorded server is no longer alive.
+    Also shows servers left running unrecorded by a fridgebench that was killed (e.g. `up` killed
+    mid-start); [bold]fridgebench down[/] stops them. Exits with status 1 when a recorded server is
+    no longer alive or such servers are left running.
 
     Examples:
 
@@ -123,18 +126,31 @@ def status(run_dir: RunDir = None, json: Json = False) -> None:
 
       fridgebench status --json
     """
+    from fridgebench.provision import orphans as do_orphans
     from fridgebench.provision import status as do_status
 
     with error_boundary():
         rows = do_status(run_dir=run_dir)
-        if json:
-            emit_json(_doc(rows))
-        elif not rows:
-            console.print("no servers recorded: start them with `fridgebench up`")
+        left = do_orphans(run_dir=run_dir)
+        if json:  # servers left running unrecorded are listed too, with "recorded": false
+            doc = _doc(rows)
+            for d in doc["servers"]:
+                d["recorded"] = True
+            doc["servers"] += [{**d, "recorded": False} for d in _doc((i, True) for i in left)["servers"]]
+            emit_json(doc)
         else:
-            console.print(_table(rows, "stores recorded by fridgebench up"))
-            _print_notes(info for info, _ in rows)
+            if not rows:
+                console.print("no servers recorded: start them with `fridgebench up`")
+            else:
+                console.print(_table(rows, "stores recorded by fridgebench up"))
+                _print_notes(info for info, _ in rows)
+            if left:
+                console.print(_table(((i, True) for i in left), "servers left running, not recorded"))
+                console.print(f"[red]{len(left)} server(s) left running[/] by a fridgebench that was killed before it "
+                              "could record or stop them — `fridgebench down` stops them", soft_wrap=True)
         if any(not alive for _, alive in rows):
             if not json:
                 console.print("[red]some recorded servers are gone[/] — `fridgebench down` then `fridgebench up`")
+            raise typer.Exit(int(ExitStatus.ERROR))
+        if left:
             raise typer.Exit(int(ExitStatus.ERROR))

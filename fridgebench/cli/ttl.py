@@ -10,7 +10,7 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import console, emit_json, error_boundary, run_async
+from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, run_async
 from fridgebench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def _counts(value: str) -> tuple[int, ...]:
 def ttl(
     sessions: Annotated[int, typer.Option("--sessions", help="Sessions followed through expiry, per store.")] = 2000,
     ttl_s: Annotated[float, typer.Option("--ttl", metavar="SECONDS",
-                                         help="Session TTL, scaled down from the application's 24 h.")] = 5.0,
+                                         help="Session TTL, scaled down from the application's 24 h "
+                                              "(at most 3600; each store waits up to 1.8 TTLs).")] = 5.0,
     ingredients: Annotated[int, typer.Option("--ingredients", help="Ingredients per session.")] = 8,
     stores: Annotated[str, typer.Option("--stores", help="Comma list of stores to run.")] = "postgres,redis-seed,redis-atomic",
     memory_counts: Annotated[str, typer.Option("--memory-counts", metavar="N,N,...",
@@ -76,16 +77,20 @@ def ttl(
       fridgebench ttl --stores postgres,redis-atomic --json > ttl.json
     """
     with error_boundary():
-        from fridgebench.experiments.ttl import TtlOptions, validate
+        from fridgebench.experiments.ttl import TtlOptions, expected_wait_s, validate
 
         opts = TtlOptions(sessions=sessions, ttl_s=ttl_s, ingredients=ingredients, stores=_stores(stores),
                           memory_counts=_counts(memory_counts), seed=seed, cleanup_sessions=cleanup_sessions,
                           cleanup_every_s=cleanup_every)
         validate(opts)  # before any server is started
+        from fridgebench.measure.results import check_reports_root, default_reports_root
         from fridgebench.stores import servers_needed
 
+        check_reports_root(out or default_reports_root(), "--out")
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset,
                                     need=servers_needed(opts.stores, recipes=False))
+        announce_wait(expected_wait_s(opts), f"waiting for sessions to expire ({len(opts.stores)} stores, "
+                      f"TTL {opts.ttl_s:g} s)")
         doc, path = _run(opts, popts, out)
         if json_out:
             emit_json(doc.to_dict())
@@ -100,7 +105,8 @@ def _run(opts: TtlOptions, popts: ProvisionOptions, out: Path | None) -> tuple[R
 
     started = datetime.now(timezone.utc)
     rundir = RunDirectory(out or default_reports_root(), new_run_id("ttl"))
-    with rundir, provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep:
+    # the run folder appears once the stores are up: an unreachable store leaves nothing in --out
+    with provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep, rundir:
         env = Environment.capture(servers=[s.to_dict() for s in ep.servers()])
         base = dict(command="ttl", run_id=rundir.run_id, started_at=started, environment=env, seed=opts.seed)
         ResultsDocument(**base)  # validate before minutes of measuring

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from fridgebench.errors import UsageError
-from fridgebench.experiments.ttl_common import human_bytes
+from fridgebench.experiments.ttl_common import human_bytes, human_duration
 from fridgebench.measure.results import Claim
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
@@ -81,6 +81,19 @@ def estimate_memory_bytes(opts: TtlOptions) -> int:
     return int(redis + client + pg_cache)
 
 
+# The longest --ttl accepted. The run waits for every session to expire (a sliding one after up to
+# 1.8 TTLs), store after store: at 1 h that is already ~5.5 h for the three stores. Expiry lags are
+# absolute and do not grow with the TTL, so a longer one measures nothing new.
+MAX_TTL_S = 3600
+
+
+def expected_wait_s(opts: TtlOptions) -> float:
+    """Seconds the run spends waiting for sessions to expire (a lower bound of its duration):
+    per store, the creation spread, then up to 1.8 TTLs (a session touched late in its life
+    expires a full TTL after the touch)."""
+    return len(opts.stores) * (opts.create_spread_s + 1.8 * opts.ttl_s)
+
+
 def validate(opts: TtlOptions, *, available_bytes: int | None = None) -> None:
     """Raise :class:`UsageError` for options the run cannot honour. Call before provisioning."""
     if not (opts.ttl_s > 0) or math.isinf(opts.ttl_s):
@@ -89,6 +102,11 @@ def validate(opts: TtlOptions, *, available_bytes: int | None = None) -> None:
     if opts.ttl_s < 1 or opts.ttl_s != int(opts.ttl_s):
         raise UsageError(f"--ttl must be a whole number of seconds >= 1, got {opts.ttl_s:g}",
                          hint="Redis SETEX and the stores take whole seconds; e.g. --ttl 5")
+    if opts.ttl_s > MAX_TTL_S:
+        raise UsageError(
+            f"--ttl {opts.ttl_s:,.0f} is above the maximum of {MAX_TTL_S} s: the run would wait about "
+            f"{human_duration(expected_wait_s(opts))} for sessions to expire",
+            hint="expiry lags do not grow with the TTL; use a scaled-down TTL, e.g. --ttl 5 (the default) or --ttl 60")
     if opts.sessions < 10:
         raise UsageError(f"--sessions must be at least 10, got {opts.sessions}")
     n_cat = len(schema.ingredients())

@@ -83,3 +83,11 @@ def human_bytes(n: float | None) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n:.1f} PiB"
+
+
+def human_duration(seconds: float) -> str:
+    """``45 s``, ``6 min``, ``2.5 h``, ``5.4 days``, ``171.1 years``."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"

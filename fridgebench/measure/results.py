@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import sys
+import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,6 +129,29 @@ def default_reports_root() -> Path:
     return Path(os.environ.get("FRIDGEBENCH_REPORTS", "reports"))
 
 
+def check_reports_root(root: Path | str, flag: str = "--out") -> None:
+    """Refuse, before anything starts, a reports folder no run directory can be written into: a
+    file, a path through a file, a read-only or foreign folder. Creates nothing: a missing folder is
+    checked through its nearest existing parent (it is created when the run starts)."""
+    root = Path(root)
+    example = f"{flag} ./reports" if flag.startswith("--") else "FRIDGEBENCH_REPORTS=./reports"
+    hint = f"pass a folder fridgebench may write to (it is created if missing), e.g. {example}"
+    probe = root
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == root else f"is inside {probe}, which is a file"
+        raise UsageError(f"{flag} {root}: {where}, not a folder", hint=hint)
+    try:  # the real test: permissions, a read-only filesystem, ACLs; created and gone at once
+        with tempfile.TemporaryFile(dir=probe, prefix=".fridgebench-check-"):
+            pass
+    except OSError as err:
+        what = "cannot write there" if probe == root else f"cannot create it in {probe}"
+        raise UsageError(f"{flag} {root}: {what} ({err.strerror or err})", hint=hint) from None
+
+
 class RunDirectory:
     """A run's output folder. Use as a context manager: complete on success, marked INCOMPLETE otherwise."""
 
@@ -145,13 +169,19 @@ class RunDirectory:
         return self.path / name
 
     def write_text_atomic(self, name: str, text: str) -> Path:
+        """Write ``name`` whole or not at all: through ``name.tmp``, removed if anything fails
+        (a full disk, Ctrl-C), so no partial file is ever left behind under either name."""
         target = self.path / name
         tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return target
 
     def write_partial(self, doc: ResultsDocument) -> None:

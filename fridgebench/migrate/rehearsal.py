@@ -23,6 +23,8 @@ from typing import Callable
 
 import psycopg
 
+from fridgebench.config import mask_text, mask_url
+from fridgebench.errors import MigrationError
 from fridgebench.stores import schema
 
 OPS = ("create", "add", "remove", "extend", "delete", "expire")
@@ -171,6 +173,7 @@ class WriterStats:
     ops: dict[str, int] = field(default_factory=lambda: {o: 0 for o in OPS})
     errors: int = 0
     seconds: float = 0.0
+    first_error: str | None = None  # the first failed operation's error (masked, one line)
 
     @property
     def total(self) -> int:
@@ -253,8 +256,13 @@ class Writer:
                 try:
                     self.step(conn, op)
                     self.stats.ops[op] += 1
-                except psycopg.errors.Error:
+                except psycopg.errors.Error as err:
+                    if conn.closed or conn.broken:
+                        raise  # the server went away: not an operation's failure (connection_errors maps it)
                     self.stats.errors += 1  # e.g. a FK race with a concurrent delete: the app sees it too
+                    if self.stats.first_error is None:
+                        text = str(err).strip()
+                        self.stats.first_error = mask_text(f"{op}: {text.splitlines()[0] if text else type(err).__name__}")
                 n += 1
                 if on_tick and n % 200 == 0:
                     on_tick(self.stats)
@@ -264,4 +272,14 @@ class Writer:
 
 def write(dsn: str, *, rate: float, duration: float, seed: int = 7,
           on_tick: Callable[[WriterStats], None] | None = None) -> WriterStats:
-    return Writer(dsn, rate=rate, seed=seed).run(duration, on_tick)
+    """Run the writer; :class:`MigrationError` when the schema is missing or every operation failed
+    (a run that changed nothing is not a rehearsal), naming the first error once."""
+    if not _schema_exists(dsn):
+        raise MigrationError(f"PostgreSQL at {mask_url(dsn)} has no fridge2fork tables (user_fridge_sessions)",
+                             hint=f"create and fill them first: fridgebench rehearse fill --dsn {mask_url(dsn)}")
+    stats = Writer(dsn, rate=rate, seed=seed).run(duration, on_tick)
+    if stats.errors and not stats.total:
+        raise MigrationError(f"every operation failed ({stats.errors:,} errors in {stats.seconds:.1f} s); "
+                             f"the first: {stats.first_error}",
+                             hint="fix the cause in the database (schema, privileges, triggers), then run again")
+    return stats

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from fridgebench.config import mask_text, mask_url
+from fridgebench.connection_errors import store_error
 from fridgebench.errors import MigrationRefused, StoreUnavailable, UsageError
 from fridgebench.measure.results import new_run_id
 from fridgebench.migrate import capture, engine, target
@@ -32,15 +33,18 @@ class Options:
     force: bool = False
 
 
-def pg_connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
+def pg_connect(dsn: str, *, autocommit: bool = True, flag: str = "--from") -> psycopg.Connection:
     try:
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=5)
     except psycopg.OperationalError as err:
-        first = mask_text(str(err).strip().splitlines()[0]) if str(err).strip() else "connection failed"
-        raise StoreUnavailable(f"cannot use PostgreSQL at {mask_url(dsn)}: {first}",
-                               hint="check --from (host, port, database, credentials)") from None
+        mapped = store_error(err, "postgres", dsn, flag, connecting=True)
+        if mapped is None:
+            first = mask_text(str(err).strip().splitlines()[0]) if str(err).strip() else "connection failed"
+            mapped = StoreUnavailable(f"cannot use PostgreSQL at {mask_url(dsn)}: {first}",
+                                      hint=f"check {flag} (host, port, database, credentials)")
+        raise mapped from None
     except psycopg.ProgrammingError as err:
-        raise UsageError(f"--from {mask_url(dsn)} is not a PostgreSQL DSN: {mask_text(str(err))}") from None
+        raise UsageError(f"{flag} {mask_url(dsn)} is not a PostgreSQL DSN: {mask_text(str(err))}") from None
 
 
 def target_id(url: str) -> str:

@@ -31,16 +31,16 @@ per source database keeps a second migrate out). Every change the applier writes
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 import zlib
 from dataclasses import dataclass
 from typing import Sequence
-from urllib.parse import unquote, urlsplit
 
 import redis
 
 from fridgebench.config import mask_text, mask_url
+from fridgebench.connection_errors import store_error
+from fridgebench import urls
 from fridgebench.errors import MigrationRefused, StoreUnavailable, UsageError
 
 SESSION_PREFIX = b"session:"
@@ -192,15 +192,8 @@ def client(url: str, timeout: float = 5.0) -> redis.Redis:
     except ValueError as err:
         raise UsageError(f"--to {mask_url(url)} is not a Redis URL: {mask_text(str(err))}",
                          hint="use redis://host:port/db or rediss://...") from None
-    except redis.AuthenticationError as err:
-        raise StoreUnavailable(f"Redis at {mask_url(url)} refused the credentials: {mask_text(str(err))}",
-                               hint="check the password in --to") from None
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as err:
-        raise StoreUnavailable(f"cannot reach Redis at {mask_url(url)}: {mask_text(str(err))}",
-                               hint="is the server running and the host/port right?") from None
-    except redis.ResponseError as err:
-        raise StoreUnavailable(f"Redis at {mask_url(url)} answered with an error: {mask_text(str(err))}",
-                               hint="check --to") from None
+    except (redis.RedisError, OSError) as err:
+        raise (store_error(err, "redis", url, "--to", connecting=True) or err) from None
 
 
 def _bulk(b: bytes) -> bytes:
@@ -216,20 +209,30 @@ class RawRedis:
     """
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
-        u = urlsplit(url)
-        host, port = u.hostname or "127.0.0.1", u.port or 6379
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if u.scheme == "rediss":
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        t = urls.redis(url, "--to")  # the same reading of the URL as every other client (db, socket, TLS)
+        if t.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(t.socket)
+            except OSError:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((t.host, t.port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if t.scheme == "rediss":  # redis-py's own context from the URL's ssl_* options, as LeanPool does
+            from redis.asyncio.connection import SSLConnection
+
+            ctx = SSLConnection(**t.ssl_options).ssl_context.get()  # type: ignore[arg-type]
+            sock = ctx.wrap_socket(sock, server_hostname=t.host if ctx.check_hostname else None)
         self.sock = sock
         self._buf = b""
         pre: list[list[bytes]] = []
-        if u.password:
-            pre.append([b"AUTH"] + ([unquote(u.username).encode()] if u.username else []) + [unquote(u.password).encode()])
-        db = (u.path or "/0").strip("/") or "0"
-        if db != "0":
-            pre.append([b"SELECT", db.encode()])
+        if t.password:
+            pre.append([b"AUTH"] + ([t.username.encode()] if t.username else []) + [t.password.encode()])
+        if t.db != 0:
+            pre.append([b"SELECT", str(t.db).encode()])
         if pre:
             self.send(b"".join(self.command(c) for c in pre), len(pre))
 

@@ -13,12 +13,14 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
+from fridgebench import urls
 from fridgebench.config import mask_url
 from fridgebench.errors import ProvisionError
 from fridgebench.provision import binaries, external, local, probe, state
 from fridgebench.provision.base import Endpoints, ProvisionOptions, ServerInfo
 
-__all__ = ["Endpoints", "ProvisionOptions", "ServerInfo", "provisioned", "up", "down", "status", "describe"]
+__all__ = ["Endpoints", "ProvisionOptions", "ServerInfo", "provisioned", "up", "down", "status", "orphans",
+           "describe"]
 
 EventSink = Callable[[str], None]
 
@@ -32,7 +34,7 @@ def describe(info: ServerInfo, verb: str = "started") -> str:
     keys = ("fsync", "synchronous_commit") if info.kind == "postgres" else ("appendonly", "save")
     dur = " ".join(f"{k}={info.durability.get(k)!r}" if info.durability.get(k) == "" else f"{k}={info.durability.get(k)}"
                    for k in keys)
-    where = f"{info.host}:{info.port}" if info.source != "external" else info.url
+    where = urls.describe(info.kind, info.url)  # user@host:port/db: the resolved target, never a password
     who = f" as user {info.os_user}" if info.os_user else ""
     took = f" in {info.started_in_s:.1f} s" if info.started_in_s is not None else ""
     return f"{verb} {name} {version} ({info.source}) on {where}{who}{took}; {dur}"
@@ -253,9 +255,11 @@ def _inside(path: str | None, root: Path) -> Path | None:
 
 
 def down(*, run_dir: str | None = None) -> list[ServerInfo]:
-    """Stop the servers recorded by :func:`up`, remove their run folders and the record."""
+    """Stop the servers recorded by :func:`up`, remove their run folders and the record; also stop
+    servers a killed fridgebench left running unrecorded (:func:`orphans`). Returns what it stopped."""
     root = local.run_root(run_dir)
     recs = state.read(root)
+    left_running = local.orphans(root)
     left = []
     for rec in recs:
         if rec.info.pid:
@@ -273,9 +277,20 @@ def down(*, run_dir: str | None = None) -> list[ServerInfo]:
     state.clear(root)
     if root.is_dir():
         local.sweep_stale(root)  # servers of an `up` killed before it could record them
-    return [r.info for r in recs]
+    still = [o for o in left_running if local.pid_alive(o.pid, o.create_time)]
+    if still:
+        who = ", ".join(f"{o.kind or 'server'} pid {o.pid}" for o in still)
+        raise ProvisionError(f"could not stop {who} left running in {root}",
+                             hint="run `fridgebench down` as the user who started them")
+    return [r.info for r in recs] + [o.info() for o in left_running]
 
 
 def status(*, run_dir: str | None = None) -> list[tuple[ServerInfo, bool]]:
     """Recorded servers and whether each is alive (its process exists and it answers)."""
     return [(r.info, _alive(r)) for r in state.read(local.run_root(run_dir))]
+
+
+def orphans(*, run_dir: str | None = None) -> list[ServerInfo]:
+    """Servers running unrecorded in the run root: left by a fridgebench killed (SIGKILL) before it
+    could record or stop them, e.g. ``fridgebench up`` mid-start. :func:`down` stops them."""
+    return [o.info() for o in local.orphans(local.run_root(run_dir))]

@@ -123,8 +123,9 @@ def unreachable_by(path: Path, uid: int, gid: int) -> Path | None:
 OWNER_FILE = "owner.json"
 
 
-def _write_owner(run: Path, servers: list[tuple[int, float]]) -> None:
-    """Who owns ``run`` (this process) and which server processes live in it, for :func:`sweep_stale`.
+def _write_owner(run: Path, servers: list[dict[str, object]]) -> None:
+    """Who owns ``run`` (this process) and which server processes live in it (pid, create_time,
+    kind, source, port), for :func:`sweep_stale` and :func:`orphans`.
 
     Written atomically: a reader (a concurrent sweep) never sees half a record."""
     me = psutil.Process()
@@ -137,28 +138,76 @@ def _write_owner(run: Path, servers: list[tuple[int, float]]) -> None:
         pass
 
 
-def sweep_stale(root: Path) -> list[Path]:
-    """Remove run folders whose owner died without cleaning up (e.g. SIGKILL), killing their servers.
+@dataclass(frozen=True)
+class Orphan:
+    """A server still running in a run folder whose owner died without stopping it: what a
+    ``fridgebench up`` killed (SIGKILL) before it recorded its servers leaves behind."""
 
-    Folders recorded by ``fridgebench up`` and folders without an owner file are left alone.
-    """
+    run_dir: Path
+    pid: int
+    create_time: float
+    kind: str  # postgres | redis ("" in an owner file of an older fridgebench)
+    source: str
+    port: int | None
+
+    def info(self) -> ServerInfo:
+        kind = self.kind if self.kind in ("postgres", "redis") else "postgres"
+        url = (f"postgresql://{PG_SUPERUSER}@127.0.0.1:{self.port}/{PG_DATABASE}" if kind == "postgres"
+               else f"redis://127.0.0.1:{self.port}/0") if self.port else ""
+        return ServerInfo(kind, self.source if self.source in ("embedded", "system") else "embedded",  # type: ignore[arg-type]
+                          url, host="127.0.0.1", port=self.port, pid=self.pid, run_dir=str(self.run_dir),
+                          notes=("left running by a fridgebench that was killed before it could record or stop it",))
+
+
+def _owner_servers(owner: dict[str, object]) -> list[tuple[int, float, str, str, int | None]]:
+    out = []
+    for entry in owner.get("servers", []) or []:  # type: ignore[union-attr]
+        if isinstance(entry, dict):
+            port = entry.get("port")
+            out.append((int(entry["pid"]), float(entry["create_time"]), str(entry.get("kind", "")),
+                        str(entry.get("source", "")), int(port) if port else None))
+        else:  # [pid, create_time] (older owner files)
+            out.append((int(entry[0]), float(entry[1]), "", "", None))
+    return out
+
+
+def _stale_runs(root: Path) -> Iterator[tuple[Path, list[tuple[int, float, str, str, int | None]]]]:
+    """Run folders under ``root`` whose owner process is gone, not recorded by ``fridgebench up``."""
     try:
         recorded = json.loads((root / "up.json").read_text()).get("servers", [])
         keep = {str(Path(s["info"]["run_dir"]).name) for s in recorded if s.get("info", {}).get("run_dir")}
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         keep = set()
-    removed = []
-    for run in root.glob("run-*"):
+    for run in sorted(root.glob("run-*")):
         if run.name in keep:
             continue
         try:
             owner = json.loads((run / OWNER_FILE).read_text())
             if pid_alive(int(owner["pid"]), float(owner["create_time"])):
                 continue
-            for pid, create_time in owner.get("servers", []):
-                stop_pid(int(pid), float(create_time), signal.SIGKILL, timeout=5)
-        except (OSError, ValueError, KeyError, TypeError):
+            servers = _owner_servers(owner)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
             continue
+        yield run, servers
+
+
+def orphans(root: Path) -> list[Orphan]:
+    """Servers still running in run folders whose owner died (see :class:`Orphan`); stops nothing."""
+    if not root.is_dir():
+        return []
+    return [Orphan(run, pid, ct, kind, source, port) for run, servers in _stale_runs(root)
+            for pid, ct, kind, source, port in servers if pid_alive(pid, ct)]
+
+
+def sweep_stale(root: Path) -> list[Path]:
+    """Remove run folders whose owner died without cleaning up (e.g. SIGKILL), killing their servers.
+
+    Folders recorded by ``fridgebench up`` and folders without an owner file are left alone.
+    """
+    removed = []
+    for run, servers in _stale_runs(root):
+        for pid, create_time, *_ in servers:
+            stop_pid(pid, create_time, signal.SIGKILL, timeout=5)
         remove_run_dir(run)
         removed.append(run)
     return removed
@@ -212,7 +261,14 @@ def signals_deferred() -> Iterator[None]:
 
 
 def _spawn(argv: list[str], log: Path, *, user: OsUser | None, detach: bool, cwd: Path) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with output appended to ``log``; tied to our life unless ``detach``."""
+    """Start ``argv`` with output appended to ``log``; tied to our life unless ``detach``.
+
+    Always in a session (and process group) of its own: a terminal's Ctrl-C signals the whole
+    foreground process group, and PostgreSQL takes SIGINT as "fast shutdown" -- the server would
+    stop under the running command before fridgebench could stop it in order. Only fridgebench
+    decides when its servers stop: on success, error, Ctrl-C and SIGTERM (the callers' ``finally``
+    and the ``atexit`` hook), and on SIGKILL of fridgebench through ``PR_SET_PDEATHSIG``, which a
+    new session does not affect."""
     # PDEATHSIG fires when the *thread* that forked dies, so only tie to the main thread.
     main = threading.current_thread() is threading.main_thread()
     tie = not detach and _libc is not None and main
@@ -222,16 +278,17 @@ def _spawn(argv: list[str], log: Path, *, user: OsUser | None, detach: bool, cwd
     with open(log, "ab") as out:
         return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd), env=env,
-            start_new_session=detach, preexec_fn=(lambda: _child_setup(parent, tie)) if main else None,
+            start_new_session=True, preexec_fn=(lambda: _child_setup(parent, tie)) if main else None,
             **demote_kwargs(user))
 
 
 def _spawn_tracked(kind: Literal["postgres", "redis"], source: Source, argv: list[str], log: Path, *,
-                   user: OsUser | None, detach: bool, run: Path) -> LocalServer:
+                   user: OsUser | None, detach: bool, run: Path, port: int) -> LocalServer:
     """Start a server and track it before a signal can land in between (see :func:`_stop_all_at_exit`)."""
     with signals_deferred():
         proc = _spawn(argv, log, user=user, detach=detach, cwd=run)
-        pending = LocalServer(ServerInfo(kind, source, "", pid=proc.pid), "", run, _create_time(proc.pid), proc)
+        pending = LocalServer(ServerInfo(kind, source, "", pid=proc.pid, port=port), "", run,
+                              _create_time(proc.pid), proc)
         track(pending)
     return pending
 
@@ -305,8 +362,9 @@ def track(server: LocalServer) -> None:
     with _LIVE_LOCK:
         if server.info.pid:
             _LIVE[server.info.pid] = server
-        in_run = [(s.info.pid, s.create_time) for s in _LIVE.values() if s.run_dir == server.run_dir]
-    _write_owner(server.run_dir, in_run)  # type: ignore[arg-type]
+        in_run = [{"pid": s.info.pid, "create_time": s.create_time, "kind": s.info.kind, "source": s.info.source,
+                   "port": s.info.port} for s in _LIVE.values() if s.run_dir == server.run_dir]
+    _write_owner(server.run_dir, in_run)
 
 
 def untrack(server: LocalServer) -> None:
@@ -425,7 +483,7 @@ def start_postgres(bin_dir: Path, run: Path, *, user: OsUser | None, source: Sou
         argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(run / "pgsock")]
         for k, v in PG_SETTINGS.items():
             argv += ["-c", f"{k}={v}"]
-        return _spawn_tracked("postgres", source, argv, log, user=user, detach=detach, run=run)
+        return _spawn_tracked("postgres", source, argv, log, user=user, detach=detach, run=run, port=port)
 
     def ready(port: int, proc: subprocess.Popen, log_from: int) -> tuple[str, tuple[str, dict]]:
         deadline = time.monotonic() + READY_TIMEOUT_S  # initdb's time does not count
@@ -500,7 +558,7 @@ def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes:
         argv = [str(binary), "--port", str(port), "--dir", str(data), "--logfile", ""]
         for k, v in REDIS_SETTINGS.items():
             argv += [f"--{k}", v]
-        return _spawn_tracked("redis", source, argv, log, user=None, detach=detach, run=run)
+        return _spawn_tracked("redis", source, argv, log, user=None, detach=detach, run=run, port=port)
 
     def ready(port: int, proc: subprocess.Popen, log_from: int) -> tuple[str, tuple[str, dict]]:
         url = f"redis://127.0.0.1:{port}/0"

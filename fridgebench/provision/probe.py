@@ -14,6 +14,7 @@ import asyncpg
 import redis
 
 from fridgebench.config import mask_text, mask_url
+from fridgebench.connection_errors import store_error
 from fridgebench.errors import StoreUnavailable
 
 T = TypeVar("T")
@@ -34,27 +35,16 @@ def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
-async def pg_connect(dsn: str, *, timeout: float = 5.0) -> asyncpg.Connection:
+async def pg_connect(dsn: str, *, timeout: float = 5.0, flag: str = "--postgres-dsn") -> asyncpg.Connection:
     """Connect or raise :class:`StoreUnavailable` with one line naming the masked DSN."""
-    where = mask_url(dsn)
     try:
         return await asyncpg.connect(dsn, timeout=timeout)
-    except asyncpg.InvalidPasswordError:
-        raise StoreUnavailable(f"PostgreSQL at {where} rejected the password",
-                               hint="check the user and password in --postgres-dsn") from None
-    except asyncpg.InvalidAuthorizationSpecificationError as err:
-        raise StoreUnavailable(f"PostgreSQL at {where} refused the login: {mask_text(str(err))}",
-                               hint="check the user in --postgres-dsn and pg_hba.conf") from None
-    except asyncpg.InvalidCatalogNameError:
-        raise StoreUnavailable(f"PostgreSQL at {where}: the database does not exist",
-                               hint="create it (createdb) or name an existing one in --postgres-dsn") from None
-    except (OSError, asyncio.TimeoutError) as err:
-        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else (err.strerror or str(err))
-        raise StoreUnavailable(f"cannot reach PostgreSQL at {where}: {mask_text(reason)}",
-                               hint="is the server running and the host/port right?") from None
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as err:
-        raise StoreUnavailable(f"cannot use PostgreSQL at {where}: {mask_text(str(err)).splitlines()[0]}",
-                               hint="check --postgres-dsn") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError, ValueError) as err:
+        mapped = store_error(err, "postgres", dsn, flag, connecting=True)
+        if mapped is None:
+            mapped = StoreUnavailable(f"cannot use PostgreSQL at {mask_url(dsn)}: {mask_text(str(err)).splitlines()[0]}",
+                                      hint=f"check {flag}")
+        raise mapped from None
 
 
 async def pg_describe(conn: asyncpg.Connection) -> tuple[str, dict[str, Any]]:
@@ -89,7 +79,7 @@ def redis_client(url: str, *, timeout: float = 5.0) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True)
 
 
-def redis_probe(url: str, *, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
+def redis_probe(url: str, *, timeout: float = 5.0, flag: str = "--redis-url") -> tuple[str, dict[str, Any]]:
     """PING, then ``(version, durability)``; :class:`StoreUnavailable` with one masked line on failure."""
     where = mask_url(url)
     try:
@@ -106,19 +96,8 @@ def redis_probe(url: str, *, timeout: float = 5.0) -> tuple[str, dict[str, Any]]
                 durability[name] = client.config_get(name).get(name, "")
             except redis.ResponseError:  # CONFIG disabled (managed Redis): say so instead of guessing
                 durability[name] = "unavailable"
-    except redis.AuthenticationError as err:
-        raise StoreUnavailable(f"Redis at {where} refused the credentials: {mask_text(str(err))}",
-                               hint="check the password in --redis-url") from None
-    except redis.ResponseError as err:
-        msg = mask_text(str(err))
-        if "WRONGPASS" in msg or "NOAUTH" in msg or "AUTH" in msg:
-            raise StoreUnavailable(f"Redis at {where} refused the credentials: {msg}",
-                                   hint="check the user/password in --redis-url") from None
-        raise StoreUnavailable(f"Redis at {where} answered with an error: {msg}",
-                               hint="check --redis-url") from None
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as err:
-        raise StoreUnavailable(f"cannot reach Redis at {where}: {mask_text(str(err))}",
-                               hint="is the server running and the host/port right?") from None
+    except (redis.RedisError, OSError) as err:
+        raise (store_error(err, "redis", url, flag, connecting=True) or err) from None
     finally:
         client.close()
     version = str(info.get("redis_version", "?"))

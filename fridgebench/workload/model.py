@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fridgebench.errors import ScenarioError
+from fridgebench.errors import ScenarioError, UsageError
 
 OP_KINDS = ("create", "get", "add", "remove", "extend", "delete", "recipe")
 
@@ -99,30 +99,40 @@ class Scenario(_Strict):
     load: Load
     source: str = Field("", description="where it was read from (set by the loader)")
 
-    def with_overrides(self, **changes: Any) -> "Scenario":
-        """Return a copy with dotted overrides applied and re-validated, e.g. {"load.rate": 500}."""
+    def with_overrides(self, changes: Mapping[str, Any] | None = None, *, flags: Mapping[str, str] | None = None,
+                       **more: Any) -> "Scenario":
+        """Return a copy with dotted overrides applied and re-validated, e.g. {"load.rate": 500}.
+
+        ``flags`` names the command-line option behind an override (``{"load.duration_seconds":
+        "--duration"}``): a value it refuses is reported as that flag's, not as the scenario file's."""
         data = self.model_dump()
-        for dotted, value in changes.items():
-            if value is None:
-                continue
+        given = {k: v for k, v in {**(changes or {}), **more}.items() if v is not None}
+        for dotted, value in given.items():
             node = data
             *parents, leaf = dotted.split(".")
             for p in parents:
                 node = node[p]
             node[leaf] = value
-        return _validate(data, self.source or self.name)
+        named = {field: (flag, given[field]) for field, flag in (flags or {}).items() if field in given}
+        return _validate(data, self.source or self.name, named)
 
 
 def _loc(err: dict[str, Any]) -> str:
     return ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after")) or "(top level)"
 
 
-def _validate(data: dict[str, Any], source: str) -> Scenario:
+def _validate(data: dict[str, Any], source: str, flags: Mapping[str, tuple[str, Any]] | None = None) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _loc(err)
+        if flags and field in flags:  # the value came from a flag: name the flag, not the file
+            flag, value = flags[field]
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            why = err["msg"].removeprefix("Value error, ").removeprefix("Input ")
+            raise UsageError(f"{flag} {shown}: {why}",
+                             hint=f"the flag overrides {field} of scenario {Path(source).stem}") from None
         if err["type"] == "extra_forbidden":
             parent = err["loc"][:-1]
             model: Any = Scenario
