@@ -122,22 +122,27 @@ async def setup_schema(conn: asyncpg.Connection, *, existing: Existing = "refuse
     return kept
 
 
-async def load_catalogue(conn: asyncpg.Connection) -> None:
-    """Upsert the ingredient and recipe catalogue (idempotent)."""
-    ings = ingredients()
-    await conn.executemany(
-        """INSERT INTO ingredients (id, name, category, is_common) VALUES ($1, $2, $3, $4)
+# The catalogue upserts, shared by the asyncpg path below and the Locust side (psycopg, $n placeholders).
+INGREDIENTS_UPSERT_SQL = """INSERT INTO ingredients (id, name, category, is_common) VALUES ($1, $2, $3, $4)
            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category,
-           is_common = EXCLUDED.is_common""",
-        [(i.id, i.name, i.category, i.is_common) for i in ings],
-    )
+           is_common = EXCLUDED.is_common"""
+RECIPES_UPSERT_SQL = "INSERT INTO recipes (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name"
+RECIPE_INGREDIENTS_INSERT_SQL = ("INSERT INTO recipe_ingredients (recipe_id, ingredient_id) VALUES ($1, $2) "
+                                 "ON CONFLICT DO NOTHING")
+
+
+def catalogue_rows() -> tuple[list[tuple[int, str, str, bool]], list[tuple[int, str]], list[tuple[int, int]]]:
+    """Rows for the three upserts above: ingredients, recipes, recipe -> ingredient pairs."""
     ids = ingredient_ids()
     recs = recipes()
-    await conn.executemany(
-        "INSERT INTO recipes (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
-        [(r.id, r.name) for r in recs],
-    )
-    await conn.executemany(
-        "INSERT INTO recipe_ingredients (recipe_id, ingredient_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        [(r.id, ids[n]) for r in recs for n in r.ingredients],
-    )
+    return ([(i.id, i.name, i.category, i.is_common) for i in ingredients()],
+            [(r.id, r.name) for r in recs],
+            [(r.id, ids[n]) for r in recs for n in r.ingredients])
+
+
+async def load_catalogue(conn: asyncpg.Connection) -> None:
+    """Upsert the ingredient and recipe catalogue (idempotent)."""
+    ings, recs, pairs = catalogue_rows()
+    await conn.executemany(INGREDIENTS_UPSERT_SQL, ings)
+    await conn.executemany(RECIPES_UPSERT_SQL, recs)
+    await conn.executemany(RECIPE_INGREDIENTS_INSERT_SQL, pairs)
