@@ -30,8 +30,10 @@ def locust_processes(marker: str) -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
         try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            if (RUNNER in cmd or "locust" in cmd) and p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE:
+            argv = p.info["cmdline"] or []
+            cmd = " ".join(argv)
+            is_locust = RUNNER in cmd or "locust.main" in cmd or any(Path(a).name == "locust" for a in argv[:3])
+            if is_locust and p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE:
                 if marker in cmd or any(marker in v for v in p.environ().values()):
                     found.append(p)
         except psutil.Error:
