@@ -102,7 +102,7 @@ def load(
                            master_bind_host=master_bind_host, master_port=master_port, worker=worker,
                            master_host=master_host, connect_timeout=connect_timeout, web=web, web_port=web_port,
                            reset=reset, out=out)
-        opts.validate()  # before any server starts
+        settings = opts.validate()  # before any server starts
         if importlib.util.find_spec("locust") is None:
             raise UsageError("fridgebench load needs Locust, which is not installed",
                              hint="pip install 'fridgebench[load]'")
@@ -112,7 +112,7 @@ def load(
             console.print("worker finished: the master writes the results")
             return
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, False, reset,
-                                    need=opts.provision_need())
+                                    need=opts.provision_need(settings))
         doc, path = run_load(opts, popts, on_event=events, on_provision=lambda line: console.print(f"[dim]{line}[/]"))
         from fridgebench.report.terminal_load import render_load
 

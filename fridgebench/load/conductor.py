@@ -35,7 +35,7 @@ import gevent.event
 import psutil
 
 from fridgebench.config import mask_text
-from fridgebench.errors import ExitStatus, FridgebenchError, StoreUnavailable
+from fridgebench.errors import ExitStatus, FridgebenchError, SchemaConflict, StoreUnavailable
 from fridgebench.load.plan import OpSource, Plan
 from fridgebench.load.recorder import Aggregate, Recorder
 from fridgebench.load.settings import LoadSettings
@@ -163,17 +163,7 @@ class Conductor:
         s = self.settings
         sc = s.scenario
         admins = {name: StoreAdmin(name, postgres_dsn=s.postgres_dsn, redis_url=s.redis_url) for name in s.stores}
-        self._check_connections(admins)
-        if any(a.kind == "postgres" for a in admins.values()) or (s.has_recipes and s.postgres_dsn):
-            StoreAdmin("postgres", postgres_dsn=s.postgres_dsn, redis_url=None).ensure_schema(s.existing)
-        for a in admins.values():
-            if a.kind == "redis" and s.existing == "refuse":
-                n = a.existing_sessions()
-                if n:
-                    from fridgebench.errors import SchemaConflict
-
-                    raise SchemaConflict(f"the Redis for {a.name} already holds {n} session:* keys fridgebench did not write",
-                                         hint="use an empty database, or --reset / FRIDGEBENCH_EXISTING=reset to delete them")
+        self._check_stores(admins)
         started = datetime.now(timezone.utc)
         run_id = s.run_id or new_run_id("load")
         self.rundir = RunDirectory(s.reports, run_id)
@@ -205,21 +195,28 @@ class Conductor:
         }
         self._write(base, section, measurements, warnings)
 
-    def _check_connections(self, admins: dict[str, StoreAdmin]) -> None:
-        """Connect once to each store before anything else, and refuse more users than PostgreSQL allows."""
+    def _check_stores(self, admins: dict[str, StoreAdmin]) -> None:
+        """Before anything runs: every store answers, PostgreSQL has a connection for every user
+        (one each, like app workers), its schema is there, and no store holds sessions fridgebench
+        would have to delete unless told to (FRIDGEBENCH_EXISTING=reset)."""
+        s = self.settings
+        pg_per_user = "postgres" in admins or (s.has_recipes and bool(s.postgres_dsn))
+        if pg_per_user:
+            pg = admins.get("postgres") or StoreAdmin("postgres", postgres_dsn=s.postgres_dsn, redis_url=None)
+            free = pg.max_connections()
+            if free is not None and self.users > free:
+                raise StoreUnavailable(
+                    f"{self.users} users need {self.users} PostgreSQL connections (one each, like app workers); "
+                    f"the server has {free} free (max_connections)",
+                    hint="lower --users, or raise max_connections on the server")
+            pg.ensure_schema(s.existing)
         for a in admins.values():
-            if a.kind == "postgres" or (self.settings.has_recipes and self.settings.postgres_dsn):
-                admin = a if a.kind == "postgres" else StoreAdmin("postgres", postgres_dsn=self.settings.postgres_dsn,
-                                                                  redis_url=None)
-                free = admin.max_connections()
-                need = self.users if a.kind == "postgres" else 0
-                if free is not None and need > free:
-                    raise StoreUnavailable(
-                        f"{self.users} users need {self.users} PostgreSQL connections (one each, like app workers); "
-                        f"the server has {free} free (max_connections)",
-                        hint="lower --users, or raise max_connections on the server")
-            else:
-                a.existing_sessions()  # connects: an unreachable Redis is one line now, not N user errors
+            if a.kind != "redis":
+                continue
+            n = a.existing_sessions()  # also: an unreachable Redis is one line now, not N users' errors
+            if n and s.existing == "refuse":
+                raise SchemaConflict(f"the Redis for {a.name} already holds {n} session:* keys fridgebench did not write",
+                                     hint="use an empty database, or --reset / FRIDGEBENCH_EXISTING=reset to delete them")
 
     def _phase(self, i: int, name: str, admin: StoreAdmin, population: list[tuple[str, list[str]]]):  # type: ignore[no-untyped-def]
         s = self.settings

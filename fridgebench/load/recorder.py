@@ -47,13 +47,28 @@ def _split(key: str) -> list[str]:
     return key.split("|")
 
 
+def _runqueue_wait_s() -> float | None:
+    """Seconds this process's threads spent runnable but waiting for a CPU (Linux schedstat), or None."""
+    total = 0
+    try:
+        for task in os.scandir(f"/proc/{os.getpid()}/task"):
+            with open(f"{task.path}/schedstat") as f:
+                total += int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
 @dataclass
 class CpuWindow:
-    """CPU seconds this process used between two marks (the measured window)."""
+    """CPU seconds this process used between two marks (the measured window), and the seconds it
+    waited for a CPU: a generator can be short of CPU at 40% use when the machine is saturated."""
 
     start_cpu: float = 0.0
+    start_wait: float | None = None
     start_wall: float = 0.0
     cpu_s: float | None = None
+    wait_s: float | None = None
     wall_s: float | None = None
 
     @staticmethod
@@ -62,17 +77,23 @@ class CpuWindow:
         return float(t.user + t.system)
 
     def begin(self) -> None:
-        self.start_cpu, self.start_wall, self.cpu_s, self.wall_s = self._cpu(), time.time(), None, None
+        self.start_cpu, self.start_wait, self.start_wall = self._cpu(), _runqueue_wait_s(), time.time()
+        self.cpu_s = self.wait_s = self.wall_s = None
 
     def end(self) -> None:
         if self.start_wall:
             self.cpu_s = self._cpu() - self.start_cpu
+            wait = _runqueue_wait_s()
+            self.wait_s = wait - self.start_wait if wait is not None and self.start_wait is not None else None
             self.wall_s = time.time() - self.start_wall
 
     def to_dict(self) -> dict[str, Any]:
-        pct = round(100 * self.cpu_s / self.wall_s, 1) if self.cpu_s is not None and self.wall_s else None
+        def pct(x: float | None) -> float | None:
+            return round(100 * x / self.wall_s, 1) if x is not None and self.wall_s else None
+
         return {"cpu_seconds": None if self.cpu_s is None else round(self.cpu_s, 3),
-                "wall_seconds": None if self.wall_s is None else round(self.wall_s, 3), "cpu_percent": pct}
+                "wall_seconds": None if self.wall_s is None else round(self.wall_s, 3),
+                "cpu_percent": pct(self.cpu_s), "cpu_wait_percent": pct(self.wait_s)}
 
 
 @dataclass

@@ -88,13 +88,12 @@ class LoadOptions:
         return st.cli_env(scenario=str(path.resolve()), stores=self.stores, duration=self.duration,
                           warmup=self.warmup, rate=self.rate, sessions=self.sessions, seed=self.seed)
 
-    def provision_need(self) -> frozenset[str]:
+    def provision_need(self, settings: st.LoadSettings) -> frozenset[str]:
         need = set()
-        if "postgres" in self.stores:
+        if "postgres" in self.stores or settings.has_recipes:  # the Redis stores' recipe cache reads PostgreSQL
             need.add("postgres")
         if any(s != "postgres" for s in self.stores):
             need.add("redis")
-            need.add("postgres")  # the schema, and the Redis stores' recipe cache reads PostgreSQL on a miss
         return frozenset(need)
 
 

@@ -148,20 +148,30 @@ def requests_total(agg: Aggregate, store: str) -> dict[str, dict[str, int]]:
 
 
 def generator_verdict(m: StoreMeasurement, phase: Phase, processes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Say what limited the achieved rate: the load generator, the users' closed loops, or the store."""
+    """Say what limited the achieved rate: the load generator, the machine, the users' closed loops,
+    or the store. A Locust process (one Python thread) is short of CPU when it used, or waited to use,
+    nearly a whole core."""
     o = m.overall
     busiest = max((p["cpu_percent"] or 0.0 for p in processes), default=0.0)
-    generator_hot = busiest >= GENERATOR_CPU_LIMIT or phase.locust_cpu_warning or any(p.get("locust_cpu_warning") for p in processes)
+    wanted = max(((p["cpu_percent"] or 0.0) + (p.get("cpu_wait_percent") or 0.0) for p in processes), default=0.0)
+    waited = max((p.get("cpu_wait_percent") or 0.0 for p in processes), default=0.0)
+    locust_warned = phase.locust_cpu_warning or any(p.get("locust_cpu_warning") for p in processes)
+    host = phase.host_cpu_percent
     mean_us = o["latency_service"].get("mean_us") or 0.0
     users_ceiling = round(phase.users / (mean_us / 1e6), 1) if mean_us else None
     offered = phase.offered_rate
     achieved = o["achieved_rate_per_s"]
     short = offered is not None and achieved < ACHIEVED_SHORTFALL * offered
-    if generator_hot:
+    if busiest >= GENERATOR_CPU_LIMIT or locust_warned:
         limit = "load generator"
-        text = (f"a load-generating process used {busiest:.0f}% of a core (Locust's limit is one core per "
-                "process): the generator, not the store, was the limit — latencies include its queueing; "
-                "add --processes or machines")
+        text = (f"a load-generating process used {busiest:.0f}% of a core (a Locust process uses one core at most): "
+                "the generator, not the store, was the limit — latencies include its own queueing; add --processes "
+                "or machines")
+    elif wanted >= GENERATOR_CPU_LIMIT or (host is not None and host >= GENERATOR_CPU_LIMIT and waited >= 10):
+        limit = "machine"
+        text = (f"a load-generating process used {busiest:.0f}% of a core and waited {waited:.0f}% of the time for "
+                f"one{f' (the machine was {host:.0f}% busy)' if host is not None else ''}: generator and servers "
+                "competed for the CPUs — these figures are the machine's limit, not the store's")
     elif short and users_ceiling is not None and users_ceiling < offered * ACHIEVED_SHORTFALL:  # type: ignore[operator]
         limit = "users"
         text = (f"{phase.users} closed-loop users at a mean {mean_us:,.0f} µs per request can send at most "
@@ -169,7 +179,7 @@ def generator_verdict(m: StoreMeasurement, phase: Phase, processes: list[dict[st
     elif short:
         limit = "store"
         text = (f"achieved {achieved:,.0f}/s of {offered:g}/s offered with the generator below "
-                f"{GENERATOR_CPU_LIMIT:.0f}% CPU: the store (or the machine it shares) was the limit")
+                f"{GENERATOR_CPU_LIMIT:.0f}% CPU: the store was the limit")
     elif offered is None:
         limit = "store"
         text = (f"back to back: {achieved:,.0f}/s is what {phase.users} users got from the store, the generator "
@@ -177,11 +187,11 @@ def generator_verdict(m: StoreMeasurement, phase: Phase, processes: list[dict[st
     else:
         limit = None
         text = f"achieved {achieved:,.0f}/s of {offered:g}/s offered: nothing was the limit"
-    if phase.host_cpu_percent is not None and phase.host_cpu_percent >= GENERATOR_CPU_LIMIT:
-        text += (f"; the master's machine was {phase.host_cpu_percent:.0f}% busy (all cores): generator and "
-                 "servers competed for CPU")
+    if limit not in ("machine",) and host is not None and host >= GENERATOR_CPU_LIMIT:
+        text += f"; the master's machine was {host:.0f}% busy (all cores)"
     return {"limit": limit, "verdict": text, "busiest_process_cpu_percent": round(busiest, 1),
-            "users_ceiling_per_s": users_ceiling, "host_cpu_percent": phase.host_cpu_percent}
+            "busiest_process_cpu_wait_percent": round(waited, 1), "users_ceiling_per_s": users_ceiling,
+            "host_cpu_percent": host}
 
 
 def store_section(agg: Aggregate, phase: Phase) -> tuple[dict[str, Any], StoreMeasurement, list[str]]:
@@ -194,8 +204,8 @@ def store_section(agg: Aggregate, phase: Phase) -> tuple[dict[str, Any], StoreMe
     for w in sorted(set(agg.totals) | set(agg.cpu)):
         cpu = agg.cpu.get(w, {}).get(phase.store, {})
         processes.append({"process": w, "where": agg.hosts.get(w, ""), "requests": worker_requests.get(w, 0),
-                          "cpu_percent": cpu.get("cpu_percent"), "cpu_seconds": cpu.get("cpu_seconds"),
-                          "locust_cpu_warning": agg.cpu_warning.get(w, False)})
+                          "cpu_percent": cpu.get("cpu_percent"), "cpu_wait_percent": cpu.get("cpu_wait_percent"),
+                          "cpu_seconds": cpu.get("cpu_seconds"), "locust_cpu_warning": agg.cpu_warning.get(w, False)})
     verdict = generator_verdict(m, phase, processes)
     req = requests_total(agg, phase.store)
     section: dict[str, Any] = {
@@ -216,7 +226,7 @@ def store_section(agg: Aggregate, phase: Phase) -> tuple[dict[str, Any], StoreMe
         section["recipe_cache"] = {"hits": hits, "misses": misses, "hit_ratio": round(hits / (hits + misses), 4)}
     warnings = []
     name, o = phase.store, m.overall
-    if verdict["limit"] == "load generator":
+    if verdict["limit"] in ("load generator", "machine"):
         warnings.append(f"{name}: {verdict['verdict']}")
     elif verdict["limit"] in ("users", "store") and phase.offered_rate:
         warnings.append(f"{name}: {verdict['verdict']}")
@@ -229,6 +239,12 @@ def store_section(agg: Aggregate, phase: Phase) -> tuple[dict[str, Any], StoreMe
     cv = o["noise"].get("cv_of_p50")
     if cv is not None and cv > 0.5:
         warnings.append(f"{name}: per-second medians vary a lot (CV {cv:.2f}); the machine may be busy")
+    ours = sum(c["requests"] for c in req.values())
+    locusts = sum(c["requests"] for c in phase.locust_requests.values())
+    tallies = sum(worker_requests.values())
+    if not ours == locusts == tallies:
+        warnings.append(f"{name}: requests counted by fridgebench ({ours:,}), by each process ({tallies:,}) and by "
+                        f"Locust ({locusts:,}) differ: some measurements did not reach the master")
     if phase.missing_reports:
         warnings.append(f"{name}: no final report from {', '.join(phase.missing_reports)}: its last measurements "
                         "are missing from these figures")

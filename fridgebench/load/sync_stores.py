@@ -26,7 +26,9 @@ from typing import Any, Iterable, Sequence
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
+from redis.retry import Retry
 
 from fridgebench.config import mask_text, mask_url
 from fridgebench.errors import SchemaConflict, StoreUnavailable, UsageError
@@ -68,9 +70,12 @@ def pg_connect(dsn: str, *, what: str = "PostgreSQL") -> psycopg.Connection[Any]
 
 
 def redis_connect(url: str) -> redis.Redis:
-    """A client holding one connection of its own (an app worker's), checked with PING."""
+    """A client holding one connection of its own (an app worker's), checked with PING.
+
+    No retries (redis-py retries a failed command 3 times by default): a failure is measured as
+    one, as ``compare``'s client does; a lost connection is reopened by the next command."""
     try:
-        client = redis.Redis.from_url(url, single_connection_client=True,
+        client = redis.Redis.from_url(url, single_connection_client=True, retry=Retry(NoBackoff(), 0),
                                       socket_connect_timeout=CONNECT_TIMEOUT_S)
         client.ping()
         return client
@@ -157,7 +162,13 @@ class UserClient:
 
     # -- operations -------------------------------------------------------------------------
     def _pgc(self) -> psycopg.Connection[Any]:
-        if self._pg is None:  # a Redis store's recipe-cache backend, opened on the first miss
+        pg = self._pg
+        if pg is not None and not pg.closed and not pg.broken:
+            return pg
+        if pg is not None:  # lost (server restart, network): this request reconnects, like a pool would
+            pg.close()
+            self._pg = None
+        if self._pg is None:  # (also: a Redis store's recipe-cache backend, opened on the first miss)
             if not self.postgres_dsn:
                 raise UsageError(f"store {self.name!r} needs FRIDGEBENCH_POSTGRES_DSN to read recipes on a cache miss")
             self._pg = pg_connect(self.postgres_dsn, what="PostgreSQL (recipe cache backend)")

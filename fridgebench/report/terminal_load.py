@@ -37,11 +37,12 @@ def render_load(doc: dict[str, Any], console: Console) -> None:
         console.print(f"  correctness: [{style}]{c['lost_updates']} lost of {c['adds_checked']:,} acknowledged "
                       f"ingredient adds[/] (across every process)")
         g = run["generator"]
-        procs = ", ".join(f"{p['process']} {p['cpu_percent']:.0f}%" if p.get("cpu_percent") is not None
+        procs = ", ".join(f"{p['process']} {p['cpu_percent']:.0f}%" + (f" (+{p['cpu_wait_percent']:.0f}% waiting)"
+                          if p.get("cpu_wait_percent") else "") if p.get("cpu_percent") is not None
                           else f"{p['process']} ?" for p in g["processes"])
         if section["mode"] == "distributed":
             procs += f"; master {g['master'].get('cpu_percent', '?')}%"
-        style = "yellow" if g["limit"] == "load generator" else "dim"
+        style = "yellow" if g["limit"] in ("load generator", "machine") else "dim"
         console.print(f"  [{style}]load generator CPU (one core = 100%): {procs}"
                       + (f"; machine {g['host_cpu_percent']:.0f}%" if g.get("host_cpu_percent") is not None else "")
                       + f" — {g['verdict']}[/]")
