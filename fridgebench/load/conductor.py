@@ -146,18 +146,18 @@ class Conductor:
             raise
         except Exception as err:  # a bug: one line here, the traceback in the log
             log.error("fridgebench: unexpected error\n%s", traceback.format_exc())
-            self._fail(f"unexpected {type(err).__name__}: {err}", ExitStatus.ERROR)
+            self._fail(f"unexpected {type(err).__name__}: {err}", ExitStatus.ERROR, see_log=True)
         finally:
             self.target = (0, self.target[1], self.target[2])
             if self.exit_status != ExitStatus.OK or self.settings.after_run == "exit":
                 self.done = True
             self._started.set()
 
-    def _fail(self, message: str, status: int) -> None:
+    def _fail(self, message: str, status: int, *, see_log: bool = False) -> None:
         self.error = mask_text(message)
         self.exit_status = int(status)
         self.env.process_exit_code = int(status)
-        self.emit({"type": "error", "status": int(status), "text": self.error})
+        self.emit({"type": "error", "status": int(status), "text": self.error, "see_log": see_log})
 
     def _sequence(self) -> None:
         s = self.settings

@@ -106,6 +106,12 @@ def _user_args(o: LoadOptions) -> list[str]:
     return out
 
 
+def main_error_expected(sup: Supervisor) -> bool:
+    """True when the Locust processes stopped on an expected error (one clear line, nothing to read in the log)."""
+    errs = [c.error for c in sup.children if c.error is not None]
+    return bool(errs) and not any(e.get("see_log") for e in errs)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -123,6 +129,7 @@ def run_workers(o: LoadOptions, *, postgres_dsn: str | None, redis_url: str | No
         raise UsageError("a worker needs the stores' URLs (the same the master uses)",
                          hint="pass --postgres-dsn and --redis-url, or set FRIDGEBENCH_POSTGRES_DSN / FRIDGEBENCH_REDIS_URL")
     sup = Supervisor(env, on_event=on_event)
+    ok = False
     try:
         args = ["--master-host", str(o.master_host), "--master-port", str(o.master_port),
                 "--connect-timeout", f"{o.connect_timeout:g}", "--loglevel", "WARNING"]
@@ -133,8 +140,11 @@ def run_workers(o: LoadOptions, *, postgres_dsn: str | None, redis_url: str | No
                 err = k.error
                 text = err.get("text") if err else f"exited with status {code} (log: {k.log_path})"
                 raise LoadFailed(f"{k.name}: {text}", int(err.get("status", 1)) if err else 1)
+        ok = True
     finally:
         sup.stop()
+        if ok or main_error_expected(sup):
+            sup.discard_logs()
 
 
 def run_load(o: LoadOptions, popts: ProvisionOptions, *, on_event: EventSink,
@@ -187,15 +197,19 @@ def run_load(o: LoadOptions, popts: ProvisionOptions, *, on_event: EventSink,
                 code = 0  # --web: Ctrl-C is how one leaves Locust's UI; the results were written
             if code != 0:
                 err = main.error
+                keep = err is None or bool(err.get("see_log"))  # a bug, or a crash: the log says more
+                where = run_dir if run_dir.is_dir() else sup.log_dir
                 if err is not None:
                     raise LoadFailed(str(err.get("text")), int(err.get("status", 1)),
-                                     hint=None if int(err.get("status", 1)) == 2 else f"Locust's log: {run_dir if run_dir.is_dir() else sup.log_dir}")
+                                     hint=f"Locust's log: {where}" if keep else None)
                 raise LoadFailed(f"the Locust {main.name} process exited with status {code}", code if code == 130 else 1,
-                                 hint=f"see its log in {run_dir if run_dir.is_dir() else sup.log_dir}")
+                                 hint=f"see its log in {where}")
             done = True
         finally:
             sup.stop()
-            sup.keep_logs(run_dir if run_dir.is_dir() else None)
+            logs_at = sup.keep_logs(run_dir if run_dir.is_dir() else None)
+            if logs_at == sup.log_dir and done is False and main_error_expected(sup):
+                sup.discard_logs()
         if not done:  # pragma: no cover - raised above
             raise StoreUnavailable("the load run did not finish")
     return load_results(run_dir), run_dir / "results.json"

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    sys.argv = sys.argv[:1]  # Locust's web UI parses sys.argv as Locust options: ours are not
     os.environ["FRIDGEBENCH_EVENTS"] = "stdout"
 
     import gevent

@@ -175,6 +175,9 @@ class Supervisor:
         shutil.rmtree(self.log_dir, ignore_errors=True)
         return run_dir
 
+    def discard_logs(self) -> None:
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
     def require_free(self, port: int, host: str) -> None:
         import socket
 
