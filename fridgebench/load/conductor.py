@@ -117,14 +117,20 @@ class Conductor:
     def worker_name(self, client_id: str) -> str:
         return f"worker {self.runner.get_worker_index(client_id)}"
 
+    def _merge(self, client_id: str, payload: dict[str, Any]) -> None:
+        try:
+            self.aggregate.merge(self.worker_name(client_id), payload)
+        except (ValueError, KeyError, TypeError) as err:  # another fridgebench version on that worker
+            self._abort = Aborted(f"{self.worker_name(client_id)} sent measurements this master cannot read: {err}")
+
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         payload = data.get("fridgebench")
         if payload is not None:
-            self.aggregate.merge(self.worker_name(client_id), payload)
+            self._merge(client_id, payload)
 
     def on_report_message(self, environment: Any, msg: Any, **_: Any) -> None:
         data = msg.data
-        self.aggregate.merge(self.worker_name(msg.node_id), data["payload"])
+        self._merge(msg.node_id, data["payload"])
         self._flushed.setdefault(int(data["phase"]), set()).add(msg.node_id)
 
     def on_error_message(self, environment: Any, msg: Any, **_: Any) -> None:
