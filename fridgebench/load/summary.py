@@ -68,12 +68,14 @@ def store_measurement(agg: Aggregate, phase: Phase) -> StoreMeasurement:
     seconds = t1 - t0
     per_op, iv_hist = _window_histograms(agg, store, t0, t1)
     counts: dict[str, list[int]] = {}
+    errors_by_sec: dict[int, int] = {}
     for (sec, s, op), (ok, nf, err) in agg.counts.items():
         if s == store and t0 <= sec < t1:
             c = counts.setdefault(op, [0, 0, 0])
             c[0] += ok
             c[1] += nf
             c[2] += err
+            errors_by_sec[sec] = errors_by_sec.get(sec, 0) + err
     ops: dict[str, dict[str, Any]] = {}
     total = new_histogram()
     for op in OP_KINDS:
@@ -91,7 +93,7 @@ def store_measurement(agg: Aggregate, phase: Phase) -> StoreMeasurement:
         for op, h in iv_hist[sec - t0][2].items():
             merged.add(h)
             by_op[op] = h.get_value_at_percentile(50)
-        n_err = sum(c[2] for (s2, st, _), c in agg.counts.items() if s2 == sec and st == store)
+        n_err = errors_by_sec.get(sec, 0)
         entry: dict[str, Any] = {"t_s": sec - t0, "ops": merged.get_total_count() + n_err, "errors": n_err}
         if merged.get_total_count():
             entry.update(p50_us=merged.get_value_at_percentile(50), p99_us=merged.get_value_at_percentile(99),
