@@ -76,7 +76,7 @@ def manifests(scenario_path: Path, *, postgres_dsn: str, redis_url: str, namespa
     if not postgres_dsn.startswith(("postgres://", "postgresql://")):
         raise UsageError("--postgres-dsn: not a PostgreSQL URL", hint="use postgresql://user:password@host:5432/dbname")
     if not redis_url.startswith(("redis://", "rediss://")):
-        raise UsageError("--redis-url: not a Redis URL", hint="use redis://[:password@]host:6379/0")
+        raise UsageError("--redis-url: not a Redis URL", hint="use redis://host:6379/0 or rediss://... (TLS)")
     locustfile = (package_root() / "load" / "locustfile.py").read_text(encoding="utf-8")
     zipped = package_zip()
     scenario_text = scenario_path.read_text(encoding="utf-8")
