@@ -59,6 +59,25 @@ class Aborted(FridgebenchError):
     """A worker reported an error that makes the run meaningless (e.g. it cannot reach a store)."""
 
 
+class _MaskingFormatter(logging.Formatter):
+    """Whatever a log line holds (a traceback, a driver's error), its passwords are masked."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_text(self.inner.format(record))
+
+
+def mask_log_handlers() -> None:
+    """Wrap the formatter of every handler Locust set up (root and ``locust`` loggers)."""
+    for logger in (logging.getLogger(), logging.getLogger("locust")):
+        for h in logger.handlers:
+            if not isinstance(h.formatter, _MaskingFormatter):
+                h.setFormatter(_MaskingFormatter(h.formatter))
+
+
 def log_emitter(event: dict[str, Any]) -> None:
     """Progress as log lines (plain ``locust -f`` runs, Kubernetes pods); measuring: every 10 s."""
     if event["type"] == "progress" and event["second"] % 10 and event["second"] != event["of"]:

@@ -182,6 +182,7 @@ def _users_and_rate(environment: Any, settings: LoadSettings) -> tuple[int, floa
 def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     runner = runner or environment.runner
     PROCESS.runner = runner
+    cond.mask_log_handlers()  # no password reaches a log line (Locust's or ours)
     settings_env = os.environ
     PROCESS.emit = cond.stdout_emitter if settings_env.get("FRIDGEBENCH_EVENTS") == "stdout" else cond.log_emitter
     rec = PROCESS.recorder
