@@ -160,11 +160,12 @@ def interval_noise(intervals: list[dict[str, Any]]) -> dict[str, Any]:
     return {"intervals": len(p50s), "cv_of_p50": round(cv, 3)}
 
 
-def hdr_log_text(m: StoreMeasurement, kind: str, start_epoch_s: float, tag: str) -> str:
-    """An HdrHistogram interval log (format 1.2) of one operation's intended-start latency."""
+def hdr_log_text(m: StoreMeasurement, kind: str, start_epoch_s: float, tag: str,
+                 what: str = "latency from intended start") -> str:
+    """An HdrHistogram interval log (format 1.2) of one operation's latency (``what`` names which)."""
     buf = io.StringIO()
     w = HistogramLogWriter(buf)
-    w.output_comment(f"[fridgebench {tag} op={kind} latency from intended start, microseconds]")
+    w.output_comment(f"[fridgebench {tag} op={kind} {what}, microseconds]")
     w.output_log_format_version()
     buf.write(f"#[StartTime: {start_epoch_s:.3f} (seconds since epoch)]\n")
     w.output_legend()

@@ -232,6 +232,24 @@ async def check_catalogue(conn: asyncpg.Connection, where: str = "") -> None:
             hint="point fridgebench at a database without fridge2fork's recipes (or one it set up)")
 
 
+# The catalogue inserts (rows already there are never changed), shared by the asyncpg path below and
+# the Locust side (psycopg, $n placeholders).
+INGREDIENTS_INSERT_SQL = ("INSERT INTO ingredients (id, name, category, is_common) VALUES ($1, $2, $3, $4) "
+                          "ON CONFLICT DO NOTHING")
+RECIPES_INSERT_SQL = "INSERT INTO recipes (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+RECIPE_INGREDIENTS_INSERT_SQL = ("INSERT INTO recipe_ingredients (recipe_id, ingredient_id) VALUES ($1, $2) "
+                                 "ON CONFLICT DO NOTHING")
+
+
+def catalogue_rows() -> tuple[list[tuple[int, str, str, bool]], list[tuple[int, str]], list[tuple[int, int]]]:
+    """Rows for the three inserts above: ingredients, recipes, recipe -> ingredient pairs."""
+    ids = ingredient_ids()
+    recs = recipes()
+    return ([(i.id, i.name, i.category, i.is_common) for i in ingredients()],
+            [(r.id, r.name) for r in recs],
+            [(r.id, ids[n]) for r in recs for n in r.ingredients])
+
+
 async def load_catalogue(conn: asyncpg.Connection, *, where: str = "") -> None:
     """Insert the ingredient and recipe catalogue where missing (idempotent); rows already there are
     never changed, and a catalogue that differs from fridgebench's is refused (:func:`check_catalogue`)."""
@@ -241,18 +259,7 @@ async def load_catalogue(conn: asyncpg.Connection, *, where: str = "") -> None:
 
 async def _load_catalogue(conn: asyncpg.Connection, where: str) -> None:
     await check_catalogue(conn, where)
-    ings = ingredients()
-    await conn.executemany(
-        "INSERT INTO ingredients (id, name, category, is_common) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        [(i.id, i.name, i.category, i.is_common) for i in ings],
-    )
-    ids = ingredient_ids()
-    recs = recipes()
-    await conn.executemany(
-        "INSERT INTO recipes (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        [(r.id, r.name) for r in recs],
-    )
-    await conn.executemany(
-        "INSERT INTO recipe_ingredients (recipe_id, ingredient_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        [(r.id, ids[n]) for r in recs for n in r.ingredients],
-    )
+    ings, recs, pairs = catalogue_rows()
+    await conn.executemany(INGREDIENTS_INSERT_SQL, ings)
+    await conn.executemany(RECIPES_INSERT_SQL, recs)
+    await conn.executemany(RECIPE_INGREDIENTS_INSERT_SQL, pairs)
