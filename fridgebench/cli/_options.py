@@ -29,6 +29,7 @@ Reuse = Annotated[bool, typer.Option("--reuse", help="Run on top of sessions alr
 Reset = Annotated[bool, typer.Option("--reset", help="Delete sessions already in an external database first.",
     rich_help_panel=_P)]
 Json = Annotated[bool, typer.Option("--json", help="Print the machine-readable document alone on stdout.")]
+NoReport = Annotated[bool, typer.Option("--no-report", help="Do not write report.html / report.md into the run folder.")]
 
 
 def provision_options(

@@ -24,7 +24,7 @@ from fridgebench.measure.runs import Run
 Verdict = Literal["regression", "improvement", "unchanged", "inconclusive"]
 VERDICT_ORDER: dict[str, int] = {"regression": 0, "inconclusive": 1, "improvement": 2, "unchanged": 3}
 
-DRIVER_LAG_LIMIT_US = 1000  # the driver's own no-op probe started ops this late (p99): the machine is short of CPU
+DRIVER_SHARE = 0.5  # the driver's own no-op lag at a percentile, as a share of the latency measured there
 MIN_TAIL_SAMPLES = 10  # a percentile p needs count × (1 - p) >= this in every run: p99 needs 1,000 operations
 MIN_INTERVALS = 5  # seconds per side for the one-run bootstrap
 SUMMARY_KEYS = {50.0: "p50_us", 90.0: "p90_us", 99.0: "p99_us", 99.9: "p99_9_us"}
@@ -169,10 +169,23 @@ def _compare(run: Run) -> dict[str, Any]:
     return sec
 
 
-def driver_starved(run: Run) -> int | None:
-    """The driver's own dispatch lag p99 (µs) when it exceeds the limit, else None."""
-    lag = ((_compare(run).get("driver_overhead") or {}).get("dispatch_lag") or {}).get("p99_us")
-    return int(lag) if lag is not None and lag > DRIVER_LAG_LIMIT_US else None
+def driver_lag(run: Run, pct: float) -> float | None:
+    """The driver's own dispatch lag (a no-op through the same scheduler, measured in the run) at the
+    summary percentile at or above ``pct``."""
+    lag = (_compare(run).get("driver_overhead") or {}).get("dispatch_lag") or {}
+    for p, key in sorted(SUMMARY_KEYS.items()):
+        if p >= pct and lag.get(key) is not None:
+            return float(lag[key])
+    return float(lag["max_us"]) if lag.get("max_us") is not None else None
+
+
+def driver_starved(run: Run, store: str, op: str, pct: float) -> str | None:
+    """Why this run's percentile is the driver's rather than the store's, or None: when the driver alone
+    started operations late by half the measured latency or more, it was short of CPU at that percentile."""
+    lag, value = driver_lag(run, pct), _run_value(run, store, op, pct)
+    if lag is None or value is None or lag < DRIVER_SHARE * value:
+        return None
+    return f"{run.run_id}: the driver alone lagged {lag:,.0f} µs at p{pct:g}, the store measured {value:,.0f} µs"
 
 
 def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateResult:
@@ -184,18 +197,6 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
     if res.refused:
         return res
     sides = {"baseline": list(baseline), "current": list(current)}
-    starved: dict[str, list[str]] = {}
-    for side, runs in sides.items():
-        bad = [r for r in runs if driver_starved(r) is not None]
-        if not bad:
-            continue
-        keep = [r for r in runs if r not in bad]
-        if len(runs) >= stats.MIN_RANK_RUNS and len(keep) >= stats.MIN_RANK_RUNS:
-            res.notes.append(f"{side}: {len(bad)} of {len(runs)} runs left out — the driver itself started "
-                             f"operations more than {DRIVER_LAG_LIMIT_US} µs late (short of CPU)")
-            sides[side] = keep
-        else:
-            starved[side] = [f"{r.run_id} ({driver_starved(r)} µs)" for r in bad]
     stores_b = _stores_ops(sides["baseline"])
     stores_c = _stores_ops(sides["current"])
     for s in sorted(set(stores_b) ^ set(stores_c)):
@@ -210,11 +211,7 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
         ops = [o for o in stores_b[store] if o in stores_c[store] and (opts.ops is None or o in opts.ops)]
         for op in ops:
             for pct in opts.percentiles:
-                if starved:
-                    why = "driver short of CPU: " + "; ".join(f"{k} {', '.join(v)}" for k, v in starved.items())
-                    res.rows.append(Row(store, op, pct, "inconclusive", why))
-                    continue
-                res.rows.append(_row(store, op, pct, sides["baseline"], sides["current"], opts))
+                res.rows.append(_row(store, op, pct, sides["baseline"], sides["current"], opts, res.notes))
     if opts.ops:
         missing = [o for o in opts.ops if not any(r.op == o for r in res.rows)]
         if missing:
@@ -247,9 +244,25 @@ def _run_value(run: Run, store: str, op: str, pct: float) -> float | None:
     return float(li[key]) if key and li.get(key) is not None else None
 
 
-def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts: GateOptions) -> Row:
+def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts: GateOptions,
+         notes: list[str]) -> Row:
     def inconclusive(why: str, **kw: Any) -> Row:
         return Row(store, op, pct, "inconclusive", why, **kw)
+
+    starved = {side: [w for w in (driver_starved(r, store, op, pct) for r in runs) if w]
+               for side, runs in (("baseline", base), ("current", cur))}
+    if any(starved.values()):
+        keep_b = [r for r in base if not driver_starved(r, store, op, pct)]
+        keep_c = [r for r in cur if not driver_starved(r, store, op, pct)]
+        if len(base) >= stats.MIN_RANK_RUNS and len(cur) >= stats.MIN_RANK_RUNS and \
+                min(len(keep_b), len(keep_c)) >= stats.MIN_RANK_RUNS:
+            notes.append(f"{store} {op} p{pct:g}: {len(base) - len(keep_b) + len(cur) - len(keep_c)} run(s) left "
+                         "out — the driver was short of CPU there")
+            base, cur = keep_b, keep_c
+        else:
+            first = next(w for ws in starved.values() for w in ws)
+            n = sum(len(ws) for ws in starved.values())
+            return inconclusive(f"driver short of CPU in {n} run(s) ({first})")
 
     need = math.ceil(MIN_TAIL_SAMPLES / (1 - pct / 100.0))
     fewest = min(_count(r, store, op) for r in (*base, *cur))
