@@ -92,7 +92,7 @@ def build(runs: list[Run]) -> tuple[str, list[Block]]:
             try:
                 blocks += build_one(rs, labels)
                 continue
-            except (KeyError, TypeError, ValueError, IndexError) as err:
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
                 # a section shaped differently than this version expects: show its values, never fail
                 blocks.append(Heading(f"{name}", 2, anchor=name))
                 blocks.append(Para(f"This report could not draw the {name} section ({type(err).__name__}: {err}); "
