@@ -55,7 +55,8 @@ def load_run(path: Path | str) -> Run:
 
 
 def load_runs(path: Path | str) -> list[Run]:
-    """One run directory -> [run]; a folder of run directories (a repeat group) -> its runs, oldest first."""
+    """One run directory -> [run]; a folder of run directories (a repeat group), or a folder of such
+    folders, -> its runs, oldest first."""
     p = Path(path)
     if not p.exists():
         raise UsageError(f"no run at {p}", hint="pass a run folder (reports/<run-id>) or a folder of runs")
@@ -64,6 +65,8 @@ def load_runs(path: Path | str) -> list[Run]:
     if not p.is_dir():
         raise UsageError(f"{p} is neither a run folder nor a folder of runs")
     subdirs = sorted(d for d in p.iterdir() if d.is_dir() and _is_run(d))
+    if not subdirs:  # a folder holding repeat groups (e.g. CI's `--out baseline`): their runs
+        subdirs = sorted(d for g in p.iterdir() if g.is_dir() for d in g.iterdir() if d.is_dir() and _is_run(d))
     if not subdirs:
         raise UsageError(f"{p} holds no runs (no results.json in it or in its subfolders)",
                          hint="point at a run folder under reports/, or at the folder compare --repeat wrote")
