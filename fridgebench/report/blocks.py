@@ -26,6 +26,7 @@ class Table:
     caption: str = ""
     numeric: frozenset[int] = field(default_factory=frozenset)  # right-aligned columns
     styles: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> css class (e.g. verdicts)
+    stack: bool = False  # long text: on a phone, each row becomes a card of labelled lines
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,11 @@ figcaption { color: var(--muted); font-size: 0.85rem; }
 .v-partly-supported { color: #9a6700; font-weight: 600; } .v-inconclusive { color: #8250df; font-weight: 600; }
 .v-not-measured { color: var(--muted); }
 footer { color: var(--muted); font-size: 0.8rem; margin-top: 2em; }
-@media (max-width: 600px) { main { padding: 10px; } body { font-size: 14px; } th, td { padding: 3px 5px; } }
+@media (max-width: 600px) { main { padding: 10px; } body { font-size: 14px; } th, td { padding: 3px 5px; }
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display: block; width: 100%; }
+  table.stack thead { display: none; } table.stack tr { border-bottom: 2px solid var(--line); padding: 6px 0; }
+  table.stack td { border: none; padding: 1px 0; } table.stack td.num { text-align: left; }
+  table.stack td::before { content: attr(data-label); display: block; font-size: 0.75rem; color: var(--muted); } }
 """
 
 
@@ -68,9 +72,11 @@ def _block(b: Block) -> str:
             for j, v in enumerate(row):
                 classes = [c for c in ("num" if j in b.numeric else "", b.styles.get((i, j), "")) if c]
                 cls = f' class="{" ".join(classes)}"' if classes else ""
-                cells.append(f"<td{cls}>{escape(str(v))}</td>")
+                label = f' data-label="{escape(str(b.columns[j]))}"' if b.stack and j < len(b.columns) else ""
+                cells.append(f"<td{cls}{label}>{escape(str(v))}</td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
         cap = f"<caption>{escape(b.caption)}</caption>" if b.caption else ""
-        return (f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+        table_cls = ' class="stack"' if b.stack else ""
+        return (f'<div class="scroll"><table{table_cls}>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
                 f"</tbody></table></div>")
     raise TypeError(f"unknown block {type(b).__name__}")

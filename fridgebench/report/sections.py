@@ -157,7 +157,8 @@ def _claims(runs: list[Run], labels: Labels) -> list[Block]:
         styles[(i, 3)] = "v-" + c.verdict.replace(" ", "-")
     out: list[Block] = [
         Heading("The seed's claims, measured", 2, anchor="claims"),
-        Table(["claim", "seed: PostgreSQL", "seed: Redis", "verdict", "what was measured"], rows, styles=styles),
+        Table(["claim", "seed: PostgreSQL", "seed: Redis", "verdict", "what was measured"], rows, styles=styles,
+              stack=True),
         Para("Verdicts: " + "; ".join(f"“{k}” — {v}" for k, v in VERDICT_WORDS.items()) + ".", "note"),
     ]
     return out
@@ -313,7 +314,8 @@ def _sweep(runs: list[Run], labels: Labels) -> list[Block]:
         out.append(Figure(svg, "A step is sustained when the store kept up (≥ 95% of the offered rate, nothing unsent) "
                                "and its p99 stayed under the SLO. The driver alone (grey) is the ceiling of this "
                                "machine's load generator: a store at that ceiling is “at least” that fast."))
-    out.append(Table((["run"] if labels.many else []) + ["store", "max sustained", "steps (offered → achieved)"], rows))
+    out.append(Table((["run"] if labels.many else []) + ["store", "max sustained", "steps (offered → achieved)"], rows,
+                     stack=True))
     return out
 
 
