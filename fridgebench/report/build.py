@@ -31,9 +31,12 @@ def render(runs: list[Run]) -> tuple[str, str]:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # interrupted or failed: no half-written report left behind
 
 
 def write_report(paths: list[Path], out_dir: Path | None = None) -> tuple[Path, Path, list[Run]]:

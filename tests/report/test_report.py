@@ -117,16 +117,16 @@ def test_the_committed_example_is_what_the_current_code_renders(tmp_path: Path) 
         assert section in fresh
 
 
-def test_a_migrate_run_plots_its_rate_and_lag(tmp_path: Path, external_fridge_dsn: str) -> None:
+def test_a_migrate_run_plots_its_rate_and_lag(tmp_path: Path) -> None:
     from tests.helpers import fill
-    from tests.servers import REDIS_DB_SHARED, machine_redis_db
+    from tests.servers import REDIS_DB_SHARED, machine_database, machine_redis_db
 
-    fill(external_fridge_dsn, 3000)
-    with machine_redis_db(REDIS_DB_SHARED) as url:
-        res = cli("migrate", "--from", external_fridge_dsn, "--to", url, "--live", "--until-caught-up",
+    with machine_database() as dsn, machine_redis_db(REDIS_DB_SHARED) as url:  # its own database: dropped after
+        fill(dsn, 3000)
+        res = cli("migrate", "--from", dsn, "--to", url, "--live", "--until-caught-up",
                   env={"FRIDGEBENCH_REPORTS": str(tmp_path)})
         assert res.returncode == 0, res.stderr
-        cli("migrate", "cleanup", "--from", external_fridge_dsn, "--to", url)
+        cli("migrate", "cleanup", "--from", dsn, "--to", url)
     run = next(tmp_path.glob("*-migrate-*"))
     doc = json.loads((run / "results.json").read_text())
     tl = doc["sections"]["migrate"]["timeline"]
