@@ -289,3 +289,25 @@ def test_github_format_without_the_variable_still_annotates(sides: dict[str, Pat
     assert res.returncode == 3
     assert "GITHUB_STEP_SUMMARY is not set" in res.stderr
     assert res.stdout.startswith("::error")
+
+
+def test_without_interval_logs_the_gate_uses_per_second_figures_of_results_json(tmp_path: Path) -> None:
+    b = write_run(tmp_path / "b", lognormal(BASE), seed=80)
+    c = write_run(tmp_path / "c", lognormal(SLOW_ADD), seed=81)
+    for run in (b, c):
+        for log in run.glob("*.hlog"):
+            log.unlink()
+    rows = {r.name: r for r in judge(load_runs(b), load_runs(c), GateOptions()).rows}
+    assert rows["postgres add p50"].verdict == "regression" and rows["postgres add p50"].method == "bootstrap"
+    assert rows["postgres get p50"].verdict == "unchanged"
+    # a format-1 document has per-second p50 only: p99 cannot be judged from one run a side
+    for run in (b, c):
+        doc = json.loads((run / "results.json").read_text())
+        doc["schema_version"] = "fridgebench.results/1"
+        for st in doc["sections"]["compare"]["stores"].values():
+            for iv in st["intervals"]:
+                iv.pop("by_op_p99_us"), iv.pop("by_op_count")
+        (run / "results.json").write_text(json.dumps(doc))
+    rows = {r.name: r for r in judge(load_runs(b), load_runs(c), GateOptions()).rows}
+    assert rows["postgres add p50"].verdict == "regression"
+    assert rows["postgres add p99"].verdict == "inconclusive" and "format 1" in rows["postgres add p99"].why
