@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -147,7 +148,15 @@ def naive(base: Run, cur: Run, factor: float, pcts: tuple[float, ...]) -> set[st
     return out
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt()
+
+
 def main() -> int:
+    # Ctrl-C or SIGTERM (even when started in the background, where SIGINT is ignored): unwind, so the
+    # servers started below are stopped and the trigger is dropped
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5, help="runs per side of a pair")
