@@ -174,6 +174,14 @@ def main() -> int:
         args.pairs, args.repeats, args.duration = 2, 4, 4.0
     work = args.keep or Path(tempfile.mkdtemp(prefix="fb-bench-gate-"))
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _main(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _main(args: argparse.Namespace, work: Path) -> int:
     t_start = time.perf_counter()
     pcts = (50.0, 99.0)
     opts = GateOptions(threshold=args.threshold / 100.0, percentiles=pcts)
@@ -263,10 +271,12 @@ def main() -> int:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "calibration": cal,
                                          "methods": methods, "cpu": _cpu_model(), "runs": bench.runs,
                                          "minutes": round(minutes, 1)}, indent=2))
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
     return 0 if aa_ok and ab_ok else 3
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        console.print("interrupted: the servers were stopped")
+        sys.exit(130)
