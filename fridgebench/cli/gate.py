@@ -45,9 +45,11 @@ def gate(
 
     Examples:
 
-      fridgebench compare --repeat 5 --out base   (on main)   then   --out head   (on the branch)
+      fridgebench compare --repeat 5 --out base      (on main)
 
-      fridgebench gate --baseline base/<group> --current head/<group>
+      fridgebench compare --repeat 5 --out head      (on the branch)
+
+      fridgebench gate --baseline base --current head
 
       fridgebench gate --baseline base --current head --threshold 15 --format github --export bencher bmf.json
     """
