@@ -58,7 +58,7 @@ def compare(
 
       fridgebench compare --postgres-dsn postgresql://app@db/fridge --redis-url redis://cache:6379/0 --reuse
 
-      fridgebench compare --repeat 6 --out baseline   (then: fridgebench gate --baseline baseline/... --current ...)
+      fridgebench compare --repeat 5 --out baseline     (then, on a change: --out head; fridgebench gate --baseline baseline --current head)
     """
     with error_boundary():
         from fridgebench.engine.driver import install_event_loop_policy
