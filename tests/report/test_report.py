@@ -8,6 +8,7 @@ and the report the current code makes from it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -83,7 +84,8 @@ def test_svg_is_reproducible_across_processes() -> None:
             "from fridgebench.report.build import render; "
             f"h, m = render(load_runs({str(V1)!r})); print(hashlib.sha256(h.encode()).hexdigest())")
     digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin"}).stdout
+                              env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin",
+                                   "HOME": os.environ.get("HOME", "/tmp")}).stdout
                for seed in (1, 2)}
     assert len(digests) == 1
     html, _ = render(load_runs(V1))
