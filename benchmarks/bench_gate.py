@@ -114,17 +114,22 @@ class Bench:
                 per.append((n, statistics.median(t)))
         (n1, t1), (n2, t2) = per
         us_per_iter = max(1e-6, (t2 - t1) / (n2 - n1) * 1e6)
-        base = self.compare(self.work / "calibration" / "a")
-        add_p50 = _value(load_runs(base)[0], *TARGET_OP, 50.0)
+        # the median of 3 plain runs, then 3 slowed ones interleaved: one run on a busy machine misleads
+        plain = [_value(load_runs(self.compare(self.work / "calibration" / "a"))[-1], *TARGET_OP, 50.0)]
+        add_p50 = plain[0]
         self.burn_n = max(1, int(self.args.slowdown * add_p50 / us_per_iter))
-        self.slow(True)
-        try:
-            slowed = self.compare(self.work / "calibration" / "b")
-        finally:
-            self.slow(False)
-        got = _value(load_runs(slowed)[0], *TARGET_OP, 50.0) / add_p50 - 1
-        return {"add_p50_us": add_p50, "us_per_iteration": round(us_per_iter, 4), "iterations": self.burn_n,
-                "slowdown_measured_once": round(got, 3)}
+        slowed = []
+        for _ in range(3):
+            self.slow(True)
+            try:
+                slowed.append(_value(load_runs(self.compare(self.work / "calibration" / "b"))[-1], *TARGET_OP, 50.0))
+            finally:
+                self.slow(False)
+            plain.append(_value(load_runs(self.compare(self.work / "calibration" / "a"))[-1], *TARGET_OP, 50.0))
+        got = statistics.median(slowed) / statistics.median(plain) - 1
+        return {"add_p50_us": add_p50, "add_p50_plain_us": plain, "add_p50_slowed_us": slowed,
+                "us_per_iteration": round(us_per_iter, 4), "iterations": self.burn_n,
+                "slowdown_measured": round(got, 3)}
 
 
 def _value(run: Run, store: str, op: str, pct: float) -> float:
@@ -193,8 +198,8 @@ def _main(args: argparse.Namespace, work: Path) -> int:
             bench = Bench(args, ep.postgres_dsn, ep.redis_url, work)
             cal = bench.calibrate()
             console.print(f"calibration: add p50 {cal['add_p50_us']:.0f} µs; trigger burns {cal['iterations']:,} "
-                          f"iterations (~{cal['us_per_iteration'] * cal['iterations']:.0f} µs); one A/B run measured "
-                          f"{cal['slowdown_measured_once'] * 100:+.0f}% on add p50")
+                          f"iterations (~{cal['us_per_iteration'] * cal['iterations']:.0f} µs); 3 slowed vs 4 plain "
+                          f"runs measured {cal['slowdown_measured'] * 100:+.0f}% on add p50 (medians)")
             pairs = []
             for i in range(args.pairs):
                 d = work / f"pair{i:02d}"
