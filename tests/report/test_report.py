@@ -175,3 +175,18 @@ def test_a_folder_of_runs_with_an_unfinished_one_is_refused(tmp_path: Path) -> N
     (tmp_path / "group" / "b" / "INCOMPLETE").write_text("x")
     res = cli("report", str(tmp_path / "group"))
     assert res.returncode == 2 and "did not finish" in res.stderr and "/b" in res.stderr
+
+
+def test_a_ttl_run_alone_renders_its_plots(tmp_path: Path) -> None:
+    run = tmp_path / "ttl-run"
+    run.mkdir()
+    doc = json.loads((_example_run() / "results.json").read_text())
+    doc.update(command="ttl", run_id="20261126T000000Z-ttl-abcdef", scenario=None,
+               sections={"ttl": doc["sections"]["ttl"]},
+               claims=[c for c in doc["claims"] if c["key"] in ("auto_expiry", "memory_use")])
+    (run / "results.json").write_text(json.dumps(doc))
+    html, md = render(load_runs(run))
+    assert "Expiry, cleanup and memory" in html and html.count("<svg") == 3
+    assert "Performance: the same workload" not in html
+    assert "could not draw" not in html
+    assert "| store | sessions | bytes/session |" in md
