@@ -197,6 +197,12 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
     if res.refused:
         return res
     sides = {"baseline": list(baseline), "current": list(current)}
+    if min(len(baseline), len(current)) < stats.MIN_RANK_RUNS:
+        res.notes.append(f"{min(len(baseline), len(current))} run(s) on a side: the bootstrap sees the variation "
+                         "between seconds of a run, not between runs (another process, page cache, CPU "
+                         "frequency); on a loaded 2-core machine bench_gate saw 3 of 6 same-code pairs flagged this "
+                         f"way — for a verdict to trust, repeat: compare --repeat 5 (the rank test needs "
+                         f"{stats.MIN_RANK_RUNS} a side)")
     stores_b = _stores_ops(sides["baseline"])
     stores_c = _stores_ops(sides["current"])
     for s in sorted(set(stores_b) ^ set(stores_c)):
