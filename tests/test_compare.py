@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
+from fridgebench.measure.results import INCOMPLETE_MARKER, SCHEMA_VERSION, load_results
 from tests import servers
 from tests.procs import servers_under
 
@@ -39,7 +39,7 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
     res = _fb("compare", *SHORT, "--json", "--out", str(tmp_path), "--run-dir", str(run_root))
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads(res.stdout)  # --json: the document alone on stdout
-    assert doc["schema_version"] == "fridgebench.results/1" and doc["complete"] is True
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["complete"] is True
     run_dir = next(tmp_path.iterdir())
     loaded = load_results(run_dir)
     assert loaded.run_id == doc["run_id"]

@@ -160,3 +160,12 @@ def error_boundary() -> Iterator[None]:
         raise fail(f"unexpected {type(err).__name__}: {err} (run with --debug for the traceback)") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def report_run(path: Any, no_report: bool) -> None:
+    """The one hook every command that writes a run calls: report.html / report.md into its folder."""
+    if no_report:
+        return
+    from fridgebench.report.build import report_after_run
+
+    report_after_run(path, lambda line: console.print(f"[dim]{mask_text(line)}[/]"))

@@ -10,7 +10,7 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, run_async
+from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, report_run, run_async
 from fridgebench.errors import UsageError
 
 
@@ -38,7 +38,9 @@ def compare(
     full: Annotated[bool, typer.Option("--full", help="Also run the load sweep and `fridgebench ttl`: fill every claim they can.")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Also step the offered load up to find each store's knee (scalability).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
+    repeat: Annotated[int, typer.Option("--repeat", metavar="N", help="Run the comparison N times on the same servers, the stores in alternating order (ABBA...), one run folder each under one folder: what `fridgebench gate` needs.")] = 1,
     json_out: o.Json = False,
+    no_report: o.NoReport = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
     redis_bin: o.RedisBin = None, pg_user: o.PgUser = None, run_dir: o.RunDir = None,
     reuse: o.Reuse = False, reset: o.Reset = False,
@@ -55,6 +57,8 @@ def compare(
       fridgebench compare read-heavy --duration 30 --stores postgres,redis-atomic
 
       fridgebench compare --postgres-dsn postgresql://app@db/fridge --redis-url redis://cache:6379/0 --reuse
+
+      fridgebench compare --repeat 5 --out baseline     (then, on a change: --out head; fridgebench gate --baseline baseline --current head)
     """
     with error_boundary():
         from fridgebench.engine.driver import install_event_loop_policy
@@ -73,6 +77,10 @@ def compare(
         if rate is not None and sc.load.model == "closed":
             raise UsageError(f"--rate applies to open-loop scenarios; {sc.name} is closed-loop",
                              hint="use --concurrency, or an open-loop scenario")
+        if repeat < 1:
+            raise UsageError(f"--repeat must be at least 1, got {repeat}")
+        if repeat > 1 and (full or sweep):
+            raise UsageError("--repeat repeats the comparison alone", hint="run --sweep / --full separately")
         ttl_opts = None
         if full:
             from fridgebench.experiments.ttl import TtlOptions, validate
@@ -96,30 +104,62 @@ def compare(
             from fridgebench.experiments.ttl import expected_wait_s
 
             wait += expected_wait_s(ttl_opts)
-        announce_wait(wait, f"measuring {', '.join(store_names)}")
-        doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts, sweep_opts)
+        announce_wait(wait * repeat, f"measuring {', '.join(store_names)}")
+        docs, paths = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts,
+                           sweep_opts, repeat)
         if json_out:
-            emit_json(doc.to_dict())
-        console.print(f"results: {path}")
+            emit_json(docs[0].to_dict() if repeat == 1 else [d.to_dict() for d in docs])
+        for path in paths:
+            console.print(f"results: {path}")
+        report_run(paths[0].parent if repeat == 1 else paths[0].parent.parent, no_report)
 
 
-def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts):  # type: ignore[no-untyped-def]
+def abba(stores: tuple[str, ...], index: int) -> tuple[str, ...]:
+    """The stores' order in repeat ``index``: forward, reversed, forward, ... (A B | B A | A B ...), so slow
+    drift of the machine (page cache, thermal, neighbours) weighs on every store alike."""
+    return stores if index % 2 == 0 else tuple(reversed(stores))
+
+
+def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts,  # type: ignore[no-untyped-def]
+         repeat: int = 1):
+    from dataclasses import replace
+
+    from fridgebench.measure.results import RunGroup, new_run_id
+    from fridgebench.provision import provisioned
+
+    group_id = new_run_id(f"compare-x{repeat}") if repeat > 1 else None
+    root = out / group_id if group_id else out
+    docs, paths = [], []
+    # the run folder appears once the stores are up: bad input leaves nothing behind in reports/
+    with provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep:
+        for i in range(repeat):
+            order = abba(copts.stores, i)
+            group = RunGroup(id=group_id, index=i, count=repeat, order=list(order)) if group_id else None
+            if group_id:
+                console.print(f"[bold]repeat {i + 1} of {repeat}[/]: {' → '.join(order)}")
+            doc, path = _run_once(sc, replace(copts, stores=order), ep, root, loop_name, json_out, ttl_opts,
+                                  sweep_opts, group, render=i == repeat - 1)
+            docs.append(doc)
+            paths.append(path)
+    return docs, paths
+
+
+def _run_once(sc, copts, ep, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts, group,  # type: ignore[no-untyped-def]
+              render: bool = True):
     from fridgebench.experiments.compare import run_compare
     from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, new_run_id
     from fridgebench.measure.summary import hdr_log_text
-    from fridgebench.provision import provisioned
     from fridgebench.report import claims as claims_mod
     from fridgebench.report.terminal import render_claims, render_compare, render_servers
 
     started = datetime.now(timezone.utc)
     rundir = RunDirectory(out, new_run_id("compare"))
     view = _LiveView(enabled=console.is_terminal and not json_out, total=len(copts.stores))
-    # the run folder appears once the stores are up: bad input leaves nothing behind in reports/
-    with provisioned(popts, on_event=lambda line: console.print(f"[dim]{line}[/]")) as ep, rundir:
+    with rundir:
         servers = [s.to_dict() for s in ep.servers()]
         env = Environment.capture(servers=servers, event_loop=loop_name)
         base = dict(command="compare", run_id=rundir.run_id, started_at=started, environment=env,
-                    scenario=sc.model_dump(), seed=sc.seed)
+                    scenario=sc.model_dump(), seed=sc.seed, group=group)
         ResultsDocument(**base)  # validate early: a bad document fails before minutes of measuring
         console.print(f"[bold]{sc.name}[/]: {sc.description}  [dim](run {rundir.run_id})[/]")
         with view:
@@ -148,6 +188,8 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, 
         doc = ResultsDocument(**base, finished_at=datetime.now(timezone.utc), complete=True,
                               sections=sections, claims=claims, warnings=warnings)
         path = rundir.finish(doc)
+    if not render:
+        return doc, path
     render_servers(servers, console)
     render_compare(section, console, warnings=warnings)
     if "sweep" in doc.sections:

@@ -9,7 +9,8 @@ import typer
 
 from fridgebench.cli import _options as _o
 from fridgebench.cli import app
-from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary
+from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, report_run
+from fridgebench.cli._options import NoReport
 from fridgebench.config import ENV_POSTGRES_DSN, ENV_REDIS_URL, mask_url
 from fridgebench.errors import ExitStatus, UsageError, VerificationFailed
 
@@ -151,6 +152,7 @@ def migrate(
     tables: Tables = None,
     columns: Columns = None,
     json_: Json = False,
+    no_report: NoReport = False,
 ) -> None:
     """Backfill live sessions (and, with --live, changes) from PostgreSQL into Redis. Resumable."""
     if ctx.invoked_subcommand is not None:
@@ -181,6 +183,8 @@ def migrate(
         if json_:
             emit_json(summary)
         _print_summary(summary)
+        if not dry_run:
+            report_run(path, no_report)
 
 
 def _print_summary(s: dict[str, Any]) -> None:

@@ -25,7 +25,10 @@ from fridgebench import __version__
 from fridgebench.config import mask_text
 from fridgebench.errors import UsageError
 
-SCHEMA_VERSION = "fridgebench.results/1"
+SCHEMA_VERSION = "fridgebench.results/2"
+# Every version this fridgebench reads (reports/README.md keeps the history). A document keeps the
+# version it was written with; readers use .get() for fields a version added.
+READABLE_VERSIONS = ("fridgebench.results/1", "fridgebench.results/2")
 RESULTS_FILE = "results.json"
 INCOMPLETE_MARKER = "INCOMPLETE"
 
@@ -87,12 +90,27 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-class ResultsDocument(BaseModel):
-    """Immutable, validated on construction. ``sections`` holds each command's own payload."""
+class RunGroup(BaseModel):
+    """Where a run sits among repeats of one command (``compare --repeat N``): the gate reads the group."""
 
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal["fridgebench.results/1"] = SCHEMA_VERSION
+    id: str  # the group folder's name
+    index: int = Field(ge=0)  # 0-based repeat number
+    count: int = Field(ge=1)
+    order: list[str] = Field(default_factory=list)  # the order the stores ran in this repeat (ABBA...)
+
+
+class ResultsDocument(BaseModel):
+    """Immutable, validated on construction. ``sections`` holds each command's own payload.
+
+    Version 2 added ``group`` and, in the compare section, per-interval p99 by operation and the
+    warm-up's intervals; a version-1 document loads unchanged (those fields absent).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal["fridgebench.results/1", "fridgebench.results/2"] = SCHEMA_VERSION
     command: str
     run_id: str
     started_at: datetime
@@ -104,6 +122,7 @@ class ResultsDocument(BaseModel):
     sections: dict[str, Any] = Field(default_factory=dict)
     claims: list[Claim] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    group: RunGroup | None = None
 
     @field_validator("started_at", "finished_at")
     @classmethod
@@ -217,6 +236,21 @@ def load_results(path: Path | str) -> ResultsDocument:
     except json.JSONDecodeError as err:
         raise UsageError(f"{p} is not valid JSON ({err.msg} at line {err.lineno})") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != SCHEMA_VERSION:
-        raise UsageError(f"{p} has results format {version!r}; this fridgebench reads {SCHEMA_VERSION!r}")
-    return ResultsDocument.model_validate(data)
+    if version not in READABLE_VERSIONS:
+        raise UsageError(f"{p} has results format {version!r}; this fridgebench reads {', '.join(READABLE_VERSIONS)}",
+                         hint=("it was written by a newer fridgebench: upgrade fridgebench to read it"
+                               if _newer(version) else "is it a fridgebench results.json?"))
+    try:
+        return ResultsDocument.model_validate(data)
+    except ValueError as err:  # pydantic's ValidationError: name the first bad field, in one line
+        first = str(err).splitlines()
+        raise UsageError(f"{p} is not a valid results document ({' '.join(first[1:3]).strip() or first[0]})",
+                         hint="was it edited by hand? regenerate it with the command that wrote it") from None
+
+
+def _newer(version: object) -> bool:
+    """``fridgebench.results/N`` with N above every version this fridgebench reads."""
+    if not isinstance(version, str) or not version.startswith("fridgebench.results/"):
+        return False
+    tail = version.rsplit("/", 1)[1]
+    return tail.isdigit() and int(tail) > max(int(v.rsplit("/", 1)[1]) for v in READABLE_VERSIONS)

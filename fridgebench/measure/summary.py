@@ -48,9 +48,11 @@ class StoreMeasurement:
     errors: dict[str, dict[str, Any]]
     histograms: dict[str, dict[str, HdrHistogram]] = field(repr=False, default_factory=dict)
     interval_histograms: list[tuple[float, float, dict[str, HdrHistogram]]] = field(repr=False, default_factory=list)
+    warmup_intervals: list[dict[str, Any]] = field(default_factory=list)  # t_s < 0; excluded from every figure
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ops": self.ops, "overall": self.overall, "intervals": self.intervals, "errors": self.errors}
+        return {"ops": self.ops, "overall": self.overall, "intervals": self.intervals, "errors": self.errors,
+                "warmup_intervals": self.warmup_intervals}
 
 
 def summarize(log: OpLog, win: RunWindow) -> StoreMeasurement:
@@ -65,12 +67,22 @@ def summarize(log: OpLog, win: RunWindow) -> StoreMeasurement:
     iv_hist: list[dict[str, HdrHistogram]] = [dict() for _ in range(n_seconds)]
     iv_err = [0] * n_seconds
     warmup_ops = 0
+    # the warm-up, per second before the measured window (t_s -1, -2, ...): shown on plots, never in figures
+    wu_hist: dict[int, dict[str, HdrHistogram]] = {}
+    wu_err: dict[int, int] = {}
 
     for i in range(n):
         it = intended[i]
         if it < t0 or it >= t1:
             if it < t0:
                 warmup_ops += 1
+                wsec = int((it - t0) // 1)
+                wh = wu_hist.setdefault(wsec, {}).get(OP_KINDS[kinds[i]])
+                if wh is None:
+                    wh = wu_hist[wsec][OP_KINDS[kinds[i]]] = new_histogram()
+                wh.record_value(max(1, int((done[i] - it) * 1e6)))
+                if result[i] >= 2:
+                    wu_err[wsec] = wu_err.get(wsec, 0) + 1
             continue
         kind = OP_KINDS[kinds[i]]
         hs = hist.get(kind)
@@ -116,17 +128,8 @@ def summarize(log: OpLog, win: RunWindow) -> StoreMeasurement:
             "dispatch_lag": latency_summary(hs["dispatch_lag"]),
         }
     completed = sum(c["ok"] + c["not_found"] for c in counts.values())
-    intervals = []
-    for s, by_kind in enumerate(iv_hist):
-        merged = new_histogram()
-        for h in by_kind.values():
-            merged.add(h)
-        entry: dict[str, Any] = {"t_s": s, "ops": merged.get_total_count(), "errors": iv_err[s]}
-        if merged.get_total_count():
-            entry.update(p50_us=merged.get_value_at_percentile(50), p99_us=merged.get_value_at_percentile(99),
-                         max_us=merged.get_max_value())
-        entry["by_op_p50_us"] = {k: h.get_value_at_percentile(50) for k, h in by_kind.items()}
-        intervals.append(entry)
+    intervals = [_interval(s, by_kind, iv_err[s]) for s, by_kind in enumerate(iv_hist)]
+    warmup_intervals = [_interval(s, wu_hist[s], wu_err.get(s, 0)) for s in sorted(wu_hist)]
     overall = {
         "model": win.model,
         "offered_rate_per_s": win.offered_rate,
@@ -147,7 +150,22 @@ def summarize(log: OpLog, win: RunWindow) -> StoreMeasurement:
     }
     errors = {name: {"count": cnt, "sample": log.error_samples.get(name, "")} for name, cnt in err_by_class.items()}
     ivh = [(float(s), float(s + 1), by_kind) for s, by_kind in enumerate(iv_hist)]
-    return StoreMeasurement(ops, overall, intervals, errors, hist, ivh)
+    return StoreMeasurement(ops, overall, intervals, errors, hist, ivh, warmup_intervals)
+
+
+def _interval(s: int, by_kind: dict[str, HdrHistogram], errors: int) -> dict[str, Any]:
+    """One second: operations, errors, latency from the intended start (all ops, and p50/p99 per op)."""
+    merged = new_histogram()
+    for h in by_kind.values():
+        merged.add(h)
+    entry: dict[str, Any] = {"t_s": s, "ops": merged.get_total_count(), "errors": errors}
+    if merged.get_total_count():
+        entry.update(p50_us=merged.get_value_at_percentile(50), p99_us=merged.get_value_at_percentile(99),
+                     max_us=merged.get_max_value())
+    entry["by_op_p50_us"] = {k: h.get_value_at_percentile(50) for k, h in by_kind.items()}
+    entry["by_op_p99_us"] = {k: h.get_value_at_percentile(99) for k, h in by_kind.items()}
+    entry["by_op_count"] = {k: h.get_total_count() for k, h in by_kind.items()}
+    return entry
 
 
 def interval_noise(intervals: list[dict[str, Any]]) -> dict[str, Any]:

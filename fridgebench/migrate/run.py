@@ -78,7 +78,46 @@ def plan(conn: psycopg.Connection, r: Any, opts: Options) -> dict[str, Any]:
             "resuming": cp.to_dict() if cp else None, "warnings": warnings}
 
 
+class Timeline:
+    """Wraps a progress sink and keeps what reports plot: sessions written and change lag over time."""
+
+    MAX_POINTS = 2000  # a --follow run lasting days keeps every other point once full
+
+    def __init__(self, sink: engine.Progress) -> None:
+        self.sink = sink
+        self.t0 = time.perf_counter()
+        self.backfill: list[list[float]] = []  # [seconds since start, sessions written]
+        self.lag: list[list[float]] = []  # [seconds since start, change rows pending, age of the oldest (s)]
+
+    def _keep(self, points: list[list[float]], point: list[float]) -> None:
+        points.append(point)
+        if len(points) > self.MAX_POINTS:
+            del points[1::2]
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        t = round(time.perf_counter() - self.t0, 3)
+        if event == "backfill_start":
+            self._keep(self.backfill, [t, float(data.get("done_before") or 0)])
+        elif event in ("backfill_progress", "backfill_done"):
+            self._keep(self.backfill, [t, float(data["written"])])
+        elif event == "apply_pass":
+            self._keep(self.lag, [t, float(data["lag"]), round(float(data.get("lag_age_s") or 0), 3)])
+        self.sink(event, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backfill": self.backfill, "lag": self.lag,
+                "what": "backfill: [s, sessions written]; lag: [s, change rows pending, oldest pending age s]"}
+
+
 def migrate(opts: Options, progress: engine.Progress = engine._noop) -> dict[str, Any]:
+    timeline = Timeline(progress)
+    summary = _migrate(opts, timeline)
+    if not opts.dry_run:
+        summary["timeline"] = timeline.to_dict()
+    return summary
+
+
+def _migrate(opts: Options, progress: engine.Progress) -> dict[str, Any]:
     if opts.follow and opts.until_caught_up:
         raise UsageError("--follow and --until-caught-up exclude each other", hint="pick one")
     if (opts.follow or opts.until_caught_up) and not opts.live:

@@ -168,7 +168,8 @@ def test_sessions_expiring_mid_migration_disappear_from_redis(pg_dsn, redis_url,
             """UPDATE user_fridge_sessions SET expires_at = now() + interval '2 seconds'
                WHERE session_id IN (SELECT session_id FROM user_fridge_sessions WHERE expires_at > now() LIMIT 20)
                RETURNING session_id""")]
-    assert cli("migrate", "--from", pg_dsn, "--to", redis_url).returncode == 0
+    # --no-report: the 2-second sessions must still be there when migrate returns
+    assert cli("migrate", "--from", pg_dsn, "--to", redis_url, "--no-report").returncode == 0
     assert sum(rds.exists(f"session:{s}") for s in soon) > 0
     time.sleep(2.5)
     assert sum(rds.exists(f"session:{s}") for s in soon) == 0

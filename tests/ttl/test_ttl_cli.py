@@ -69,6 +69,7 @@ def test_json_run_writes_a_valid_results_document(tmp_path: Path, ttl_pg_dsn: st
     assert doc.command == "ttl" and doc.complete
     run_dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(run_dirs) == 1 and load_results(run_dirs[0]).run_id == data["run_id"]
+    assert "Expiry, cleanup and memory" in (run_dirs[0] / "report.html").read_text()  # the run's own report
     ttl = doc.sections["ttl"]
     assert set(ttl["expiry"]) == set(ttl["memory"]) == {"postgres", "redis-seed"}
     assert [p["sessions"] for p in ttl["memory"]["postgres"]["points"]] == [300, 600]
