@@ -1,9 +1,11 @@
-"""ttl tests run on the machine's own servers: a unique database ``fb_test_ttl_<random>`` on
-PostgreSQL (dropped afterwards) and Redis db 13 (only that index is flushed).
+"""ttl tests run on a unique database ``fb_test_ttl_<random>`` on the machine's PostgreSQL (dropped
+afterwards) and on the test session's own throwaway Redis (``private_redis``, db 13, flushed).
 
-Their own database and db index, not the shared ``external_pg_dsn`` / ``external_redis_url``:
-the ttl experiment changes table options and keyspace-notification flags, and measures sizes
-and ``used_memory`` that other tests' leftovers would skew."""
+Not the machine's shared Redis: the ttl experiment changes the server-wide
+``notify-keyspace-events`` setting while it watches expiry and measures bytes per session as a
+server-wide ``used_memory`` delta, which anyone else using that server would skew (and see).
+Its own database, not the shared ``external_pg_dsn``: it changes table options and measures
+sizes that other tests' leftovers would skew."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pytest
 from fridgebench.provision.probe import run_sync
 from fridgebench.stores.schema import setup_schema
 from tests.servers import REDIS_DB_TTL as TTL_REDIS_DB
-from tests.servers import machine_database, machine_redis_db
+from tests.servers import ThrowawayRedis, machine_database
 
 
 async def _schema(dsn: str) -> None:
@@ -34,6 +36,11 @@ def ttl_pg_dsn() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def ttl_redis_url() -> Iterator[str]:
-    with machine_redis_db(TTL_REDIS_DB) as url:
-        yield url
+def ttl_redis_url(private_redis: ThrowawayRedis) -> Iterator[str]:
+    client = private_redis.client(TTL_REDIS_DB)
+    client.flushdb()
+    try:
+        yield private_redis.url(TTL_REDIS_DB)
+    finally:
+        client.flushdb()
+        client.close()
