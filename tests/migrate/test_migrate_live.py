@@ -15,43 +15,18 @@ import psycopg
 import redis
 from psycopg import sql
 
-from tests.helpers import cli, fill
+from tests.helpers import checkpoint, cli, fill, popen_cli, verify_cli, wait_caught_up
 from fridgebench.migrate import capture, engine, run, target
 from fridgebench.migrate.rehearsal import Writer
 from fridgebench.migrate.source import SourceSchema
 
 
 def _checkpoint(dsn: str) -> dict | None:
-    with psycopg.connect(dsn) as c:
-        if not c.execute("SELECT to_regclass('fridgebench_migrate.checkpoint') IS NOT NULL").fetchone()[0]:
-            return None
-        row = c.execute("SELECT written, backfill_done, last_session_id FROM fridgebench_migrate.checkpoint").fetchone()
-        return {"written": row[0], "done": row[1], "last": row[2]} if row else None
+    return checkpoint(dsn)
 
 
-def _popen(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_caught_up(dsn: str, timeout: float = 60.0) -> None:
-    """Until the apply watermark passed every change row (lag zero), polled with a deadline."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(dsn, autocommit=True) as c:
-        while True:
-            wm, mx = c.execute("SELECT (SELECT apply_watermark FROM fridgebench_migrate.checkpoint)::text, "
-                               "(SELECT max(txid) FROM fridgebench_migrate.changes)::text").fetchone()
-            if wm is not None and (mx is None or int(wm) > int(mx)):
-                return
-            assert time.monotonic() < deadline, f"migrate did not catch up within {timeout:g} s"
-            time.sleep(0.1)
-
-
-def _verify(dsn: str, url: str, *extra: str) -> dict:
-    res = cli("migrate", "verify", "--from", dsn, "--to", url, "--json", *extra)
-    doc = json.loads(res.stdout)
-    assert (res.returncode == 0) == (doc["total_differences"] == 0), res.stderr
-    return doc
+_popen = popen_cli
+_verify = verify_cli
 
 
 def test_live_migration_under_a_concurrent_writer_then_verify_is_clean(pg_dsn, redis_url, rds, reports):
