@@ -25,7 +25,6 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from tests import servers
 from tests.conftest import fresh_run_root
 from tests.helpers import checkpoint, wait_until
 from tests.procs import servers_under

@@ -27,7 +27,7 @@ import redis
 from fridgebench.errors import ProvisionError, SchemaConflict, StoreUnavailable
 from fridgebench.provision import ProvisionOptions, provisioned
 from fridgebench.provision.binaries import embedded_pg_bin, embedded_valkey
-from fridgebench.provision.local import free_port, sweep_stale
+from fridgebench.provision.local import sweep_stale
 from fridgebench.provision.probe import run_sync
 
 FB = [str(Path(sys.executable).parent / "fridgebench")]

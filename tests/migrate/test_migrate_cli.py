@@ -14,7 +14,6 @@ import pytest
 
 from fridgebench.measure.results import load_results
 from fridgebench.migrate import rehearsal
-from tests import servers
 from tests.helpers import cli, fill, verify_cli
 from tests.servers import throwaway_redis
 

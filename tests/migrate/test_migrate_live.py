@@ -3,11 +3,8 @@ replays twice and out of order, expiry mid-migration, cleanup."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
