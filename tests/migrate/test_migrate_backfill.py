@@ -54,7 +54,9 @@ def test_backfill_writes_every_live_session_in_the_seed_format(pg_dsn, redis_url
     allkeys = list(rds.scan_iter(count=1000))
     for k in allkeys:
         pipe.pttl(k)
-    assert all(t > 0 for t in pipe.execute())
+    # -1: no expiry (never allowed); -2: expired between SCAN and PTTL (the fill has sessions
+    # expiring within two minutes)
+    assert -1 not in pipe.execute(), "a key without an expiry"
     ver = cli("migrate", "verify", "--from", pg_dsn, "--to", redis_url, "--json")
     assert ver.returncode == 0, ver.stderr
     assert json.loads(ver.stdout)["total_differences"] == 0

@@ -172,5 +172,5 @@ def test_bookkeeping_keys_by_their_documented_names_and_expiries(pg_dsn, redis_u
     every = list(rds.scan_iter(count=1000))
     for k in every:
         pipe.pttl(k)
-    assert all(t > 0 for t in pipe.execute()), "a key without an expiry"
+    assert -1 not in pipe.execute(), "a key without an expiry"
     assert verify_cli(pg_dsn, redis_url)["total_differences"] == 0
