@@ -28,13 +28,13 @@ SHRUNK = """
 import functools
 import fridgebench.experiments.sweep as sweep
 import fridgebench.experiments.ttl as ttl
-sweep.SweepOptions = functools.partial(sweep.SweepOptions, rates=(100, 200), step_seconds=0.6, slo_p99_us=2_000_000)
+sweep.SweepOptions = functools.partial(sweep.SweepOptions, rates=(100, 150), step_seconds=0.5, slo_p99_us=2_000_000)
 ttl.TtlOptions = functools.partial(ttl.TtlOptions, {ttl})
 from fridgebench.cli import main
 main()
 """
 SMALL_TTL = "sessions=20, ttl_s=1, ingredients=2, memory_counts=(200,), cleanup_sessions=40, cleanup_every_s=0.1"
-SHORT = ["--stores", "postgres,redis-atomic", "--duration", "1", "--warmup", "0.2", "--sessions", "300",
+SHORT = ["--stores", "postgres,redis-atomic", "--duration", "0.6", "--warmup", "0.1", "--sessions", "200",
          "--rate", "200"]
 
 
@@ -68,13 +68,14 @@ def test_compare_sweep_is_one_document_with_both_sections_and_merged_claims(tmp_
     assert len(runs) == 1 and load_results(runs[0]).run_id == doc["run_id"]
     assert set(doc["sections"]) == {"compare", "sweep"}
     sweep = doc["sections"]["sweep"]
-    assert sweep["rates"] == [100, 200] and set(sweep["stores"]) == {"postgres", "redis-atomic"}
+    assert sweep["rates"] == [100, 150] and set(sweep["stores"]) == {"postgres", "redis-atomic"}
     for name, s in sweep["stores"].items():
         assert s["steps"][0]["offered_per_s"] == 100 and s["steps"][0]["errors"] == 0, (name, s)
     claims = _claims(doc)
     assert claims["performance"]["verdict"] != "not measured"  # compare's row survives the merge
     assert claims["install"]["verdict"] == "not measured"  # external stores: nothing was installed
     assert claims["scalability"]["verdict"] != "not measured" and claims["scalability"]["figures"]
+    assert claims["scalability"]["command"] == "compare --sweep"  # what measured it (--full includes it)
     assert claims["auto_expiry"]["verdict"] == claims["memory_use"]["verdict"] == "not measured"
     assert "sweep" in res.stderr.lower()
 
