@@ -3,6 +3,9 @@
 - ``embedded_endpoints``: fridgebench's own embedded PostgreSQL + Valkey for the whole session.
 - ``external_pg_dsn``: a fresh database ``fb_test_<random>`` on the machine's PostgreSQL (5432).
 - ``external_redis_url``: the machine's Redis (6379), db 9, flushed.
+- ``private_redis``: a throwaway Redis of this test session's own (:class:`tests.servers.ThrowawayRedis`),
+  for tests that change server settings, read server-wide figures or use keys every store shares;
+  a test that changes a setting there restores it (or starts its own with ``throwaway_redis``).
 
 Where those servers are: :mod:`tests.servers` (the one place; README's overrides).
 """
@@ -20,7 +23,7 @@ import pytest
 
 from fridgebench.provision import Endpoints, ProvisionOptions, down, provisioned
 from fridgebench.provision.probe import run_sync
-from tests.servers import REDIS_DB_SHARED, machine_database, machine_redis_db
+from tests.servers import REDIS_DB_SHARED, ThrowawayRedis, machine_database, machine_redis_db, throwaway_redis
 
 
 def fresh_run_root() -> Path:
@@ -65,6 +68,13 @@ def external_redis_url() -> Iterator[str]:
     """The machine's Redis, test db index flushed before and after."""
     with machine_redis_db(REDIS_DB_SHARED) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def private_redis() -> Iterator[ThrowawayRedis]:
+    """A Redis/Valkey started for this test session only (no persistence); stopped at the end."""
+    with throwaway_redis() as server:
+        yield server
 
 
 @pytest.fixture

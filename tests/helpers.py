@@ -2,15 +2,69 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+from typing import Any
+
+import psycopg
 
 
 def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point in a subprocess (exit codes, stderr, signals as an operator sees them)."""
     return subprocess.run([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
                           capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def popen_cli(*args: str) -> subprocess.Popen[str]:
+    """The real console entry point, running in the background (to signal or kill it)."""
+    return subprocess.Popen([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def verify_cli(dsn: str, url: str, *extra: str) -> dict[str, Any]:
+    """``migrate verify --json``: its document; the exit status must agree with it (0 = no difference)."""
+    res = cli("migrate", "verify", "--from", dsn, "--to", url, "--json", *extra)
+    assert res.stdout, res.stderr
+    doc: dict[str, Any] = json.loads(res.stdout)
+    assert (res.returncode == 0) == (doc["total_differences"] == 0), res.stderr
+    return doc
+
+
+def checkpoint(dsn: str) -> dict[str, Any] | None:
+    """migrate's checkpoint row, or None before migrate created it."""
+    with psycopg.connect(dsn) as c:
+        if not c.execute("SELECT to_regclass('fridgebench_migrate.checkpoint') IS NOT NULL").fetchone()[0]:
+            return None
+        row = c.execute("SELECT written, backfill_done, last_session_id, run_id, changes_applied, "
+                        "apply_watermark::text FROM fridgebench_migrate.checkpoint").fetchone()
+        if row is None:
+            return None
+        return {"written": row[0], "done": row[1], "last": row[2], "run_id": row[3], "applied": row[4],
+                "watermark": int(row[5]) if row[5] is not None else None}
+
+
+def wait_until(what: str, predicate: Any, timeout: float = 60.0, every: float = 0.05) -> Any:
+    """Poll ``predicate()`` until it returns something truthy (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(every)
+
+
+def wait_caught_up(dsn: str, timeout: float = 60.0) -> None:
+    """Until migrate's apply watermark passed every change row (lag zero)."""
+    def caught_up() -> bool:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            wm, mx = c.execute("SELECT (SELECT apply_watermark FROM fridgebench_migrate.checkpoint)::text, "
+                               "(SELECT max(txid) FROM fridgebench_migrate.changes)::text").fetchone()
+        return wm is not None and (mx is None or int(wm) > int(mx))
+    wait_until("migrate to catch up (lag zero)", caught_up, timeout, every=0.1)
 
 
 def fill(dsn: str, n: int, seed: int = 1) -> None:

@@ -8,7 +8,15 @@ this module, so the README's two overrides work everywhere:
   ``fb_test_*``; they never touch another database there.
 - ``FRIDGEBENCH_TEST_REDIS_HOST_URL`` (default ``redis://127.0.0.1:6379``): a Redis server whose
   db indexes :data:`REDIS_DBS` the tests may flush. Nothing else there is touched: no FLUSHALL,
-  no CONFIG SET (tests that change server settings start a throwaway server of their own).
+  no CONFIG SET, no server-wide figure (``used_memory``) read as if it were ours, no key outside
+  a test's own prefix or db.
+
+Anything that changes a server's settings (``maxmemory``, eviction policy, keyspace
+notifications, a password), measures server-wide figures, or relies on keys every store shares
+(the recipe cache ``recipe:*``) runs against a :class:`ThrowawayRedis` instead: a
+``redis-server`` / ``valkey-server`` started here on a free port, no persistence, stopped
+afterwards (binary: ``FRIDGEBENCH_TEST_REDIS_BIN``, else ``redis-server`` on ``PATH``, else
+fridgebench's embedded Valkey).
 
 A normal module (``from tests.servers import ...``), not a conftest: fixtures live in conftest.
 """
@@ -17,7 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 import uuid
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -33,7 +46,7 @@ REDIS_DB_SHARED = 9  # tests/conftest.py: external_redis_url
 REDIS_DB_STORES = 10  # tests/stores
 REDIS_DB_MIGRATE = 11  # tests/migrate
 REDIS_DB_SAFETY = 12  # foreign-key safety tests (they write foreign keys and count them afterwards)
-REDIS_DB_TTL = 13  # tests/ttl
+REDIS_DB_TTL = 13  # tests/ttl (on the session's private Redis: it changes server settings)
 REDIS_DBS = (REDIS_DB_SHARED, REDIS_DB_STORES, REDIS_DB_MIGRATE, REDIS_DB_SAFETY, REDIS_DB_TTL)
 
 
@@ -100,3 +113,135 @@ def machine_redis_db(db: int) -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+# --- throwaway Redis servers ---------------------------------------------------------------------
+
+def redis_server_binary() -> Path:
+    """The server binary throwaway servers run: ``FRIDGEBENCH_TEST_REDIS_BIN``, else ``redis-server``
+    on ``PATH`` (the family of server the machine's Redis is), else fridgebench's embedded Valkey
+    (asked of the provisioning code, never a hard-coded platform path)."""
+    env = os.environ.get("FRIDGEBENCH_TEST_REDIS_BIN")
+    if env:
+        return Path(env)
+    found = shutil.which("redis-server")
+    if found:
+        return Path(found)
+    from fridgebench.provision.binaries import embedded_valkey
+
+    return embedded_valkey()
+
+
+def _die_with_parent():  # type: ignore[no-untyped-def]
+    """A ``preexec_fn`` tying the server to this test process (``PR_SET_PDEATHSIG``, Linux): a
+    test run killed with -9 leaves no throwaway server behind. None elsewhere, or off the main
+    thread (the signal follows the thread that forked)."""
+    import ctypes
+    import ctypes.util
+    import signal
+    import sys
+    import threading
+
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    parent = os.getpid()
+
+    def tie() -> None:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent is already gone
+            os._exit(1)
+    return tie
+
+
+class ThrowawayRedis:
+    """A Redis/Valkey server for one test (or one test session): 127.0.0.1, a free port, no
+    persistence, 16 dbs, in its own temp folder. ``extra`` are server arguments
+    (``"--maxmemory-policy", "allkeys-lru"``); ``password`` sets ``--requirepass``.
+    ``stop()`` then ``start()`` restarts it on the same port (its data is gone)."""
+
+    def __init__(self, *extra: str, password: str | None = None, binary: Path | None = None) -> None:
+        from fridgebench.provision.local import free_port
+
+        self.extra = extra
+        self.password = password
+        self.binary = binary or redis_server_binary()
+        self.dir = Path(tempfile.mkdtemp(prefix="fb-test-redis-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_once = False
+
+    def start(self, timeout: float = 20.0) -> "ThrowawayRedis":
+        """Start the server and wait until it answers as itself (its pid, not another server that
+        took the port first). A port lost to a race is replaced by a new one on the first start."""
+        from fridgebench.provision.local import free_port
+
+        for attempt in range(3):
+            if self._spawn(timeout):
+                return self
+            if self.started_once:
+                break
+            self.port = free_port()
+        tail = (self.dir / "server.log").read_text(errors="replace")[-2000:]
+        pytest.fail(f"throwaway {self.binary.name} on port {self.port} did not start: {tail}")
+
+    def _spawn(self, timeout: float) -> bool:
+        auth = ["--requirepass", self.password] if self.password is not None else []
+        with open(self.dir / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.dir), "--databases", "16", *auth, *self.extra],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent())
+        deadline = time.monotonic() + timeout
+        client = self.client(socket_timeout=2)
+        try:
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    if int(client.info("server")["process_id"]) == self.proc.pid:
+                        self.started_once = True
+                        return True
+                except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError, redis.ResponseError):
+                    pass
+                time.sleep(0.02)
+        finally:
+            client.close()
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not running"
+        return self.proc.pid
+
+    def url(self, db: int = 0, *, password: str | None = "", user: str = "", query: str = "") -> str:
+        """``redis://[user:password@]127.0.0.1:PORT/db``; the server's own password unless told."""
+        pw = self.password if password == "" else password
+        auth = f"{user}:{pw}@" if pw is not None else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}{query}"
+
+    def client(self, db: int = 0, **kwargs: object) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, password=self.password, **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def throwaway_redis(*extra: str, password: str | None = None, binary: Path | None = None) -> Iterator[ThrowawayRedis]:
+    """A :class:`ThrowawayRedis`, started, and stopped (its folder removed) afterwards."""
+    server = ThrowawayRedis(*extra, password=password, binary=binary)
+    try:
+        yield server.start()
+    finally:
+        server.close()

@@ -121,7 +121,10 @@ async def test_closed_loop_keeps_concurrency_busy() -> None:
     log, win = await run_closed_loop(op_fn, _ops(), load)
     m = summarize(log, win)
     assert peak == 8
-    assert m.overall["throughput_per_s"] > 1000  # 8 workers x ~2 ms
+    # busy back to back: throughput is what 8 workers achieve at the service time they measured
+    # (Little's law), whatever a loaded machine makes of a 2 ms sleep
+    mean_s = m.overall["latency_service"]["mean_us"] / 1e6
+    assert m.overall["throughput_per_s"] > 0.5 * 8 / mean_s, (m.overall["throughput_per_s"], mean_s)
 
 
 async def test_engine_against_real_redis(external_redis_url: str, external_fridge_dsn: str) -> None:

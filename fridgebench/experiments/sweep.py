@@ -134,6 +134,6 @@ def judge_scalability(section: dict[str, Any]) -> list[Claim]:
     else:
         verdict = "contradicted"
     text += "; single node only — horizontal scaling (replicas, cluster) not measured"
-    fill(claims, "scalability", command="compare --full", verdict=verdict, measured=text,
+    fill(claims, "scalability", command="compare --sweep", verdict=verdict, measured=text,
          figures={n: s["max_sustained_per_s"] for n, s in st.items()})
     return list(claims.values())

@@ -257,6 +257,10 @@ class PgObserver:
             "cleanup_every_s": self.interval,
             "cleanup_runs": len(self.runs),
             "cleanup_run_ms": dist(r["duration_s"] * 1000 for r in self.runs),
+            # how far apart the job's runs really finished (its period, plus its own time and any
+            # delay of a busy machine): a row is removed by the first run after its expiry, so its
+            # removal lag is at most one gap plus one run
+            "cleanup_gap_ms": dist((b["t"] - a["t"]) * 1000 for a, b in zip(self.runs, self.runs[1:])),
             "rows_deleted_by_cleanup": int(sum(r["deleted"] for r in self.runs)),
             "max_expired_rows_waiting_for_cleanup": max((int(r["expired_rows_before"]) for r in self.runs), default=0),
         }
@@ -324,6 +328,13 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
         # -- sliding expiry: a little scheduler of touches and checks ---------------------
         violations = {"touch_rejected": 0, "touched_lost": 0, "touched_missing_ingredient": 0,
                       "untouched_survived": 0, "touched_never_expired": 0}
+        # A touch or a check that ran too late to tell anything (a busy machine delayed it past the
+        # instant that decides it) is counted here, never as a violation of the store: a touch that
+        # only finished after the session's expiry may rightly be refused; a touched session read
+        # only after its refreshed expiry may rightly be gone.
+        late = {"touch": 0, "check": 0}
+        refreshed_at: dict[str, float] = {}
+        eps = observer.clock.get("rtt_s", 0.0) + 0.005  # the local/server clock offset's uncertainty
         touch_before_expiry_s: list[float] = []
         heap: list[tuple[float, str, str]] = []
         for s in touched:
@@ -347,11 +358,16 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
                 if due["touch"]:
                     ts = time.time()
                     oks = await asyncio.gather(*(store.add_ingredients(s, [extra[s]], p.ttl_s) for s in due["touch"]))
+                    te = time.time()
                     for s, ok in zip(due["touch"], oks):
                         touch_before_expiry_s.append(intended[s] - ts)
                         if not ok:
-                            violations["touch_rejected"] += 1
+                            if te < intended[s] - eps:  # refused while the session was surely live
+                                violations["touch_rejected"] += 1
+                            else:
+                                late["touch"] += 1
                     refreshed = await observer.intended([s for s, ok in zip(due["touch"], oks) if ok])
+                    refreshed_at.update(refreshed)
                     for s, t in refreshed.items():
                         heapq.heappush(heap, (t + margin, "check2", s))
                         latest[0] = max(latest[0], t)
@@ -359,13 +375,19 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
                     if not due[kind]:
                         continue
                     got = await asyncio.gather(*(store.get(s) for s in due[kind]))
+                    t1 = time.time()
                     for s, sess in zip(due[kind], got):
                         if kind == "check2":
                             if sess is not None:
                                 violations["touched_never_expired"] += 1
                         elif s in touched_set:
-                            if sess is None:
-                                violations["touched_lost"] += 1
+                            if s not in refreshed_at:
+                                pass  # its touch was refused (counted above, as a violation or as late)
+                            elif sess is None:
+                                if t1 < refreshed_at[s] - eps:  # gone though read before its refreshed expiry
+                                    violations["touched_lost"] += 1
+                                else:
+                                    late["check"] += 1
                             elif extra[s] not in sess.ingredients:
                                 violations["touched_missing_ingredient"] += 1
                         elif sess is not None:
@@ -457,10 +479,15 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
         "control_remaining_after_last_expiry": remaining_after,
         "sliding": {"touched": len(touched), "untouched": len(idle), "violations": violations,
                     "total_violations": int(sum(violations.values())),
+                    "too_late_to_judge": late,
                     "touch_before_expiry_s": dist(touch_before_expiry_s)},
         "duration_s": round(time.time() - t_start, 3),
         "warnings": list(observer.warnings),
     }
+    if late["touch"] or late["check"]:
+        out["warnings"].append(
+            f"{late['touch']} sliding-expiry touches and {late['check']} checks ran too late to judge "
+            "(this machine delayed them past the instant that decides them); they are not counted as violations")
     if store.kind == "redis":
         out["probe_lazy_removed_lag_ms"] = dist(probe_removed)
     out.update(observer.summary(t_last_control))

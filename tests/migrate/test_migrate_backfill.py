@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.helpers import cli, fill
+from tests.servers import throwaway_redis
 from fridgebench.migrate import target
 from fridgebench.errors import MigrationRefused
 from fridgebench.migrate.target import TargetState, check_safe
@@ -53,7 +54,9 @@ def test_backfill_writes_every_live_session_in_the_seed_format(pg_dsn, redis_url
     allkeys = list(rds.scan_iter(count=1000))
     for k in allkeys:
         pipe.pttl(k)
-    assert all(t > 0 for t in pipe.execute())
+    # -1: no expiry (never allowed); -2: expired between SCAN and PTTL (the fill has sessions
+    # expiring within two minutes)
+    assert -1 not in pipe.execute(), "a key without an expiry"
     ver = cli("migrate", "verify", "--from", pg_dsn, "--to", redis_url, "--json")
     assert ver.returncode == 0, ver.stderr
     assert json.loads(ver.stdout)["total_differences"] == 0
@@ -62,18 +65,38 @@ def test_backfill_writes_every_live_session_in_the_seed_format(pg_dsn, redis_url
 
 @pytest.mark.filterwarnings("ignore:Call to deprecated setex")  # the seed's own call, kept as written
 def test_seed_application_code_reads_and_extends_migrated_sessions(pg_dsn, redis_url, rds, reports):
+    """The seed's own code works on what migrate wrote: its add (GET -> json.loads -> extend ->
+    SETEX) finds the session's ingredients as PostgreSQL has them, and what it writes back reads
+    as that session through fridgebench's seed store; verify then sees exactly that one session
+    differ (the add went to Redis only)."""
+    import asyncio
+
+    from fridgebench.stores.redis_seed import RedisSeedStore
+
     fill(pg_dsn, 200)
     assert cli("migrate", "--from", pg_dsn, "--to", redis_url).returncode == 0
-    key = next(iter(rds.scan_iter(match="session:*")))
-    # the seed's add_ingredients, verbatim in spirit: GET -> json.loads -> extend -> SETEX 86400
+    live = _live(pg_dsn)
+    sid = next(s for s, (_px, names) in live.items() if len(names) >= 2)
+    key = f"session:{sid}"
+    # the seed's add_ingredients, verbatim in spirit
     session_data = rds.get(key)
     data = json.loads(session_data)
-    before = list(data["ingredients"])
+    assert data["ingredients"] == live[sid][1]  # what the application had, in its order
+    created = datetime.fromisoformat(data["created_at"])
     data["ingredients"].extend(["김치", "두부"])
     rds.setex(key, 86400, json.dumps(data))
-    again = json.loads(rds.get(key))
-    assert again["ingredients"] == before + ["김치", "두부"]
-    assert 86390 < rds.ttl(key) <= 86400
+
+    async def read():  # type: ignore[no-untyped-def]
+        async with RedisSeedStore(redis_url) as store:
+            return await store.get(sid)
+
+    got = asyncio.run(read())
+    assert got is not None and list(got.ingredients) == live[sid][1] + ["김치", "두부"]
+    assert got.created_at == created
+    assert 86300 < (got.expires_at - datetime.now(created.tzinfo)).total_seconds() <= 86400
+    ver = cli("migrate", "verify", "--from", pg_dsn, "--to", redis_url, "--json", "--settle", "0")
+    doc = json.loads(ver.stdout)
+    assert doc["total_differences"] == 1 and [smp["session_id"] for smp in doc["samples"]] == [sid], doc
 
 
 def test_verify_finds_missing_extra_changed_and_ttl(pg_dsn, redis_url, rds, reports):
@@ -376,41 +399,59 @@ def test_a_batch_sent_to_redis_leaves_every_key_owned_and_every_set_expiring(rds
     assert not any(rds.scan_iter(match="session:*", count=1000))
 
 
+def _session_ids(r) -> set[str]:  # type: ignore[no-untyped-def]
+    return {k.decode()[len("session:"):] for k in r.scan_iter(match="session:*", count=2000)}
+
+
+def _owned_ids(r) -> set[str]:  # type: ignore[no-untyped-def]
+    """Members of the 64 ownership sets, by their documented names (README)."""
+    return {m.decode() for m in r.sunion([f"fridgebench:migrate:owned:{i:02d}" for i in range(64)])}
+
+
 def test_redis_refusing_mid_backfill_is_one_line_and_the_checkpoint_claims_only_acknowledged_batches(
-        pg_dsn, redis_url, rds, reports):
+        pg_dsn, reports):
     """Each reader sends a batch before querying the next one and reads its replies after: a batch
-    Redis refuses (here: out of memory, part-way through) must end the run with one clear line, and
-    every range's checkpointed cursor must cover only sessions Redis really holds."""
+    Redis refuses (here: out of memory, part-way through) must end the run with one clear line,
+    every range's checkpointed cursor must cover only sessions Redis really holds, and every
+    session key left must be owned (else the resumed run would refuse it as foreign). On a
+    throwaway Redis (maxmemory is server-wide; noeviction set explicitly), never the shared one."""
     fill(pg_dsn, 6000, seed=7)
-    used = int(rds.info("memory")["used_memory"])
-    old = rds.config_get("maxmemory")["maxmemory"]
-    rds.config_set("maxmemory", used + 1_500_000)  # room for a few batches, not for 6000 sessions
-    try:
-        res = cli("migrate", "--from", pg_dsn, "--to", redis_url, "--batch-size", "200", "--force")
-    finally:
-        rds.config_set("maxmemory", old)
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert "Traceback" not in res.stderr
-    errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
-    assert len(errors) == 1 and "OOM" in errors[0], res.stderr
-    with psycopg.connect(pg_dsn) as c:
-        ranges = c.execute("SELECT ranges FROM fridgebench_migrate.checkpoint").fetchone()[0]
-        covered = 0
-        for r in ranges:
-            if r["last"] is None:
-                continue
-            ids = [row[0] for row in c.execute(
-                "SELECT session_id FROM user_fridge_sessions WHERE expires_at > now() + interval '1 minute' "
-                "AND (%(lo)s::text IS NULL OR session_id > %(lo)s) AND session_id <= %(last)s",
-                {"lo": r["lo"], "last": r["last"]})]
-            covered += len(ids)
-            pipe = rds.pipeline(transaction=False)
-            for sid in ids:
-                pipe.exists(f"session:{sid}")
-            assert all(pipe.execute()), "the checkpoint claims a batch Redis never acknowledged"
-    assert covered > 0, "no batch was acknowledged before the refusal: the test proves nothing"
-    assert rds.dbsize() < 6000
-    # the same command resumes once Redis has room
-    res = cli("migrate", "--from", pg_dsn, "--to", redis_url, "--batch-size", "200", "--force")
-    assert res.returncode == 0, res.stderr
-    assert "resumed" in res.stderr
+    with throwaway_redis("--maxmemory-policy", "noeviction") as server:
+        rds = server.client()
+        url = server.url()
+        used = int(rds.info("memory")["used_memory"])
+        rds.config_set("maxmemory", used + 1_500_000)  # room for a few batches, not for 6000 sessions
+        args = ("migrate", "--from", pg_dsn, "--to", url, "--batch-size", "200", "--force")
+        res = cli(*args)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "Traceback" not in res.stderr
+        errors = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+        assert len(errors) == 1 and "OOM" in errors[0], res.stderr
+        with psycopg.connect(pg_dsn) as c:
+            ranges = c.execute("SELECT ranges FROM fridgebench_migrate.checkpoint").fetchone()[0]
+            covered = 0
+            for r in ranges:
+                if r["last"] is None:
+                    continue
+                ids = [row[0] for row in c.execute(
+                    "SELECT session_id FROM user_fridge_sessions WHERE expires_at > now() + interval '1 minute' "
+                    "AND (%(lo)s::text IS NULL OR session_id > %(lo)s) AND session_id <= %(last)s",
+                    {"lo": r["lo"], "last": r["last"]})]
+                covered += len(ids)
+                pipe = rds.pipeline(transaction=False)
+                for sid in ids:
+                    pipe.exists(f"session:{sid}")
+                assert all(pipe.execute()), "the checkpoint claims a batch Redis never acknowledged"
+        assert covered > 0, "no batch was acknowledged before the refusal: the test proves nothing"
+        left = _session_ids(rds)
+        assert 0 < len(left) < 6000
+        assert left <= _owned_ids(rds), f"{len(left - _owned_ids(rds))} session keys left without their ownership"
+        # the same command resumes once Redis has room, and the result is exact
+        rds.config_set("maxmemory", 0)
+        res = cli(*args)
+        assert res.returncode == 0, res.stderr
+        assert "resumed" in res.stderr
+        ver = cli("migrate", "verify", "--from", pg_dsn, "--to", url, "--json")
+        assert ver.returncode == 0, ver.stderr
+        assert json.loads(ver.stdout)["total_differences"] == 0
+        rds.close()

@@ -155,3 +155,31 @@ def test_a_catalogue_row_without_an_id_names_nothing_as_in_the_reference(pg_dsn,
         c.execute("INSERT INTO app.foods VALUES (NULL, 'nobody')")
         assert src.catalogue_mode(c) == mode
     _live_verify(pg_dsn, redis_url, src, cat_type, 500)
+
+
+def test_table_and_column_flags_through_the_cli(pg_dsn, redis_url, rds, reports):
+    """The same differently named schema, named on the command line: migrate --live, the
+    application's changes applied by the same command again, verify (with the same flags) = 0."""
+    import json
+
+    from tests.helpers import cli
+
+    _schema(pg_dsn, id_type="varchar(40)", cat_type="integer", n=700)
+    names = ["--table", "sessions=app.sess", "--table", "items=app.sess_items", "--table", "catalogue=app.foods",
+             "--column", "session_id=sid", "--column", "created_at=made", "--column", "expires_at=dies",
+             "--column", "item_id=iid", "--column", "item_session_id=sid", "--column", "item_ingredient_id=fid",
+             "--column", "item_added_at=at", "--column", "catalogue_id=fid", "--column", "catalogue_name=label"]
+    args = ("migrate", "--from", pg_dsn, "--to", redis_url, "--live", "--until-caught-up", *names)
+    res = cli(*args, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["backfill"]["written"] == 700
+    _change_some(pg_dsn, "integer")
+    res = cli(*args, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["changes"]["change_rows"] > 50
+    ver = cli("migrate", "verify", "--from", pg_dsn, "--to", redis_url, "--json", *names)
+    assert ver.returncode == 0, ver.stderr
+    doc = json.loads(ver.stdout)
+    assert doc["total_differences"] == 0 and doc["checked"] == 690 == doc["redis_keys"]
+    value = json.loads(rds.get(f"session:{_first_sid(pg_dsn)}"))
+    assert value["ingredients"] and all(n.startswith("음식 ") for n in value["ingredients"])

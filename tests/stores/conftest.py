@@ -1,9 +1,12 @@
-"""Real servers for the store tests: the machine's PostgreSQL and Redis 7.0.
+"""Real servers for the store tests: the machine's PostgreSQL, the machine's Redis and a private one.
 
 PostgreSQL: a fresh database ``fb_test_stores_<random>`` (schema + catalogue), dropped at the end.
-Redis: the machine's Redis (:mod:`tests.servers`), db 10; the store fixtures use
-a per-run key prefix so parallel runs sharing the db don't see each other's sessions, and each
-store deletes exactly what it wrote when the test ends (its ledger: never a pattern delete).
+Redis: the ``store`` / ``redis_store`` fixtures run on the test session's private Redis
+(``private_redis``, db 10): every store shares the recipe cache keys ``recipe:{id}``, so two runs
+sharing a db would find each other's cache entries (a hit where a test expects a miss). Tests
+that exercise the machine's Redis as such (``redis_url``: :mod:`tests.servers`, db 10) use a
+per-run key prefix so parallel runs sharing the db don't see each other's sessions. Each store
+deletes exactly what it wrote when the test ends (its ledger: never a pattern delete).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fridgebench.stores import schema
 from fridgebench.stores._redis_base import RedisStoreBase
 from fridgebench.stores.base import SessionStore
 from tests import servers
+from tests.servers import ThrowawayRedis
 
 REDIS_URL = servers.redis_url(servers.REDIS_DB_STORES)
 RUN_TAG = secrets.token_hex(4)
@@ -56,8 +60,13 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-async def open_store(name: str, pg_dsn: str, pool_size: int = 16) -> SessionStore:
-    store = make_store(name, postgres_dsn=pg_dsn, redis_url=REDIS_URL, pool_size=pool_size)
+@pytest.fixture(scope="session")
+def store_redis_url(private_redis: ThrowawayRedis) -> str:
+    return private_redis.url(servers.REDIS_DB_STORES)
+
+
+async def open_store(name: str, pg_dsn: str, redis_url: str, pool_size: int = 16) -> SessionStore:
+    store = make_store(name, postgres_dsn=pg_dsn, redis_url=redis_url, pool_size=pool_size)
     if isinstance(store, RedisStoreBase):
         store.key_prefix = KEY_PREFIX
     await store.open()
@@ -65,8 +74,8 @@ async def open_store(name: str, pg_dsn: str, pool_size: int = 16) -> SessionStor
 
 
 @pytest.fixture(params=STORE_NAMES)
-async def store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[SessionStore]:
-    s = await open_store(request.param, pg_dsn)
+async def store(request: pytest.FixtureRequest, pg_dsn: str, store_redis_url: str) -> AsyncIterator[SessionStore]:
+    s = await open_store(request.param, pg_dsn, store_redis_url)
     try:
         yield s
     finally:
@@ -75,8 +84,9 @@ async def store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[Se
 
 
 @pytest.fixture(params=["redis-seed", "redis-atomic"])
-async def redis_store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[RedisStoreBase]:
-    s = await open_store(request.param, pg_dsn)
+async def redis_store(request: pytest.FixtureRequest, pg_dsn: str,
+                      store_redis_url: str) -> AsyncIterator[RedisStoreBase]:
+    s = await open_store(request.param, pg_dsn, store_redis_url)
     assert isinstance(s, RedisStoreBase)
     try:
         yield s

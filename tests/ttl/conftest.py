@@ -1,10 +1,12 @@
-"""ttl tests run on the machine's own servers: a unique database ``fb_test_ttl_<random>`` on
-PostgreSQL (dropped afterwards) and Redis db 13 (only that index is flushed). PostgreSQL
-measurements run, as in ``run_ttl``, in a scratch schema of that database (``ttl_scratch``).
+"""ttl tests run on a unique database ``fb_test_ttl_<random>`` on the machine's PostgreSQL (dropped
+afterwards) and on the test session's own throwaway Redis (``private_redis``, db 13, flushed).
+PostgreSQL measurements run, as in ``run_ttl``, in a scratch schema of that database (``ttl_scratch``).
 
-Their own database and db index, not the shared ``external_pg_dsn`` / ``external_redis_url``:
-the ttl experiment changes table options and keyspace-notification flags, and measures sizes
-and ``used_memory`` that other tests' leftovers would skew."""
+Not the machine's shared Redis: the ttl experiment changes the server-wide
+``notify-keyspace-events`` setting while it watches expiry and measures bytes per session as a
+server-wide ``used_memory`` delta, which anyone else using that server would skew (and see).
+Its own database, not the shared ``external_pg_dsn``: it changes table options and measures
+sizes that other tests' leftovers would skew."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from fridgebench.provision.probe import run_sync
 from fridgebench.stores.schema import setup_schema
 from fridgebench.stores.scratch import scratch_schema
 from tests.servers import REDIS_DB_TTL as TTL_REDIS_DB
-from tests.servers import machine_database, machine_redis_db
+from tests.servers import ThrowawayRedis, machine_database
 
 
 async def _schema(dsn: str) -> None:
@@ -36,9 +38,14 @@ def ttl_pg_dsn() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def ttl_redis_url() -> Iterator[str]:
-    with machine_redis_db(TTL_REDIS_DB) as url:
-        yield url
+def ttl_redis_url(private_redis: ThrowawayRedis) -> Iterator[str]:
+    client = private_redis.client(TTL_REDIS_DB)
+    client.flushdb()
+    try:
+        yield private_redis.url(TTL_REDIS_DB)
+    finally:
+        client.flushdb()
+        client.close()
 
 
 @pytest.fixture

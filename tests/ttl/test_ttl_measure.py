@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import asyncpg
 import pytest
 import redis
@@ -17,7 +20,8 @@ STORES = ("postgres", "redis-seed", "redis-atomic")
 @pytest.mark.parametrize("name", STORES)
 async def test_expiry_lag_and_sliding(name: str, ttl_scratch: str, ttl_redis_url: str) -> None:
     before = redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events")
-    params = ExpiryParams(sessions=300, ttl_s=1, ingredients=4, seed=7, cleanup_every_s=0.1, spread_s=0.3)
+    # expiries spread over 1 s: the median below takes a stall of half that to move
+    params = ExpiryParams(sessions=300, ttl_s=1, ingredients=4, seed=7, cleanup_every_s=0.1, spread_s=1.0)
     pg = ttl_scratch if name == "postgres" else ""
     async with make_store(name, postgres_dsn=pg, redis_url=ttl_redis_url) as store:
         r = await measure_expiry(store, postgres_dsn=pg, redis_url=ttl_redis_url, params=params)
@@ -33,7 +37,10 @@ async def test_expiry_lag_and_sliding(name: str, ttl_scratch: str, ttl_redis_url
     assert r["removed_lag_ms"]["n"] == r["groups"]["control"]
     assert 0 <= r["removed_lag_ms"]["p50"] < 2000
     if name == "postgres":
-        assert r["removed_lag_ms"]["max"] < 1000  # job period 100 ms + job time
+        # removed by the first cleanup run after expiry: at most one gap between runs (period 100 ms,
+        # longer when the machine delays the job) plus one run
+        assert r["cleanup_gap_ms"]["n"] > 5 and r["cleanup_gap_ms"]["min"] >= 100
+        assert r["removed_lag_ms"]["max"] <= r["cleanup_gap_ms"]["max"] + r["cleanup_run_ms"]["max"] + 20, r
         assert r["rows_deleted_by_cleanup"] == 300
     else:
         assert r["notifications"] is True
@@ -42,7 +49,46 @@ async def test_expiry_lag_and_sliding(name: str, ttl_scratch: str, ttl_redis_url
     if name in ("postgres", "redis-atomic"):
         assert s["total_violations"] == 0, s["violations"]
     assert s["violations"]["untouched_survived"] == 0
+    # a touch or check a stall delayed past its deciding instant is not a violation; some were judged
+    assert s["touched"] - s["too_late_to_judge"]["touch"] - s["too_late_to_judge"]["check"] > 0, s
     assert redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events") == before  # restored
+
+
+class _Delayed:
+    """A real store whose ``op`` is held back ``delay_s`` before it is sent: what a busy machine
+    does to the experiment's own scheduling (the store itself is not changed)."""
+
+    def __init__(self, store: Any, op: str, delay_s: float) -> None:
+        self._store, self._op, self._delay = store, op, delay_s
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name != self._op:
+            return attr
+
+        async def delayed(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(self._delay)
+            return await attr(*args, **kwargs)
+        return delayed
+
+
+@pytest.mark.parametrize("op", ["add_ingredients", "get"])
+async def test_sliding_touches_and_checks_run_late_are_not_violations(op: str, ttl_redis_url: str) -> None:
+    """Touches sent only after the session expired (rightly refused), and checks of touched
+    sessions that finish only after the refreshed expiry (rightly gone), are counted as too late
+    to judge -- a busy machine must not make a correct store look like it loses sessions."""
+    params = ExpiryParams(sessions=40, ttl_s=1, ingredients=0, seed=3, cleanup_every_s=0.1, spread_s=0.2)
+    async with make_store("redis-atomic", postgres_dsn="", redis_url=ttl_redis_url) as store:
+        r = await measure_expiry(_Delayed(store, op, 1.3), postgres_dsn="",  # type: ignore[arg-type]
+                                 redis_url=ttl_redis_url, params=params)
+    s = r["sliding"]
+    assert s["total_violations"] == 0, s
+    late = s["too_late_to_judge"]
+    if op == "add_ingredients":  # every touch lands after the session's expiry
+        assert late == {"touch": s["touched"], "check": 0}, s
+    else:  # every check of a touched session ends after its refreshed expiry
+        assert late["touch"] == 0 and late["check"] == s["touched"], s
+    assert any("too late to judge" in w for w in r["warnings"])
 
 
 @pytest.mark.parametrize("name", STORES)
