@@ -105,7 +105,8 @@ class _StoreUser(User):
             if plan is None:
                 raise RuntimeError("no plan from the master")
             self.store_client = UserClient(self.store, postgres_dsn=PROCESS.postgres_dsn, redis_url=PROCESS.redis_url,
-                                           ttl_s=int(plan.scenario["ttl_seconds"]))
+                                           ttl_s=int(plan.scenario["ttl_seconds"]),
+                                           on_cache_key=lambda key: PROCESS.recorder.cache_key_created(self.store, key))
         except (FridgebenchError, RuntimeError) as exc:
             PROCESS.connect_failed(self.store, exc)
             raise StopUser() from None
@@ -214,6 +215,16 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         environment.events.worker_connect.add_listener(c.on_worker_connect)
         runner.register_message(cond.MSG_REPORT, c.on_report_message)
         runner.register_message(cond.MSG_ERROR, c.on_error_message)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_: Any) -> None:
+    """Plain ``locust`` stopped (Ctrl-C, SIGTERM) mid-run: before it stops the users and tells the
+    workers to quit, let the conductor stop them itself, collect their last reports and delete what
+    the run wrote (``fridgebench load``'s runner does the same on its own signal handler)."""
+    c = PROCESS.conductor
+    if c is not None and c.interrupt():
+        c.finished.wait(cond.CLEANUP_TIMEOUT_S)
 
 
 def _wire_worker(environment: Any, runner: Any) -> None:
