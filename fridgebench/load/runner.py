@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     web_ui = None
     if args.web and args.role != "worker":
         web_ui = env.create_web_ui(host=args.web_host, port=args.web_port, delayed_start=True)
+    lf.PROCESS.own_signals = True  # on_signal above: the locustfile installs no handler of its own
     env.events.init.fire(environment=env, runner=runner, web_ui=web_ui)
     conductor = lf.PROCESS.conductor
     if args.role != "worker" and conductor is None:

@@ -166,14 +166,17 @@ def test_an_interrupted_reuse_run_deletes_what_every_worker_wrote_and_nothing_el
 
 # --- plain `locust -f`: the master checks the stores itself ------------------------------------------
 
-def _plain_locust(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _plain_locust_args(env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
     """``locust -f`` the packaged locustfile, headless, one process, configured by environment only."""
     base = {"FRIDGEBENCH_SCENARIO": str(_scenario(tmp_path)), "FRIDGEBENCH_DURATION": "1",
             "FRIDGEBENCH_WARMUP": "0.2", "FRIDGEBENCH_SESSIONS": "300", "FRIDGEBENCH_REPORTS": str(tmp_path / "r")}
     full = {k: v for k, v in os.environ.items() if not k.startswith("FRIDGEBENCH_")} | base | env
-    return subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "fridgebench/load/locustfile.py"),
-                           "--headless", "-u", "3", "-r", "3"], cwd=tmp_path, env=full, capture_output=True,
-                          text=True, timeout=180)
+    return dict(args=[sys.executable, "-m", "locust", "-f", str(ROOT / "fridgebench/load/locustfile.py"),
+                      "--headless", "-u", "3", "-r", "3"], cwd=tmp_path, env=full, text=True)
+
+
+def _plain_locust(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(**_plain_locust_args(env, tmp_path), capture_output=True, timeout=180)
 
 
 def test_plain_locust_refuses_reuses_and_resets_as_the_cli_does(foreign_redis, foreign_pg, tmp_path: Path) -> None:
@@ -210,6 +213,39 @@ def test_plain_locust_refuses_reuses_and_resets_as_the_cli_does(foreign_redis, f
     assert "--reset: deleted 8 sessions from" in res.stderr
     assert sorted(client.scan_iter()) == [b"other:keep", b"other:ttl"]
     assert pg_snapshot(dsn) == ([], [])
+    assert locust_processes(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_plain_locust_stopped_mid_run_deletes_what_it_wrote(foreign_redis, tmp_path: Path, sig: int) -> None:
+    """A pod's termination (SIGTERM) or Ctrl-C: plain Locust, headless with fridgebench's load shape,
+    has no SIGTERM handler of its own while the test runs; the locustfile's deletes what the run wrote."""
+    url, client, before = foreign_redis
+    proc = subprocess.Popen(**_plain_locust_args({
+        "FRIDGEBENCH_REDIS_URL": url, "FRIDGEBENCH_STORES": "redis-atomic", "FRIDGEBENCH_SCENARIO": "session-lifecycle",
+        "FRIDGEBENCH_DURATION": "60", "FRIDGEBENCH_SESSIONS": "1000", "FRIDGEBENCH_EXISTING": "reuse"}, tmp_path),
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "warming up" not in seen:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    assert "redis-atomic: 3 users running" in seen, seen[-3000:]
+    deadline = time.monotonic() + 30  # the users create sessions: wait until some are there
+    while client.dbsize() < len(before) + 1000 + 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.dbsize() >= len(before) + 1000 + 20
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest[-3000:]
+    deleted = _deleted(rest)
+    assert deleted.get("redis-atomic", (0, 0))[0] > 1000, rest[-3000:]
+    assert redis_snapshot(client) == before
+    run_dir = next((tmp_path / "r").iterdir())
+    assert (run_dir / INCOMPLETE_MARKER).exists() and not (run_dir / "results.json").exists()
     assert locust_processes(str(tmp_path)) == []
 
 
