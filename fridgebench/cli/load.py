@@ -68,7 +68,8 @@ def load(
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     json_out: o.Json = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
-    redis_bin: o.RedisBin = None, pg_user: o.PgUser = None, run_dir: o.RunDir = None, reset: o.Reset = False,
+    redis_bin: o.RedisBin = None, pg_user: o.PgUser = None, run_dir: o.RunDir = None,
+    reuse: o.Reuse = False, reset: o.Reset = False,
 ) -> None:
     """Replay a session workload through Locust: many concurrent users, on one machine or many.
 
@@ -79,13 +80,16 @@ def load(
     coordinated omission is not corrected (`compare` does that). Writes results.json, .hlog files,
     intervals.csv and Locust's own CSV and HTML report to reports/<run-id>/.
 
+    A store already holding sessions or recipe:* keys fridgebench did not write is refused unless
+    --reuse (left untouched; fridgebench deletes only what it wrote, from every worker) or --reset.
+
     Examples:
 
       fridgebench load --users 200 --duration 30
 
       fridgebench load read-heavy --processes 2 --rate 4000 --stores redis-atomic
 
-      fridgebench load --master --expect-workers 2 --postgres-dsn postgresql://app:pw@db/fridge --redis-url redis://cache:6379/0
+      fridgebench load --master --expect-workers 2 --postgres-dsn postgresql://app:pw@db/fridge --redis-url redis://cache:6379/0 --reuse
 
       fridgebench load --worker --master-host 10.0.0.5 --postgres-dsn ... --redis-url ...
     """
@@ -96,12 +100,14 @@ def load(
         from fridgebench.load.run import LoadOptions, run_load, run_workers
         from fridgebench.load.settings import parse_stores
 
+        if reuse and reset:
+            raise UsageError("--reuse and --reset exclude each other", hint="pick one")
         opts = LoadOptions(scenario=scenario, stores=parse_stores(stores), duration=duration, warmup=warmup,
                            rate=rate, sessions=sessions, seed=seed, users=users, spawn_rate=spawn_rate,
                            processes=processes, master=master, expect_workers=expect_workers,
                            master_bind_host=master_bind_host, master_port=master_port, worker=worker,
                            master_host=master_host, connect_timeout=connect_timeout, web=web, web_port=web_port,
-                           reset=reset, out=out)
+                           existing="reuse" if reuse else "reset" if reset else "refuse", out=out)
         settings = opts.validate()  # before any server starts
         if importlib.util.find_spec("locust") is None:
             raise UsageError("fridgebench load needs Locust, which is not installed",
@@ -111,8 +117,10 @@ def load(
             run_workers(opts, postgres_dsn=postgres_dsn, redis_url=redis_url, on_event=events)
             console.print("worker finished: the master writes the results")
             return
-        popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, False, reset,
-                                    need=opts.provision_need(settings))
+        from fridgebench.stores import servers_needed
+
+        popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset,
+                                    need=servers_needed(opts.stores, recipes=settings.has_recipes))
         doc, path = run_load(opts, popts, on_event=events, on_provision=lambda line: console.print(f"[dim]{line}[/]"))
         from fridgebench.report.terminal_load import render_load
 

@@ -2,15 +2,24 @@
 
 Runs inside the Locust master (or the only process of a local run) as a greenlet, driven by the
 locustfile's load shape: :meth:`Conductor.tick` tells Locust how many users of which store to
-run, the greenlet does everything else in order. Per store:
+run, the greenlet does everything else in order. First, unless ``fridgebench load``'s provisioning
+did it already (:data:`~fridgebench.load.settings.ENV_PREPARED`), the stores are checked exactly
+as every other command checks them (:mod:`fridgebench.stores.existing`): data fridgebench did not
+write is refused before anything is written, unless ``FRIDGEBENCH_EXISTING`` is ``reuse`` (left
+as it is) or ``reset`` (deleted first, and counted). Then per store:
 
-1. reset the store and load the scenario's population (as ``compare`` does);
-2. send every worker the plan (scenario, pacing), snapshot the server's own counters;
+1. load the scenario's population under the run's salted ids (as ``compare`` does), recording them;
+2. send every worker the plan (scenario, pacing, the id salt), snapshot the server's own counters;
 3. start the users at the spawn rate, wait until all run, warm up;
 4. measure whole wall-clock seconds ``[t0, t1)``, marking them on every process (CPU windows);
 5. stop the users (each finishes its request), collect every worker's final report (a barrier:
    nothing in flight is lost), snapshot the counters again;
-6. read back every session an acknowledged add touched (lost updates), reset the store.
+6. read back every session an acknowledged add touched (lost updates), then delete exactly what
+   the run wrote: the population, every session any user created, every recipe cache key a user's
+   ``SET ... NX`` created — by id and key, never a pattern delete.
+
+A run that fails, or is interrupted (:meth:`Conductor.interrupt`: Ctrl-C / SIGTERM), stops the users,
+collects the workers' last reports and deletes what it wrote in the same way, within bounds.
 
 Then the results document, ``.hlog`` files, ``intervals.csv`` and Locust's own CSV and HTML
 report are written to ``$FRIDGEBENCH_REPORTS/<run id>/`` — ``results.json`` last, atomically, and
@@ -24,6 +33,7 @@ import io
 import json
 import logging
 import math
+import secrets
 import sys
 import time
 import traceback
@@ -35,7 +45,7 @@ import gevent.event
 import psutil
 
 from fridgebench.config import mask_text
-from fridgebench.errors import ExitStatus, FridgebenchError, SchemaConflict, StoreUnavailable
+from fridgebench.errors import ExitStatus, FridgebenchError, Interrupted, StoreUnavailable, UsageError
 from fridgebench.load.plan import OpSource, Plan
 from fridgebench.load.recorder import Aggregate, Recorder
 from fridgebench.load.settings import LoadSettings
@@ -43,6 +53,8 @@ from fridgebench.load.summary import MEASUREMENT_NOTE, Phase, store_section
 from fridgebench.load.sync_stores import StoreAdmin
 from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, new_run_id
 from fridgebench.measure.summary import hdr_log_text
+from fridgebench.stores import servers_needed
+from fridgebench.stores._redis_base import RECIPE_TTL_S
 from fridgebench.stores.correctness import count_lost_updates
 
 log = logging.getLogger("fridgebench.load")
@@ -51,6 +63,9 @@ MSG_PLAN, MSG_MARK, MSG_FLUSH, MSG_REPORT, MSG_ERROR = "fb_plan", "fb_mark", "fb
 SPAWN_GRACE_S = 60.0  # beyond users / spawn rate, before "users did not start" is an error
 FLUSH_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0  # a stopping user finishes its request; Locust kills it after this
+# after a failure or an interrupt: stop the users, collect the workers' last reports, delete what the run wrote
+CLEANUP_STOP_S, CLEANUP_FLUSH_S, CLEANUP_DISCARD_S = 15.0, 10.0, 30.0
+CLEANUP_TIMEOUT_S = CLEANUP_STOP_S + CLEANUP_FLUSH_S + CLEANUP_DISCARD_S + 5.0
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -115,6 +130,9 @@ class Conductor:
         self._flushed: dict[int, set[str]] = {}
         self._abort: FridgebenchError | None = None
         self.rundir: RunDirectory | None = None
+        self.id_salt = secrets.randbits(128)  # the run's session ids: never a foreign session's
+        self._current: tuple[int, str, StoreAdmin] | None = None  # the store holding what the run wrote
+        self.finished = gevent.event.Event()  # the sequence is over, what it wrote deleted
 
     @property
     def runner(self) -> Any:
@@ -155,6 +173,16 @@ class Conductor:
     def on_error_message(self, environment: Any, msg: Any, **_: Any) -> None:
         self._abort = Aborted(f"{self.worker_name(msg.node_id)}: {msg.data.get('message')}")
 
+    def interrupt(self) -> bool:
+        """Ctrl-C / SIGTERM: end the sequence at its next step, stop the users and delete what the
+        run wrote. True when that is underway (wait on :attr:`finished`, at most
+        :data:`CLEANUP_TIMEOUT_S`); False when the sequence never started or is over."""
+        if self._greenlet is None or self._greenlet.dead:
+            return False
+        if self._abort is None:
+            self._abort = Interrupted("interrupted")
+        return True
+
     def on_worker_connect(self, client_id: str, **_: Any) -> None:
         """A worker joining mid-phase gets the current plan before any user."""
         if self.plan is not None:
@@ -173,10 +201,15 @@ class Conductor:
             log.error("fridgebench: unexpected error\n%s", traceback.format_exc())
             self._fail(f"unexpected {type(err).__name__}: {err}", ExitStatus.ERROR, see_log=True)
         finally:
-            self.target = (0, self.target[1], self.target[2])
-            if self.exit_status != ExitStatus.OK or self.settings.after_run == "exit":
-                self.done = True
-            self._started.set()
+            try:
+                if self._current is not None:  # failed or interrupted mid-store
+                    self._clean_up_after_failure(*self._current)
+            finally:
+                self.target = (0, self.target[1], self.target[2])
+                if self.exit_status != ExitStatus.OK or self.settings.after_run == "exit":
+                    self.done = True
+                self._started.set()
+                self.finished.set()
 
     def _fail(self, message: str, status: int, *, see_log: bool = False) -> None:
         self.error = mask_text(message)
@@ -188,7 +221,7 @@ class Conductor:
         s = self.settings
         sc = s.scenario
         admins = {name: StoreAdmin(name, postgres_dsn=s.postgres_dsn, redis_url=s.redis_url) for name in s.stores}
-        self._check_stores(admins)
+        self._prepare_stores(admins)
         started = datetime.now(timezone.utc)
         run_id = s.run_id or new_run_id("load")
         self.rundir = RunDirectory(s.reports, run_id)
@@ -201,7 +234,7 @@ class Conductor:
         self.emit({"type": "run", "run_id": run_id, "path": str(self.rundir.path),
                    "text": f"run {run_id}: {len(s.stores)} store(s), {self.users} users, "
                            f"{'offered ' + format(s.offered_rate, 'g') + ' ops/s' if s.offered_rate else 'back to back'}"})
-        population = self.ops.population(sc)
+        population = self.ops.population(sc, self.id_salt)
         stores: dict[str, Any] = {}
         warnings: list[str] = []
         measurements = {}
@@ -220,28 +253,73 @@ class Conductor:
         }
         self._write(base, section, measurements, warnings)
 
-    def _check_stores(self, admins: dict[str, StoreAdmin]) -> None:
-        """Before anything runs: every store answers, PostgreSQL has a connection for every user
-        (one each, like app workers), its schema is there, and no store holds sessions fridgebench
-        would have to delete unless told to (FRIDGEBENCH_EXISTING=reset)."""
+    def _prepare_stores(self, admins: dict[str, StoreAdmin]) -> None:
+        """Before anything runs: every server the stores need is configured and answers, PostgreSQL has
+        a connection for every user (one each, like app workers), and — unless ``fridgebench load``'s
+        provisioning did it — the data already there is refused, left (``reuse``) or deleted
+        (``reset``) exactly as every other command does it, and the schema and catalogue are in place."""
         s = self.settings
-        pg_per_user = "postgres" in admins or (s.has_recipes and bool(s.postgres_dsn))
-        if pg_per_user:
-            pg = admins.get("postgres") or StoreAdmin("postgres", postgres_dsn=s.postgres_dsn, redis_url=None)
+        need = servers_needed(s.stores, recipes=s.has_recipes)
+        if "postgres" in need and not s.postgres_dsn:
+            raise UsageError("the scenario looks up recipes, which the Redis stores' cache reads from PostgreSQL "
+                             "on a miss: set FRIDGEBENCH_POSTGRES_DSN (or --postgres-dsn)")
+        pg = admins.get("postgres") or (StoreAdmin("postgres", postgres_dsn=s.postgres_dsn, redis_url=None)
+                                        if "postgres" in need else None)
+        rd = next((a for a in admins.values() if a.kind == "redis"), None)  # the Redis stores share one db
+        servers = [a for a in (rd, pg) if a is not None]
+        if not s.prepared and s.existing == "refuse":
+            for a in servers:  # step 1, read-only: nothing is written to any store before all are checked
+                a.refuse_existing()
+        if pg is not None:
             free = pg.max_connections()
             if free is not None and self.users > free:
                 raise StoreUnavailable(
                     f"{self.users} users need {self.users} PostgreSQL connections (one each, like app workers); "
                     f"the server has {free} free (max_connections)",
                     hint="lower --users, or raise max_connections on the server")
-            pg.ensure_schema(s.existing)
-        for a in admins.values():
-            if a.kind != "redis":
+        for a in servers:
+            if s.prepared:  # provisioning checked and prepared it; still one clear line if it is gone
+                a.ping()
                 continue
-            n = a.existing_sessions()  # also: an unreachable Redis is one line now, not N users' errors
-            if n and s.existing == "refuse":
-                raise SchemaConflict(f"the Redis for {a.name} already holds {n} session:* keys fridgebench did not write",
-                                     hint="use an empty database, or --reset / FRIDGEBENCH_EXISTING=reset to delete them")
+            for line in a.prepare(s.existing):  # step 2: reset / reuse, and PostgreSQL's schema
+                self.emit({"type": "note", "text": line})
+
+    def _discard(self, name: str, admin: StoreAdmin) -> None:
+        """Delete exactly what the run wrote to ``name``'s store: the population (recorded when it was
+        loaded), every session a user created and every recipe cache key a user created, as the
+        processes reported them."""
+        admin.written.bulk(self.aggregate.created_sessions(name))
+        now = time.time()
+        for key, created in self.aggregate.cache_keys.get(name, ()):
+            admin.written.cache_key(key, RECIPE_TTL_S - (now - created))  # its TTL runs out then
+        removed = admin.discard_written()
+        self._current = None
+        cache = f" and {removed.cache_keys:,} recipe cache keys" if removed.cache_keys else ""
+        self.emit({"type": "phase", "store": name, "step": "clean",
+                   "text": f"{name}: deleted the {removed.sessions:,} sessions{cache} it had written (by id)"})
+
+    def _clean_up_after_failure(self, phase: int, name: str, admin: StoreAdmin) -> None:
+        """The run failed or was interrupted while ``name``'s store held what it wrote: stop the users,
+        collect every process's last report (the sessions its users created), delete it all. Bounded;
+        what cannot be deleted is said."""
+        try:
+            if self.runner.user_count:
+                self.target = (0, max(self.spawn_rate, float(min(self.users, 100))), [self.user_classes[name]])
+                self._started.set()
+                deadline = time.monotonic() + CLEANUP_STOP_S
+                while self.runner.user_count and time.monotonic() < deadline:
+                    gevent.sleep(0.05)
+            self._flush(phase, timeout_s=CLEANUP_FLUSH_S)
+        except Exception:  # noqa: BLE001 - the deletion below matters more
+            log.warning("fridgebench: stopping the users after the failure: %s", traceback.format_exc())
+        try:
+            with gevent.Timeout(CLEANUP_DISCARD_S):
+                self._discard(name, admin)
+        except (Exception, gevent.Timeout) as err:  # noqa: BLE001 - said, not raised over the run's own error
+            left = len(admin.written)
+            self.emit({"type": "phase", "store": name, "step": "clean",
+                       "text": mask_text(f"{name}: could not delete the {left:,} sessions and cache keys this run "
+                                         f"wrote ({type(err).__name__}: {err}); they stay (Redis: until their TTL)")})
 
     def _phase(self, i: int, name: str, admin: StoreAdmin, population: list[tuple[str, list[str]]]):  # type: ignore[no-untyped-def]
         s = self.settings
@@ -250,10 +328,11 @@ class Conductor:
         self.emit({"type": "phase", "store": name, "step": "populate",
                    "text": f"{name}: loading {len(population):,} sessions"})
         t = time.perf_counter()
-        admin.reset()
-        admin.bulk_load(population, sc.ttl_seconds)
+        self._current = (i, name, admin)
+        admin.bulk_load(population, sc.ttl_seconds)  # the ids are recorded first
         populate_s = time.perf_counter() - t
-        plan = Plan(phase=i, store=name, scenario=sc.model_dump(), users=self.users, offered_rate=s.offered_rate)
+        plan = Plan(phase=i, store=name, scenario=sc.model_dump(), users=self.users, offered_rate=s.offered_rate,
+                    id_salt=self.id_salt)
         self.plan = plan
         if self.distributed:
             for client_id in list(self.runner.clients):
@@ -300,13 +379,16 @@ class Conductor:
         missing = self._flush(i)
         after = admin.settled_counters()
         correctness = self._correctness(name, admin)
-        admin.reset()
+        self._discard(name, admin)
         phase = Phase(store=name, users=self.users, spawn_rate=self.spawn_rate, offered_rate=s.offered_rate,
                       window=(t0, t1), ramp_up_s=ramp_up, warmup_s=s.warmup_s, populate_s=populate_s,
                       counters_before=before, counters_after=after, correctness=correctness,
                       locust_requests=_locust_requests(self.runner.stats, name), host_cpu_percent=host_cpu,
                       master_cpu=master_cpu, locust_cpu_warning=locust_warned, missing_reports=missing)
         section, m, warnings = store_section(self.aggregate, phase)
+        if missing:
+            warnings.append(f"{name}: sessions the users of {', '.join(missing)} created in their last seconds may "
+                            "not have been reported, so not deleted: they stay (Redis: until their TTL)")
         o = m.overall
         self.emit({"type": "store_done", "store": name,
                    "text": f"{name}: {o['achieved_rate_per_s']:,.0f} ops/s, p50 {o['latency_service'].get('p50_us', '-')} µs, "
@@ -352,7 +434,7 @@ class Conductor:
             assert self.recorder is not None
             self.recorder.mark(store, what)
 
-    def _flush(self, phase: int) -> list[str]:
+    def _flush(self, phase: int, timeout_s: float = FLUSH_TIMEOUT_S) -> list[str]:
         """Every process's last measurements, before anything is computed; returns who never answered."""
         if not self.distributed:
             assert self.recorder is not None
@@ -360,7 +442,7 @@ class Conductor:
             return []
         expected = set(self.runner.clients)
         self.runner.send_message(MSG_FLUSH, {"phase": phase})
-        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while not expected <= self._flushed.get(phase, set()) and time.monotonic() < deadline:
             gevent.sleep(0.05)
         return sorted(self.worker_name(c) for c in expected - self._flushed.get(phase, set()))

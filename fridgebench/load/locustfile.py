@@ -42,9 +42,11 @@ def _bootstrap() -> None:
 _bootstrap()
 
 import logging  # noqa: E402
+import signal  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import gevent  # noqa: E402
 from gevent import GreenletExit  # noqa: E402
 from locust import LoadTestShape, User, events, task  # noqa: E402
 from locust.exception import StopUser  # noqa: E402
@@ -71,6 +73,7 @@ class _Process:
         self.conductor: cond.Conductor | None = None
         self.runner: Any = None
         self.emit: cond.Emit = cond.log_emitter
+        self.own_signals = False  # fridgebench's runner handles SIGTERM / SIGINT itself (plain locust: we do)
 
     @property
     def postgres_dsn(self) -> str | None:
@@ -105,7 +108,8 @@ class _StoreUser(User):
             if plan is None:
                 raise RuntimeError("no plan from the master")
             self.store_client = UserClient(self.store, postgres_dsn=PROCESS.postgres_dsn, redis_url=PROCESS.redis_url,
-                                           ttl_s=int(plan.scenario["ttl_seconds"]))
+                                           ttl_s=int(plan.scenario["ttl_seconds"]),
+                                           on_cache_key=lambda key: PROCESS.recorder.cache_key_created(self.store, key))
         except (FridgebenchError, RuntimeError) as exc:
             PROCESS.connect_failed(self.store, exc)
             raise StopUser() from None
@@ -209,11 +213,35 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
                        recorder=rec if local else None, emit=PROCESS.emit)
     c.user_classes = dict(USER_CLASSES)
     PROCESS.conductor = c
+    if not PROCESS.own_signals:
+        gevent.signal_handler(signal.SIGTERM, _on_sigterm)
     if not local:
         environment.events.worker_report.add_listener(c.on_worker_report)
         environment.events.worker_connect.add_listener(c.on_worker_connect)
         runner.register_message(cond.MSG_REPORT, c.on_report_message)
         runner.register_message(cond.MSG_ERROR, c.on_error_message)
+
+
+def _on_sigterm() -> None:
+    """Plain ``locust --headless`` with a load shape has no SIGTERM handler while the test runs (it
+    installs one afterwards), so a pod's termination would kill it outright and leave what the run
+    wrote. Here the conductor stops the users, collects the workers' last reports and deletes it;
+    the shape then ends and Locust exits 130. Nothing to clean up: SIGTERM's default, as before."""
+    c = PROCESS.conductor
+    if c is not None and c.interrupt():
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_: Any) -> None:
+    """Plain ``locust`` stopped (Ctrl-C, SIGTERM) mid-run: before it stops the users and tells the
+    workers to quit, let the conductor stop them itself, collect their last reports and delete what
+    the run wrote (``fridgebench load``'s runner does the same on its own signal handler)."""
+    c = PROCESS.conductor
+    if c is not None and c.interrupt():
+        c.finished.wait(cond.CLEANUP_TIMEOUT_S)
 
 
 def _wire_worker(environment: Any, runner: Any) -> None:

@@ -5,7 +5,10 @@ statistics cannot tell a 60 µs Redis read from a 900 µs one. Each Locust proce
 runner, or every worker) therefore keeps a :class:`Recorder`, fed by Locust's ``request`` event
 (:meth:`Recorder.on_request`): per (wall-clock second, store, operation), an HdrHistogram of
 latencies in µs (3 significant digits) and the ok / not found / error counts, plus every
-mutation with its outcome for the lost-update check, and a running tally of requests.
+mutation with its outcome for the lost-update check (whose ``create`` s also tell the master which
+sessions the users wrote, to delete them afterwards), every recipe cache key a user's ``SET ... NX``
+created (with its wall-clock time, so the master knows when its TTL runs out), and a running tally
+of requests.
 
 Workers ship what they recorded since the last report (:meth:`Recorder.take`) inside Locust's
 own worker report (``report_to_master``) and once more, as a final flush, when the master asks;
@@ -33,7 +36,7 @@ from hdrh.histogram import HdrHistogram
 from fridgebench.measure.summary import new_histogram
 from fridgebench.stores.correctness import LoggedOp
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2  # 2: cache_keys
 OK, NOT_FOUND, ERROR = 0, 1, 2
 MUTATIONS = ("add", "remove", "delete", "create")
 SAMPLE_CHARS = 300
@@ -106,6 +109,7 @@ class Recorder:
     mutations: list[list[Any]] = field(default_factory=list)  # [store, kind, sid, names, start, end, ok]
     connect_errors: dict[str, list[Any]] = field(default_factory=dict)  # store -> [count, sample]
     cache: dict[str, list[int]] = field(default_factory=dict)  # store -> [hits, misses] (recipe cache)
+    cache_keys: list[list[Any]] = field(default_factory=list)  # [store, key, wall time]: created by SET NX
     totals: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "store|op" -> requests (cumulative)
     cpu: dict[str, CpuWindow] = field(default_factory=dict)  # store -> this process's CPU in the window
     cpu_warning: bool = False  # Locust's own "CPU usage above 90%" fired in this process
@@ -155,6 +159,10 @@ class Recorder:
         e = self.connect_errors.setdefault(store, [0, str(exc)[:SAMPLE_CHARS]])
         e[0] += 1
 
+    def cache_key_created(self, store: str, key: str) -> None:
+        """A recipe cache key this process's user created (its ``SET ... NX`` succeeded): the run's to delete."""
+        self.cache_keys.append([store, key, time.time()])
+
     def cache_result(self, store: str, hits: int, misses: int) -> None:
         c = self.cache.setdefault(store, [0, 0])
         c[0] += hits
@@ -179,6 +187,7 @@ class Recorder:
             "mutations": self.mutations,
             "connect_errors": self.connect_errors,
             "cache": self.cache,
+            "cache_keys": self.cache_keys,
             "totals": dict(self.totals),
             "cpu": {s: w.to_dict() for s, w in self.cpu.items()},
             "cpu_warning": self.cpu_warning,
@@ -186,7 +195,7 @@ class Recorder:
             "pid": self.pid,
         }
         self.hist, self.counts, self.errors, self.mutations = {}, {}, {}, []
-        self.connect_errors, self.cache = {}, {}
+        self.connect_errors, self.cache, self.cache_keys = {}, {}, []
         return payload
 
 
@@ -200,6 +209,7 @@ class Aggregate:
     mutations: dict[str, list[LoggedOp]] = field(default_factory=lambda: defaultdict(list))
     connect_errors: dict[str, list[Any]] = field(default_factory=dict)
     cache: dict[str, list[int]] = field(default_factory=dict)
+    cache_keys: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))  # store -> (key, created)
     totals: dict[str, dict[str, int]] = field(default_factory=dict)  # worker -> "store|op" -> requests
     cpu: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # worker -> store -> window
     cpu_warning: dict[str, bool] = field(default_factory=dict)
@@ -236,6 +246,8 @@ class Aggregate:
             c = self.cache.setdefault(store, [0, 0])
             c[0] += hits
             c[1] += misses
+        for store, key, created in payload["cache_keys"]:
+            self.cache_keys[store].append((str(key), float(created)))
         self.totals[worker] = dict(payload["totals"])
         for store, window in payload["cpu"].items():
             if window.get("cpu_seconds") is not None:
@@ -245,6 +257,11 @@ class Aggregate:
         self.reports[worker] += 1
 
     # -- views for one store -----------------------------------------------------------------------
+    def created_sessions(self, store: str) -> set[str]:
+        """Every session id a user tried to create in ``store`` (acknowledged or not: a create that
+        failed or timed out may still have been applied)."""
+        return {op.session_id for op in self.mutations.get(store, ()) if op.kind == "create"}
+
     def seconds(self, store: str) -> list[int]:
         return sorted({sec for sec, s, _ in self.counts if s == store})
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from fridgebench.config import ENV_POSTGRES_DSN, ENV_REDIS_URL
 from fridgebench.errors import StoreUnavailable, UsageError
 from fridgebench.load import settings as st
-from fridgebench.load.supervisor import LoadFailed, Supervisor
+from fridgebench.load.supervisor import Child, LoadFailed, Supervisor
 from fridgebench.measure.results import ResultsDocument, load_results, new_run_id
 from fridgebench.provision.base import ProvisionOptions
 
@@ -48,7 +48,7 @@ class LoadOptions:
     workers_timeout: float = 300.0
     web: bool = False
     web_port: int = 8089
-    reset: bool = False
+    existing: str = "refuse"  # data already in a store: refuse, reuse (--reuse) or reset (--reset)
     out: Path = Path("reports")
 
     def validate(self) -> st.LoadSettings:
@@ -67,6 +67,9 @@ class LoadOptions:
             raise UsageError("--master-host is for --worker", hint="add --worker")
         if self.web and self.worker:
             raise UsageError("--web is the master's", hint="drop --web on workers")
+        if self.worker and self.existing != "refuse":
+            raise UsageError(f"--{self.existing} is the master's (it prepares the stores)",
+                             hint=f"drop --{self.existing} on workers; pass it to `fridgebench load --master`")
         if self.users is not None and self.users < 1:
             raise UsageError(f"--users {self.users}: must be at least 1")
         if self.spawn_rate is not None and self.spawn_rate <= 0:
@@ -87,14 +90,6 @@ class LoadOptions:
         path = resolve(self.scenario)  # an absolute path: the Locust processes may run elsewhere
         return st.cli_env(scenario=str(path.resolve()), stores=self.stores, duration=self.duration,
                           warmup=self.warmup, rate=self.rate, sessions=self.sessions, seed=self.seed)
-
-    def provision_need(self, settings: st.LoadSettings) -> frozenset[str]:
-        need = set()
-        if "postgres" in self.stores or settings.has_recipes:  # the Redis stores' recipe cache reads PostgreSQL
-            need.add("postgres")
-        if any(s != "postgres" for s in self.stores):
-            need.add("redis")
-        return frozenset(need)
 
 
 def _user_args(o: LoadOptions) -> list[str]:
@@ -159,7 +154,7 @@ def run_load(o: LoadOptions, popts: ProvisionOptions, *, on_event: EventSink,
         Supervisor({}, on_event=on_event).require_free(o.master_port, o.master_bind_host)
     with provisioned(popts, on_event=on_provision) as ep:
         env = {**o.scenario_env(), st.ENV_REPORTS: str(o.out.resolve()), st.ENV_RUN_ID: run_id,
-               st.ENV_EXISTING: "reset" if o.reset else "refuse", "FRIDGEBENCH_EVENTS": "stdout",
+               st.ENV_EXISTING: o.existing, st.ENV_PREPARED: "1", "FRIDGEBENCH_EVENTS": "stdout",
                st.ENV_SERVERS: json.dumps([i.to_dict() for i in (ep.postgres, ep.redis) if i.url or i.pid])}
         if ep.postgres_dsn:
             env[ENV_POSTGRES_DSN] = ep.postgres_dsn
@@ -167,6 +162,7 @@ def run_load(o: LoadOptions, popts: ProvisionOptions, *, on_event: EventSink,
             env[ENV_REDIS_URL] = ep.redis_url
         sup = Supervisor(env, on_event=on_event)
         done = False
+        main: Child | None = None
         try:
             web = ["--web", "--web-port", str(o.web_port)] if o.web else []
             if o.processes is None and not o.master:
@@ -206,7 +202,7 @@ def run_load(o: LoadOptions, popts: ProvisionOptions, *, on_event: EventSink,
                                  hint=f"see its log in {where}")
             done = True
         finally:
-            sup.stop()
+            sup.stop(first=main)  # the master first: it deletes what the run wrote; then the workers
             logs_at = sup.keep_logs(run_dir if run_dir.is_dir() else None)
             if logs_at == sup.log_dir and done is False and main_error_expected(sup):
                 sup.discard_logs()

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from locust.log import setup_logging
 
     setup_logging(args.loglevel, None)
+    from fridgebench.load import conductor as cond
     from fridgebench.load import locustfile as lf
 
     parser = argument_parser.get_empty_argument_parser()
@@ -76,11 +77,26 @@ def main(argv: list[str] | None = None) -> int:
                       parsed_locustfiles=[lf.__file__])
     interrupted = False
 
-    def on_signal() -> None:
-        nonlocal interrupted
-        interrupted = True
+    def quit_locust() -> None:
         if env.runner is not None:
             env.runner.quit()
+        if env.web_ui is not None:
+            env.web_ui.stop()
+
+    def quit_after_cleanup(conductor: Any) -> None:
+        conductor.finished.wait(cond.CLEANUP_TIMEOUT_S)
+        quit_locust()
+
+    def on_signal() -> None:
+        """First signal: the conductor stops the users, collects the workers' last reports and deletes
+        what the run wrote (bounded), then Locust quits; a second signal quits at once."""
+        nonlocal interrupted
+        first, interrupted = not interrupted, True
+        conductor = lf.PROCESS.conductor
+        if first and conductor is not None and conductor.interrupt():
+            gevent.spawn(quit_after_cleanup, conductor)
+            return
+        quit_locust()
 
     gevent.signal_handler(signal.SIGTERM, on_signal)
     gevent.signal_handler(signal.SIGINT, on_signal)
@@ -104,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     web_ui = None
     if args.web and args.role != "worker":
         web_ui = env.create_web_ui(host=args.web_host, port=args.web_port, delayed_start=True)
+    lf.PROCESS.own_signals = True  # on_signal above: the locustfile installs no handler of its own
     env.events.init.fire(environment=env, runner=runner, web_ui=web_ui)
     conductor = lf.PROCESS.conductor
     if args.role != "worker" and conductor is None:

@@ -17,7 +17,9 @@ Locust Helm chart (``loadtest.environment`` and a Secret), so all three run the 
 ``FRIDGEBENCH_REDIS_URL``      Redis URL (secret)
 ``FRIDGEBENCH_REPORTS``        folder for run directories (default ./reports)
 ``FRIDGEBENCH_RUN_ID``         the run directory's name (default: a new timestamped id)
-``FRIDGEBENCH_EXISTING``       ``refuse`` (default) or ``reset``: sessions already in a store
+``FRIDGEBENCH_EXISTING``       sessions / recipe cache keys already in a store: ``refuse``
+                               (default), ``reuse`` (run beside them; delete only what this run
+                               writes) or ``reset`` (delete them first) — ``--reuse`` / ``--reset``
 ``FRIDGEBENCH_AFTER_RUN``      ``exit`` (default) or ``idle``: keep the master up after writing
                                results (a Kubernetes Deployment restarts a master that exits)
 =============================  ============================================================
@@ -52,6 +54,10 @@ ENV_EXISTING = "FRIDGEBENCH_EXISTING"
 ENV_AFTER_RUN = "FRIDGEBENCH_AFTER_RUN"
 ENV_SERVERS = "FRIDGEBENCH_SERVERS"  # set by `fridgebench load`: how it provisioned the stores (masked)
 ENV_EVENTS = "FRIDGEBENCH_EVENTS"  # set by `fridgebench load`: "stdout" -> machine-readable progress lines
+# set by `fridgebench load`: its provisioning already checked the stores for data fridgebench did not write
+# (and applied --reuse / --reset, created the schema); without it the master does it itself
+ENV_PREPARED = "FRIDGEBENCH_STORES_PREPARED"
+EXISTING = ("refuse", "reuse", "reset")
 
 DEFAULT_SCENARIO = "session-lifecycle"
 
@@ -91,6 +97,7 @@ class LoadSettings:
     after_run: str = "exit"
     servers: list[dict[str, Any]] | None = None
     events: str = "log"
+    prepared: bool = False  # the stores were checked and prepared by `fridgebench load`'s provisioning
 
     @property
     def duration_s(self) -> float:
@@ -122,8 +129,8 @@ class LoadSettings:
         else:
             offered = rate or None
         existing = env.get(ENV_EXISTING, "refuse") or "refuse"
-        if existing not in ("refuse", "reset"):
-            raise UsageError(f"{ENV_EXISTING}={existing!r}: use refuse or reset")
+        if existing not in EXISTING:
+            raise UsageError(f"{ENV_EXISTING}={existing!r}: use refuse, reuse or reset")
         after = env.get(ENV_AFTER_RUN, "exit") or "exit"
         if after not in ("exit", "idle"):
             raise UsageError(f"{ENV_AFTER_RUN}={after!r}: use exit or idle")
@@ -137,7 +144,8 @@ class LoadSettings:
                    postgres_dsn=env.get(ENV_POSTGRES_DSN) or None, redis_url=env.get(ENV_REDIS_URL) or None,
                    reports=Path(env.get(ENV_REPORTS) or "reports"), run_id=env.get(ENV_RUN_ID) or None,
                    existing=existing, after_run=after, servers=servers,
-                   events="stdout" if env.get(ENV_EVENTS) == "stdout" else "log")
+                   events="stdout" if env.get(ENV_EVENTS) == "stdout" else "log",
+                   prepared=env.get(ENV_PREPARED) == "1")
 
     def default_users(self) -> int:
         return int(self.scenario.load.concurrency)

@@ -3,7 +3,9 @@
 This module never imports Locust (nor gevent): the Locust processes are children —
 ``python -m fridgebench.load.runner`` — each in its own session, so a terminal's Ctrl-C reaches
 only this process, which then stops them in order (SIGTERM, then SIGKILL after a grace period)
-before the stores it provisioned are stopped. Each child also dies with this process
+before the stores it provisioned are stopped: the master (or the local process) first, with a
+longer grace, while its workers still run — it stops the users, collects the workers' last reports
+and deletes what the run wrote — then the workers. Each child also dies with this process
 (``PR_SET_PDEATHSIG``) if it is killed outright.
 
 Children report progress and their outcome as ``FBEVENT {json}`` lines on stdout (read by one
@@ -32,6 +34,8 @@ from fridgebench.errors import ExitStatus, FridgebenchError, ProvisionError
 Role = Literal["local", "master", "worker"]
 EventSink = Callable[[str, dict[str, Any]], None]  # (process name, event)
 STOP_GRACE_S = 15.0
+# the master's own cleanup after SIGTERM (fridgebench.load.conductor.CLEANUP_TIMEOUT_S, 60 s) and then some
+MAIN_STOP_GRACE_S = 75.0
 
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
@@ -142,8 +146,22 @@ class Supervisor:
                 return
 
     # -- stopping ----------------------------------------------------------------------------------
-    def stop(self) -> None:
-        """SIGTERM every child still running, wait, SIGKILL what is left. Safe to call twice."""
+    def stop(self, first: Child | None = None) -> None:
+        """SIGTERM every child still running, wait, SIGKILL what is left. Safe to call twice.
+
+        ``first`` (the master, or the local process) is stopped before the others, given
+        :data:`MAIN_STOP_GRACE_S` to clean up (its workers still running), its lines relayed."""
+        if first is not None and first.proc.poll() is None:
+            try:
+                first.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + MAIN_STOP_GRACE_S
+            while first.proc.poll() is None and time.monotonic() < deadline:
+                self._drain(0.1)
+            if first.reader is not None:
+                first.reader.join(timeout=5)
+            self._drain(0)
         alive = [c for c in self.children if c.proc.poll() is None]
         for c in alive:
             try:

@@ -12,8 +12,14 @@ operations with the same semantics, on the same statements, keys, values and Lua
 * ``redis-atomic``: the same ``EVALSHA`` of :func:`fridgebench.stores.redis_atomic.lua_source`.
 
 One :class:`UserClient` per Locust user (its own connection: an app worker's), one
-:class:`StoreAdmin` on the master for housekeeping: schema, reset, population, read-back,
-server counters.
+:class:`StoreAdmin` on the master for housekeeping: data already there (``--reuse`` /
+``--reset``), schema, population, read-back, server counters, and deleting exactly what the run
+wrote. Both obey :mod:`fridgebench.stores.base`'s rule, through the same SQL, census, decisions and
+messages as the async stores (:mod:`fridgebench.stores.existing`, :mod:`fridgebench.stores.schema`):
+the admin records every session id the run wrote in a :class:`~fridgebench.stores.base.Ledger`
+(the population before it is sent; every session the users created, from the workers' reports)
+and every recipe cache key a user's ``SET ... NX`` created, and deletes exactly those — never a
+pattern delete or ``TRUNCATE``, except :meth:`StoreAdmin.prepare` for ``--reset``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import hashlib
 import json
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import psycopg
 import redis
@@ -31,12 +37,13 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from fridgebench.config import mask_text, mask_url
-from fridgebench.errors import SchemaConflict, StoreUnavailable, UsageError
+from fridgebench.errors import StoreUnavailable, UsageError
 from fridgebench.stores import STORE_NAMES
+from fridgebench.stores import existing as ex
 from fridgebench.stores import postgres as pg_sql
 from fridgebench.stores import schema
 from fridgebench.stores._redis_base import RECIPE_PREFIX, RECIPE_TTL_S, encode_session, now_iso, parse_created_at
-from fridgebench.stores.base import Session
+from fridgebench.stores.base import Ledger, Removed, Session
 from fridgebench.stores.redis_atomic import lua_source
 from fridgebench.workload.generator import Op
 
@@ -112,9 +119,11 @@ class UserClient:
 
     name: str
 
-    def __init__(self, name: str, *, postgres_dsn: str | None, redis_url: str | None, ttl_s: int) -> None:
+    def __init__(self, name: str, *, postgres_dsn: str | None, redis_url: str | None, ttl_s: int,
+                 on_cache_key: Callable[[str], None] | None = None) -> None:
         self.name = name
         self.ttl_s = ttl_s
+        self.on_cache_key = on_cache_key  # told each recipe cache key this client's SET NX created
         self.postgres_dsn = postgres_dsn
         self.redis_url = redis_url
         self.cache_hits = 0
@@ -252,7 +261,11 @@ class UserClient:
         if row is None or row[0] is None:
             return None
         names = list(row[0])
-        self._r.execute_command("SETEX", key, RECIPE_TTL_S, json.dumps(names))
+        # SET ... NX: a value someone else cached meanwhile stays as it is; a key this created is
+        # reported, to be deleted (by name) at the end of the store's run
+        if self._r.execute_command("SET", key, json.dumps(names), "EX", RECIPE_TTL_S, "NX") is not None \
+                and self.on_cache_key is not None:
+            self.on_cache_key(key)
         return names
 
     def _eval(self, script: tuple[str, str], key: str, args: list[Any]) -> Any:
@@ -267,13 +280,17 @@ class UserClient:
 # --- housekeeping on the master -----------------------------------------------------------------
 
 class StoreAdmin:
-    """Housekeeping for one store, run by the Locust master: never in a measured path."""
+    """Housekeeping for one store, run by the Locust master: never in a measured path.
+
+    :attr:`written` is what this run wrote to the store (see the module docstring);
+    :meth:`discard_written` deletes exactly that."""
 
     def __init__(self, name: str, *, postgres_dsn: str | None, redis_url: str | None) -> None:
         self.name = name
         self.kind = store_kind(name)
         self.postgres_dsn = postgres_dsn
         self.redis_url = redis_url
+        self.written = Ledger()
         if self.kind == "postgres" and not postgres_dsn:
             raise UsageError("the postgres store needs FRIDGEBENCH_POSTGRES_DSN (or --postgres-dsn)")
         if self.kind == "redis" and not redis_url:
@@ -288,63 +305,121 @@ class StoreAdmin:
         assert self.redis_url
         return redis_connect(self.redis_url)
 
-    # -- the session data ---------------------------------------------------------------------
-    def existing_sessions(self) -> int:
-        """Sessions already in the store (fridgebench refuses to delete data it did not write)."""
+    @property
+    def where(self) -> str:
+        """The store's server, masked, as the messages name it (a trailing space, as schema's ``where``)."""
+        return mask_url(self.postgres_dsn if self.kind == "postgres" else self.redis_url) + " "
+
+    # -- data already there: the same two steps as provisioning (fridgebench.stores.existing) ----
+    def census(self) -> ex.RedisCensus | schema.SessionCensus:
+        """Sessions (and, in Redis, recipe cache keys) already in the store; nothing is changed."""
         if self.kind == "postgres":
             with self._pg() as conn:
-                present = conn.execute("SELECT to_regclass('public.user_fridge_sessions') IS NOT NULL").fetchone()
-                if not present or not present[0]:
-                    return 0
-                return int(conn.execute("SELECT count(*) FROM user_fridge_sessions").fetchone()[0])  # type: ignore[index]
+                return _pg_census(conn)
         client = self._redis()
         try:
-            return sum(1 for _ in client.scan_iter(match=f"{SESSION_PREFIX}*", count=BATCH))
+            return ex.redis_census_sync(client, str(self.redis_url))
         finally:
             client.close()
 
-    def ensure_schema(self, existing: str) -> None:
-        """The fridge2fork schema and catalogue (as provisioning's ``setup_schema``, with psycopg).
+    def refuse_existing(self) -> None:
+        """Step 1 without ``--reuse`` / ``--reset``, read-only: refuse a store holding data fridgebench
+        did not write (the same line as every other command)."""
+        found = self.census()
+        if isinstance(found, ex.RedisCensus):
+            ex.redis_action(found, "refuse")
+        else:
+            schema.existing_action(found, "refuse", self.where)
 
-        ``existing``: ``refuse`` raises :class:`SchemaConflict` when sessions are there,
-        ``reset`` deletes them first."""
+    def prepare(self, existing: str) -> list[str]:
+        """Step 2: refuse, delete (``reset``) or leave (``reuse``) what the store holds; for
+        PostgreSQL also the schema and catalogue (:meth:`ensure_schema`). The lines to tell."""
+        if self.kind == "postgres":
+            return self.ensure_schema(existing)
+        client = self._redis()
+        try:
+            found = ex.redis_census_sync(client, str(self.redis_url))
+            action = ex.redis_action(found, existing)  # type: ignore[arg-type]
+            if action is None:
+                return []
+            if action == "reuse":
+                return [ex.reuse_line(found)]
+            sessions = _scan_unlink(client, ex.SESSION_PATTERN)  # --reset only: the one pattern delete
+            cache = _scan_unlink(client, ex.RECIPE_PATTERN)
+            self.written.clear()
+            return [ex.reset_line(found, sessions, cache)]
+        finally:
+            client.close()
+
+    def ensure_schema(self, existing: str) -> list[str]:
+        """:func:`fridgebench.stores.schema.setup_schema` with psycopg: sessions already there (refuse /
+        reset / reuse), the tables, and the catalogue inserted where missing — a different catalogue is
+        refused. The same SQL, decisions and notes; returns the notes."""
+        where = self.where
+        notes: list[str] = []
         with self._pg() as conn:
-            present = conn.execute("SELECT to_regclass('public.user_fridge_sessions') IS NOT NULL").fetchone()
-            if present and present[0]:
-                n = conn.execute("SELECT count(*) FROM user_fridge_sessions").fetchone()[0]  # type: ignore[index]
-                if n and existing == "refuse":
-                    raise SchemaConflict(
-                        f"the database {mask_url(self.postgres_dsn)} already holds the fridge2fork tables with {n} sessions",
-                        hint="set FRIDGEBENCH_EXISTING=reset (fridgebench load --reset) to delete them first")
+            found = _pg_census(conn)
+            action = schema.existing_action(found, existing, where)  # type: ignore[arg-type]
+            if action == "reset":
+                notes.append(schema.reset_note(where, _pg_purge(conn)))
+                self.written.clear()
+            elif action == "reuse":
+                notes.append(schema.reuse_note(where, found))
+            missing = [t for t in schema.TABLES if not _val(conn, schema.TABLE_EXISTS_SQL, (t,))]
+            if missing:
+                others = int(_val(conn, schema.OTHER_TABLES_SQL, (list(schema.TABLES),)))
+                if others:
+                    notes.append(schema.tables_note(str(_val(conn, "SELECT current_database()")), missing, others))
             conn.execute(schema.SCHEMA_SQL, prepare=False)  # several statements: simple query protocol
-            ings, recs, pairs = schema.catalogue_rows()
-            with conn.cursor() as cur:
-                cur.executemany(schema.INGREDIENTS_INSERT_SQL, ings)
-                cur.executemany(schema.RECIPES_INSERT_SQL, recs)
-                cur.executemany(schema.RECIPE_INGREDIENTS_INSERT_SQL, pairs)
+            ing_args, rec_args = schema.catalogue_query_args()
+            with conn.transaction():  # all or nothing: never a half-loaded catalogue
+                conflict = schema.catalogue_conflict(
+                    conn.execute(schema.CATALOGUE_INGREDIENTS_SQL, ing_args).fetchall(),
+                    conn.execute(schema.CATALOGUE_RECIPES_SQL, rec_args).fetchall(), where)
+                if conflict is not None:
+                    raise conflict
+                ings, recs, pairs = schema.catalogue_rows()
+                with conn.cursor() as cur:
+                    cur.executemany(schema.INGREDIENTS_INSERT_SQL, ings)
+                    cur.executemany(schema.RECIPES_INSERT_SQL, recs)
+                    cur.executemany(schema.RECIPE_INGREDIENTS_INSERT_SQL, pairs)
+        return notes
 
-    def reset(self) -> None:
-        """Remove every session (and, in Redis, every recipe-cache key): TRUNCATE / SCAN + UNLINK."""
+    def ping(self) -> None:
+        """Reachable (one clear line if not)."""
         if self.kind == "postgres":
-            with self._pg() as conn:
-                conn.execute(pg_sql.RESET_SQL)
-            return
-        client = self._redis()
-        try:
-            for pattern in (f"{SESSION_PREFIX}*", f"{RECIPE_PREFIX}*"):
-                batch: list[bytes] = []
-                for k in client.scan_iter(match=pattern, count=BATCH):
-                    batch.append(k)
-                    if len(batch) >= BATCH:
-                        client.unlink(*batch)
-                        batch = []
-                if batch:
-                    client.unlink(*batch)
-        finally:
-            client.close()
+            self._pg().close()
+        else:
+            self._redis().close()
+
+    # -- what this run wrote -----------------------------------------------------------------------
+    def discard_written(self) -> Removed:
+        """Delete exactly the sessions and recipe cache keys :attr:`written` names (those still
+        there; a cache key whose TTL ran out is someone else's if it exists now), and forget them."""
+        ledger = self.written
+        sessions, keys = sorted(ledger.sessions), ledger.live_cache_keys()
+        removed = Removed()
+        if self.kind == "postgres":
+            if sessions:
+                with self._pg() as conn:
+                    n = 0
+                    for start in range(0, len(sessions), pg_sql.DISCARD_CHUNK):
+                        cur = conn.execute(pg_sql.DISCARD_SQL, (sessions[start:start + pg_sql.DISCARD_CHUNK],))
+                        n += max(cur.rowcount, 0)
+                removed = Removed(sessions=n)
+        elif sessions or keys:
+            client = self._redis()
+            try:
+                removed = Removed(_unlink(client, [SESSION_PREFIX + sid for sid in sessions]), _unlink(client, keys))
+            finally:
+                client.close()
+        ledger.forget(sessions, ledger.cache_keys)
+        return removed
 
     def bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
-        """The population, all live: COPY in one transaction / pipelined SETEX (as ``bulk_load``)."""
+        """The population, all live: COPY in one transaction / pipelined SETEX (as ``bulk_load``).
+        The ids are recorded in :attr:`written` before anything is sent."""
+        self.written.bulk(sid for sid, _ in sessions)
         if self.kind == "postgres":
             resolved = [(sid, pg_sql.resolve_ids(names)) for sid, names in sessions]
             with self._pg() as conn, conn.transaction(), conn.cursor() as cur:
@@ -442,6 +517,54 @@ class StoreAdmin:
                 return now
             last = now
         return last
+
+
+def _val(conn: psycopg.Connection[Any], sql: str, args: Sequence[Any] = ()) -> Any:
+    row = conn.execute(sql, args).fetchone()  # type: ignore[arg-type]
+    return None if row is None else row[0]
+
+
+def _pg_census(conn: psycopg.Connection[Any]) -> schema.SessionCensus:
+    if not _val(conn, schema.TABLE_EXISTS_SQL, ("user_fridge_sessions",)):
+        return schema.SessionCensus()
+    return schema.census_from_row(conn.execute(schema.CENSUS_SQL).fetchone())  # type: ignore[arg-type]
+
+
+def _pg_purge(conn: psycopg.Connection[Any]) -> int:
+    """:func:`fridgebench.stores.schema.purge_sessions` with psycopg (``--reset`` only)."""
+    with conn.transaction():
+        conn.execute(schema.PURGE_LOCK_SQL)
+        n = int(_val(conn, schema.PURGE_COUNT_SQL))
+        try:
+            conn.execute(schema.PURGE_SQL)
+        except psycopg.errors.FeatureNotSupported as err:  # referenced by another table's foreign key
+            raise schema.purge_blocked(err) from None
+    return n
+
+
+def _unlink(client: redis.Redis, keys: list[str]) -> int:
+    """UNLINK exactly these keys, ``BATCH`` per command, pipelined; how many existed."""
+    n = 0
+    for start in range(0, len(keys), BATCH * 20):
+        pipe = client.pipeline(transaction=False)
+        for i in range(start, min(start + BATCH * 20, len(keys)), BATCH):
+            pipe.unlink(*keys[i:i + BATCH])
+        n += sum(int(x) for x in pipe.execute())
+    return n
+
+
+def _scan_unlink(client: redis.Redis, pattern: str) -> int:
+    """UNLINK every key matching ``pattern`` (SCAN in batches): ``--reset`` only."""
+    n = 0
+    batch: list[bytes] = []
+    for k in client.scan_iter(match=pattern, count=BATCH):
+        batch.append(k)
+        if len(batch) >= BATCH:
+            n += int(client.unlink(*batch))
+            batch = []
+    if batch:
+        n += int(client.unlink(*batch))
+    return n
 
 
 def counter_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

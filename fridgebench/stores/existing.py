@@ -11,6 +11,11 @@ before anything is measured, in two steps:
    how many; with ``--reuse``, says they stay. PostgreSQL's side of step 2 is
    :func:`fridgebench.stores.schema.setup_schema`, which also creates the tables.
 
+``fridgebench load``'s Locust master, run without the CLI (plain ``locust -f``, Kubernetes), takes
+the same two steps itself with synchronous clients (:class:`fridgebench.load.sync_stores.StoreAdmin`)
+through the same census, decisions and lines (:func:`redis_census_sync`, :func:`redis_action`,
+:func:`reuse_line`, :func:`reset_line`; :mod:`~fridgebench.stores.schema` for PostgreSQL).
+
 Everything present at that point was written by someone else (or by an earlier, killed run):
 from here on a store deletes only what it records writing (:class:`~fridgebench.stores.base.Ledger`).
 """
@@ -21,6 +26,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -63,13 +69,28 @@ class RedisCensus:
         return " and ".join(parts) + eg
 
 
-async def _count(client: aioredis.Redis, pattern: str) -> tuple[int, str | None]:
-    n, example = 0, None
+class _Tally:
+    """How many keys, and the first one (to name in messages)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.example: str | None = None
+
+    def add(self, key: bytes | str) -> None:
+        self.n += 1
+        if self.example is None:
+            self.example = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else str(key)
+
+
+async def _count(client: aioredis.Redis, pattern: str) -> _Tally:
+    tally = _Tally()
     async for k in client.scan_iter(match=pattern, count=SCAN_COUNT):
-        n += 1
-        if example is None:
-            example = k.decode("utf-8", "backslashreplace") if isinstance(k, bytes) else str(k)
-    return n, example
+        tally.add(k)
+    return tally
+
+
+def _census(where: str, sessions: _Tally, cache: _Tally) -> RedisCensus:
+    return RedisCensus(where, sessions.n, cache.n, sessions.example or cache.example)
 
 
 async def redis_census(url: str) -> RedisCensus:
@@ -78,13 +99,27 @@ async def redis_census(url: str) -> RedisCensus:
     try:
         if not await client.dbsize():
             return RedisCensus(mask_url(url))
-        sessions, ex1 = await _count(client, SESSION_PATTERN)
-        cache, ex2 = await _count(client, RECIPE_PATTERN)
+        sessions = await _count(client, SESSION_PATTERN)
+        cache = await _count(client, RECIPE_PATTERN)
     except (RedisError, OSError) as exc:
         raise unavailable("redis", "Redis", url, exc) from exc
     finally:
         await client.aclose()
-    return RedisCensus(mask_url(url), sessions, cache, ex1 or ex2)
+    return _census(mask_url(url), sessions, cache)
+
+
+def redis_census_sync(client: redis.Redis, url: str) -> RedisCensus:
+    """:func:`redis_census` with a synchronous client (the Locust side: gevent, no asyncio).
+    Connection errors are the caller's to map (it holds the client)."""
+    if not client.dbsize():
+        return RedisCensus(mask_url(url))
+    counts = []
+    for pattern in (SESSION_PATTERN, RECIPE_PATTERN):
+        tally = _Tally()
+        for k in client.scan_iter(match=pattern, count=SCAN_COUNT):
+            tally.add(k)
+        counts.append(tally)
+    return _census(mask_url(url), *counts)
 
 
 def refuse_redis(found: RedisCensus) -> SchemaConflict:
@@ -113,17 +148,35 @@ async def check(*, postgres_dsn: str | None, redis_url: str | None, existing: Ex
             raise schema.refuse_postgres(mask_url(postgres_dsn) + " ", pg)
 
 
+def redis_action(found: RedisCensus, existing: Existing) -> Literal["reset", "reuse"] | None:
+    """What to do about the keys a Redis db already holds: nothing (there are none), refuse (raises),
+    or the caller deletes them (``"reset"``) / leaves them (``"reuse"``)."""
+    if found.empty:
+        return None
+    if existing == "refuse":
+        raise refuse_redis(found)
+    return existing
+
+
+def reuse_line(found: RedisCensus) -> str:
+    return (f"--reuse: {found.describe()} already in {found.where} stay untouched; "
+            "fridgebench deletes only the keys it writes")
+
+
+def reset_line(found: RedisCensus, sessions: int, cache: int) -> str:
+    what = _plural(sessions, "session:* key") + (f" and {_plural(cache, 'recipe:* key')}" if cache else "")
+    return f"--reset: deleted {what} from {found.where}"
+
+
 async def prepare_redis(url: str, existing: Existing) -> list[str]:
     """Step 2 for Redis: refuse, delete (``--reset``) or leave (``--reuse``) what is there.
     Returns the lines to tell the user."""
     found = await redis_census(url)
-    if found.empty:
+    action = redis_action(found, existing)
+    if action is None:
         return []
-    if existing == "refuse":
-        raise refuse_redis(found)
-    if existing == "reuse":
-        return [f"--reuse: {found.describe()} already in {found.where} stay untouched; "
-                "fridgebench deletes only the keys it writes"]
+    if action == "reuse":
+        return [reuse_line(found)]
     client = aioredis.from_url(url)
     try:
         sessions = await scan_unlink(client, SESSION_PATTERN)
@@ -132,5 +185,4 @@ async def prepare_redis(url: str, existing: Existing) -> list[str]:
         raise unavailable("redis", "Redis", url, exc) from exc
     finally:
         await client.aclose()
-    what = _plural(sessions, "session:* key") + (f" and {_plural(cache, 'recipe:* key')}" if cache else "")
-    return [f"--reset: deleted {what} from {found.where}"]
+    return [reset_line(found, sessions, cache)]

@@ -36,6 +36,8 @@ def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
     (["--stores", "postgres,mysql"], 2, "mysql"),
     (["--duration", "0.5"], 2, "whole seconds"),
     (["--master", "--worker", "--master-host", "x"], 2, "exclude each other"),
+    (["--reuse", "--reset"], 2, "--reuse and --reset exclude each other"),
+    (["--worker", "--master-host", "x", "--reset"], 2, "--reset is the master's"),
     (["--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--postgres-dsn", "postgresql://bob:hunter2@127.0.0.1:1/x"],
      1, "127.0.0.1:1"),
 ])

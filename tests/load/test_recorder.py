@@ -41,3 +41,21 @@ def test_reports_from_two_processes_merge_into_exactly_one_histogram() -> None:
     muts = agg.mutations["redis-atomic"]
     assert len(muts) == 24 and sum(m.ok for m in muts) == 12  # failed adds are logged, as unacknowledged
     assert a.take()["hist"] == {}  # taken once: nothing is sent twice
+
+
+def test_sessions_created_and_cache_keys_written_reach_the_master_from_every_process() -> None:
+    """What the master deletes at the end: every create (acknowledged or not) and every cache key a
+    user's SET NX created, from every process's reports."""
+    a, b = Recorder(), Recorder()
+    agg = Aggregate()
+    a.record("redis-seed", "create", 80.0, 1_700_000_000, OK, op=Op("create", "s-a"))
+    b.record("redis-seed", "create", 80.0, 1_700_000_000, ERROR, TimeoutError("slow"), op=Op("create", "s-b"))
+    b.record("redis-seed", "add", 80.0, 1_700_000_000, OK, op=Op("add", "s-pop", ("김치",)))
+    a.cache_key_created("redis-seed", "recipe:7")
+    b.cache_key_created("redis-atomic", "recipe:8")
+    for name, rec in (("w0", a), ("w1", b)):
+        agg.merge(name, msgpack.unpackb(msgpack.packb(rec.take(), use_bin_type=True), raw=False))
+    assert agg.created_sessions("redis-seed") == {"s-a", "s-b"}  # a create that timed out may have been applied
+    assert [k for k, _ in agg.cache_keys["redis-seed"]] == ["recipe:7"]
+    assert [k for k, _ in agg.cache_keys["redis-atomic"]] == ["recipe:8"]
+    assert a.take()["cache_keys"] == []  # taken once
