@@ -45,6 +45,15 @@ def _verify(dsn: str, r: redis.Redis, **kw) -> engine.VerifyReport:
     return engine.verify(SRC, dsn, r, sample=10_000, **kw)
 
 
+def _applied_past(dsn: str, sid: str) -> bool:
+    """Every change row of ``sid`` lies below the apply watermark (so a missing one reads as lost)."""
+    with psycopg.connect(dsn) as c:
+        wm = engine._apply_watermark(c)
+        top = c.execute(f"SELECT max(txid::text::bigint) FROM {capture.CAPTURE_SCHEMA}.changes WHERE session_id = %s",
+                        [sid]).fetchone()[0]
+    return wm is not None and top is not None and top < wm
+
+
 class _PretendMigrateRuns:
     """Hold migrate's advisory lock, as a running migrate --follow does (verify reads it)."""
 
@@ -104,6 +113,14 @@ def test_in_flight_only_when_a_change_is_not_applied_yet(pg_dsn, redis_url, rds,
                   "ON CONFLICT DO NOTHING", [lost])
         c.execute("UPDATE user_fridge_sessions SET expires_at = now() + interval '24 hours' WHERE session_id = %s", [lost])
     run.migrate(run.Options(dsn=pg_dsn, url=redis_url, live=True, until_caught_up=True))
+    # "lost" needs the apply watermark past the session's change rows. The watermark is the
+    # cluster-wide snapshot xmin: another transaction anywhere on the server (a busy shared machine)
+    # holds it back, and verify then rightly calls the difference "in flight". Apply again until it passes.
+    deadline = time.monotonic() + 120
+    while not _applied_past(pg_dsn, lost):
+        assert time.monotonic() < deadline, "the apply watermark never passed the session's changes"
+        time.sleep(0.5)
+        run.migrate(run.Options(dsn=pg_dsn, url=redis_url, live=True, until_caught_up=True))
     assert rds.get(target.session_key(lost)) != old_val
     assert target.read_versions(rds, [lost], epoch)[lost] > old_ver  # the applier wrote a newer version key
     rds.delete(target.version_key(lost))  # back to the backfill's state and version
