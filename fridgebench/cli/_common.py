@@ -52,7 +52,7 @@ def announce_wait(seconds: float, what: str) -> None:
         return
     from datetime import datetime, timedelta
 
-    from fridgebench.experiments.ttl_common import human_duration
+    from fridgebench.experiments.ttl.common import human_duration
 
     try:
         end = datetime.now().astimezone() + timedelta(seconds=seconds)

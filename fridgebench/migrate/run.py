@@ -12,7 +12,11 @@ from fridgebench.config import mask_text, mask_url
 from fridgebench.connection_errors import store_error
 from fridgebench.errors import MigrationRefused, StoreUnavailable, UsageError
 from fridgebench.measure.results import new_run_id
-from fridgebench.migrate import capture, engine, target
+from fridgebench.migrate import capture, target
+from fridgebench.migrate.apply import apply_changes
+from fridgebench.migrate.backfill import backfill
+from fridgebench.migrate.progress import Progress, no_progress
+from fridgebench.migrate.verify import VerifyReport, verify as verify_sessions
 from fridgebench.migrate.capture import Checkpoint
 from fridgebench.migrate.source import SourceSchema
 
@@ -83,7 +87,7 @@ class Timeline:
 
     MAX_POINTS = 2000  # a --follow run lasting days keeps every other point once full
 
-    def __init__(self, sink: engine.Progress) -> None:
+    def __init__(self, sink: Progress) -> None:
         self.sink = sink
         self.t0 = time.perf_counter()
         self.backfill: list[list[float]] = []  # [seconds since start, sessions written]
@@ -109,7 +113,7 @@ class Timeline:
                 "what": "backfill: [s, sessions written]; lag: [s, change rows pending, oldest pending age s]"}
 
 
-def migrate(opts: Options, progress: engine.Progress = engine._noop) -> dict[str, Any]:
+def migrate(opts: Options, progress: Progress = no_progress) -> dict[str, Any]:
     timeline = Timeline(progress)
     summary = _migrate(opts, timeline)
     if not opts.dry_run:
@@ -117,7 +121,7 @@ def migrate(opts: Options, progress: engine.Progress = engine._noop) -> dict[str
     return summary
 
 
-def _migrate(opts: Options, progress: engine.Progress) -> dict[str, Any]:
+def _migrate(opts: Options, progress: Progress) -> dict[str, Any]:
     if opts.follow and opts.until_caught_up:
         raise UsageError("--follow and --until-caught-up exclude each other", hint="pick one")
     if (opts.follow or opts.until_caught_up) and not opts.live:
@@ -156,7 +160,7 @@ def _migrate(opts: Options, progress: engine.Progress) -> dict[str, Any]:
         summary["run_id"] = cp.run_id
         bf = None
         if not cp.backfill_done:
-            bf = engine.backfill(opts.schema, opts.dsn, opts.url, cp, ckpt, batch_size=opts.batch_size,
+            bf = backfill(opts.schema, opts.dsn, opts.url, cp, ckpt, batch_size=opts.batch_size,
                                  rate_limit=opts.rate_limit, concurrency=opts.concurrency, progress=progress)
         summary["backfill"] = {"written": bf.written if bf else 0, "seconds": round(bf.seconds, 3) if bf else 0.0,
                                "rate_per_s": round(bf.written / bf.seconds, 1) if bf and bf.seconds else None,
@@ -165,7 +169,7 @@ def _migrate(opts: Options, progress: engine.Progress) -> dict[str, Any]:
         if opts.live:
             applier = target.Applier(r, overwrite=opts.overwrite, epoch=cp.epoch)
             with pg_connect(opts.dsn) as conn:
-                st = engine.apply_changes(opts.schema, conn, applier, cp, ckpt, follow=opts.follow,
+                st = apply_changes(opts.schema, conn, applier, cp, ckpt, follow=opts.follow,
                                           rate_limit=opts.rate_limit, progress=progress)
             summary["changes"] = {"change_rows": st.change_rows, "sessions": st.sessions,
                                   "written": st.counts.written, "deleted": st.counts.deleted,
@@ -184,12 +188,12 @@ def _migrate(opts: Options, progress: engine.Progress) -> dict[str, Any]:
 
 
 def verify(dsn: str, url: str, schema: SourceSchema, *, ttl_tolerance_s: float, sample: int, settle_s: float,
-           progress: engine.Progress = engine._noop) -> engine.VerifyReport:
+           progress: Progress = no_progress) -> VerifyReport:
     r = target.client(url)
     try:
         with pg_connect(dsn) as conn:
             schema.validate(conn)
-        return engine.verify(schema, dsn, r, ttl_tolerance_s=ttl_tolerance_s, sample=sample, settle_s=settle_s,
+        return verify_sessions(schema, dsn, r, ttl_tolerance_s=ttl_tolerance_s, sample=sample, settle_s=settle_s,
                              progress=progress)
     finally:
         r.close()

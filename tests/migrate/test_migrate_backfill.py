@@ -196,7 +196,7 @@ def test_bad_input_gives_one_line_and_nonzero_exit(pg_dsn, redis_url, reports):
 def test_parallel_backfill_frames_match_the_value_contract_and_cover_every_range(pg_dsn, redis_url, rds, reports):
     """The RESP frames PostgreSQL builds carry exactly the value every other reader renders, and the
     key ranges of a parallel backfill cover every live session once (checkpointed per range)."""
-    from fridgebench.migrate import engine, rehearsal, run
+    from fridgebench.migrate import apply, rehearsal, run
     from fridgebench.migrate.source import SourceSchema
 
     rehearsal.fill(pg_dsn, 6000, seed=3, existing="reuse", expiring_share=0.0)  # none expires mid-test
@@ -209,7 +209,7 @@ def test_parallel_backfill_frames_match_the_value_contract_and_cover_every_range
     src = SourceSchema()
     with psycopg.connect(pg_dsn) as c:
         ids = [r[0] for r in c.execute("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now()")]
-        states = engine.read_states(c, src, ids, version_base=0, capture_on=False)
+        states = apply.read_states(c, src, ids, version_base=0, capture_on=False)
     # one key per session, plus the 64 ownership sets (no per-session bookkeeping key)
     assert s["backfill"]["written"] == len(ids) and rds.dbsize() == len(ids) + target.OWNER_BUCKETS
     pipe = rds.pipeline(transaction=False)
@@ -291,7 +291,7 @@ def test_a_span_grown_over_expired_keys_that_meets_live_ones_still_writes_and_pa
 
 
 def test_range_prefix_is_the_contiguous_cursor():
-    from fridgebench.migrate.engine import _prefix
+    from fridgebench.migrate.backfill import _prefix
 
     r = lambda lo, hi, last=None, done=False: {"lo": lo, "hi": hi, "last": last, "done": done}  # noqa: E731
     assert _prefix([r(None, "b"), r("b", None)], None) is None
@@ -306,7 +306,7 @@ def test_range_prefix_is_the_contiguous_cursor():
 def test_a_key_range_with_no_live_sessions_is_backfilled_cleanly(pg_dsn, redis_url, rds, reports, monkeypatch):
     """A range whose sessions are all gone (deleted while a migration was down, say) yields a COPY
     of just its header and trailer; it must count as done, not break the batch parser."""
-    from fridgebench.migrate import engine, run
+    from fridgebench.migrate import backfill, run
 
     fill(pg_dsn, 3000, seed=5)
 
@@ -316,7 +316,7 @@ def test_a_key_range_with_no_live_sessions_is_backfilled_cleanly(pg_dsn, redis_u
                 {"lo": "0", "hi": "00", "last": None, "done": False},
                 {"lo": "00", "hi": None, "last": None, "done": False}]
 
-    monkeypatch.setattr(engine, "_split", split)
+    monkeypatch.setattr(backfill, "_split", split)
     s = run.migrate(run.Options(dsn=pg_dsn, url=redis_url, concurrency=2, batch_size=250))
     with psycopg.connect(pg_dsn) as c:
         live = c.execute("SELECT count(*) FROM user_fridge_sessions WHERE expires_at > now()").fetchone()[0]

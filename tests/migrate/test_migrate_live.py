@@ -13,7 +13,7 @@ import redis
 from psycopg import sql
 
 from tests.helpers import checkpoint, cli, fill, popen_cli, verify_cli, wait_caught_up
-from fridgebench.migrate import capture, engine, run, target
+from fridgebench.migrate import apply, capture, run, target
 from fridgebench.migrate.rehearsal import Writer
 from fridgebench.migrate.source import SourceSchema
 
@@ -128,10 +128,10 @@ def test_changes_replayed_twice_and_out_of_order_never_regress(pg_dsn, redis_url
     applier = target.Applier(r, overwrite=False, epoch=epoch)
     with psycopg.connect(pg_dsn, autocommit=True) as c:
         sid = c.execute("SELECT session_id FROM user_fridge_sessions WHERE expires_at > now() LIMIT 1").fetchone()[0]
-        old = engine.read_states(c, src, [sid], version_base=epoch, capture_on=True)
+        old = apply.read_states(c, src, [sid], version_base=epoch, capture_on=True)
         c.execute("INSERT INTO user_fridge_ingredients (session_id, ingredient_id) VALUES (%s, 3) ON CONFLICT DO NOTHING", [sid])
         c.execute("INSERT INTO user_fridge_ingredients (session_id, ingredient_id) VALUES (%s, 5) ON CONFLICT DO NOTHING", [sid])
-        new = engine.read_states(c, src, [sid], version_base=epoch, capture_on=True)
+        new = apply.read_states(c, src, [sid], version_base=epoch, capture_on=True)
         assert new[0][3] > old[0][3]
         assert applier.apply(new).written == 1
         assert applier.apply(new).written == 1  # twice: idempotent, same value
@@ -139,7 +139,7 @@ def test_changes_replayed_twice_and_out_of_order_never_regress(pg_dsn, redis_url
         assert applier.apply(old).stale == 1  # older state after the newer one: refused
         assert r.get(f"session:{sid}") == value_new
         c.execute("DELETE FROM user_fridge_sessions WHERE session_id = %s", [sid])
-        gone = engine.read_states(c, src, [sid], version_base=epoch, capture_on=True)
+        gone = apply.read_states(c, src, [sid], version_base=epoch, capture_on=True)
         assert gone[0][1] is None
         assert applier.apply(gone).deleted == 1
         assert applier.apply(new).stale == 1 and not r.exists(f"session:{sid}")  # no resurrection

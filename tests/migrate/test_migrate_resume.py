@@ -85,7 +85,8 @@ def test_kill_9_while_follow_applies_changes_then_the_same_command_resumes(pg_ds
         writer.stop.set()
         if wt.is_alive():
             wt.join()
-    assert writer.stats.total > 600 and writer.stats.ops["delete"] > 0
+    # the application changed sessions on both sides of the kill (deletes included)
+    assert writer.stats.total > ops_at_kill + 300 and writer.stats.ops["delete"] > 0
     after = verify_cli(pg_dsn, redis_url)
     assert after["total_differences"] == 0 and after["checked"] == after["redis_keys"], after["samples"]
 

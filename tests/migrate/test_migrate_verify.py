@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from tests.helpers import fill
-from fridgebench.migrate import capture, engine, run, target
+from fridgebench.migrate import capture, run, target, verify
 from fridgebench.migrate.rehearsal import Writer
 from fridgebench.migrate.source import SourceSchema
 
@@ -41,14 +41,14 @@ def _migrated(dsn: str, url: str, n: int) -> None:
     assert doc["backfill"]["written"] > n * 0.8
 
 
-def _verify(dsn: str, r: redis.Redis, **kw) -> engine.VerifyReport:
-    return engine.verify(SRC, dsn, r, sample=10_000, **kw)
+def _verify(dsn: str, r: redis.Redis, **kw) -> verify.VerifyReport:
+    return verify.verify(SRC, dsn, r, sample=10_000, **kw)
 
 
 def _applied_past(dsn: str, sid: str) -> bool:
     """Every change row of ``sid`` lies below the apply watermark (so a missing one reads as lost)."""
     with psycopg.connect(dsn) as c:
-        wm = engine._apply_watermark(c)
+        wm = verify._apply_watermark(c)
         top = c.execute(f"SELECT max(txid::text::bigint) FROM {capture.CAPTURE_SCHEMA}.changes WHERE session_id = %s",
                         [sid]).fetchone()[0]
     return wm is not None and top is not None and top < wm
@@ -165,7 +165,7 @@ def test_verify_during_follow_under_three_fast_writers_never_reports_false_diffe
             for t in threads:
                 t.start()
             time.sleep(0.5)
-            during: list[engine.VerifyReport] = []
+            during: list[verify.VerifyReport] = []
             # the writers run until verify has run at least 10 times under them (for at least 12 s,
             # and 3000 changes), however slow this machine is today: a deadline, not a fixed window
             t0 = time.monotonic()

@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 import redis
 
-from fridgebench.experiments.ttl_cleanup import LOAD_SQL, measure_cleanup
-from fridgebench.experiments.ttl_expiry import ExpiryParams, measure_expiry
-from fridgebench.experiments.ttl_memory import measure_memory
+from fridgebench.experiments.ttl.cleanup import LOAD_SQL, measure_cleanup
+from fridgebench.experiments.ttl.expiry import ExpiryParams, measure_expiry
+from fridgebench.experiments.ttl.memory import measure_memory
 from fridgebench.stores import make_store
 
 STORES = ("postgres", "redis-seed", "redis-atomic")

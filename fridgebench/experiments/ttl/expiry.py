@@ -34,7 +34,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from fridgebench.experiments.ttl_common import dist, pg_clock, redis_clock, redis_db, session_ids
+from fridgebench.experiments.ttl.common import dist, pg_clock, redis_clock, redis_db, session_ids
 from fridgebench.stores import schema
 from fridgebench.stores.base import SessionStore
 from fridgebench.stores.scratch import require_scratch

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import asyncpg
 import redis.asyncio as aioredis
 
-from fridgebench.experiments.ttl_common import dist, session_ids
+from fridgebench.experiments.ttl.common import dist, session_ids
 from fridgebench.stores import schema
 from fridgebench.stores.base import SessionStore
 from fridgebench.stores.scratch import empty_sessions

@@ -5,10 +5,10 @@ variants sharing one server; each store deletes exactly the sessions it wrote be
 PostgreSQL is measured in a scratch schema created for the run (:mod:`fridgebench.stores.scratch`),
 so the application's cleanup job and the emptied tables only ever see fridgebench's own rows:
 
-* :mod:`.ttl_expiry` — expiry lag (readable / physically gone) and sliding-expiry violations;
-* :mod:`.ttl_cleanup` — the application's periodic DELETE vs batched deletes, WAL, dead tuples,
+* :mod:`.expiry` — expiry lag (readable / physically gone) and sliding-expiry violations;
+* :mod:`.cleanup` — the application's periodic DELETE vs batched deletes, WAL, dead tuples,
   sizes, VACUUM, foreground read latency (PostgreSQL only);
-* :mod:`.ttl_memory` — bytes per session at several session counts.
+* :mod:`.memory` — bytes per session at several session counts.
 
 The results go into ``ResultsDocument.sections["ttl"]`` and fill the seed's "auto-expiry" and
 "memory use" claims.
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from fridgebench.errors import UsageError
-from fridgebench.experiments.ttl_common import human_bytes, human_duration
+from fridgebench.experiments.ttl.common import human_bytes, human_duration
 from fridgebench.measure.results import Claim
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
@@ -146,9 +146,9 @@ def validate(opts: TtlOptions, *, available_bytes: int | None = None) -> None:
 
 async def run_ttl(endpoints: Endpoints, opts: TtlOptions, *,
                   progress: Callable[[str], None] | None = None) -> TtlResult:
-    from fridgebench.experiments.ttl_cleanup import measure_cleanup
-    from fridgebench.experiments.ttl_expiry import ExpiryParams, measure_expiry
-    from fridgebench.experiments.ttl_memory import measure_memory
+    from fridgebench.experiments.ttl.cleanup import measure_cleanup
+    from fridgebench.experiments.ttl.expiry import ExpiryParams, measure_expiry
+    from fridgebench.experiments.ttl.memory import measure_memory
 
     validate(opts)
     say = progress or (lambda _m: None)

@@ -26,8 +26,8 @@ from typing import Any, Callable
 import asyncpg
 from hdrh.histogram import HdrHistogram
 
-from fridgebench.experiments.ttl_common import dist
-from fridgebench.experiments.ttl_memory import pg_sizes
+from fridgebench.experiments.ttl.common import dist
+from fridgebench.experiments.ttl.memory import pg_sizes
 from fridgebench.stores.base import SessionStore
 from fridgebench.stores.scratch import empty_sessions, require_scratch
 
