@@ -51,7 +51,7 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
         o = run["overall"]
         app = run["path"] == "app"
         assert run["path"] == ("app" if name.endswith(("-app", "-app-fixed")) else "server")
-        assert o["offered_rate_per_s"] == (200 if app else 600)  # the app path's own rate: min(--rate, 200)
+        assert o["offered_rate_per_s"] == (100 if app else 600)  # the app path's own rate: min(--rate, 100)
         # the app's own races (a read's UPDATE of a session a concurrent request deleted) are the app's errors
         assert set(run["errors"]) <= ({"StaleDataError"} if app else set()), (name, run["errors"])
         assert o["operations"] > 0.8 * o["offered_rate_per_s"] * 1.5  # the measured 1.5 s

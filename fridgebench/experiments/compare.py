@@ -21,7 +21,7 @@ from fridgebench.profile.run import ProfileOptions
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
 from fridgebench.measure.results import Claim
-from fridgebench.stores import PATHS, STORE_KINDS, SessionStore, make_store, store_path, stores_for_paths
+from fridgebench.stores import PATH_STORES, PATHS, STORE_KINDS, SessionStore, make_store, store_path, stores_for_paths
 from fridgebench.stores.correctness import LoggedOp, count_lost_updates
 from fridgebench.workload.generator import Op, Workload
 from fridgebench.workload.model import Load, Scenario
@@ -33,7 +33,7 @@ EventSink = Callable[[str], None]
 # fridge2fork's ORM code *and* the driver, and the ORM costs milliseconds of CPU per request
 # (the profile shows how many); at the server path's 1500 ops/s that process would be measuring
 # its own queue. Both stores of the app path get the same rate.
-DEFAULT_APP_RATE = 200.0
+DEFAULT_APP_RATE = 100.0
 
 
 @dataclass(frozen=True)
@@ -291,8 +291,6 @@ def unpaired_warnings(names: tuple[str, ...] | list[str]) -> list[str]:
         other = "redis" if STORE_KINDS[n] == "postgres" else "postgres"
         path = store_path(n)
         if not any(STORE_KINDS[m] == other and store_path(m) == path for m in names):
-            from fridgebench.stores import PATH_STORES
-
             partner = next((m for m in PATH_STORES.get(path, ()) if STORE_KINDS[m] == other), None)
             out.append(f"{n} is on the {path} path and no {'Redis' if other == 'redis' else 'PostgreSQL'} store of "
                        f"that path ran: no ratio for it" + (f" (add {partner} to --stores)" if partner else ""))
@@ -385,8 +383,6 @@ def combine_verdicts(verdicts: list[str]) -> str:
 def _read_pair(comparisons: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
     """The session-read row a path's verdict is about: its first PostgreSQL store (not a fixed
     variant) against redis-atomic where it ran (the correct Redis of the server path), else the first."""
-    from fridgebench.stores import PATH_STORES
-
     rows = [c for c in comparisons if c["op"] == "get" and c.get("path", "server") == path]
     if not rows:
         return None
