@@ -437,7 +437,12 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         if g and "closed_by_fix" in g:
             text += (f". The two cheapest fixes (no last_accessed write on every read, one query instead of N+1 "
                      f"for adds; postgres-app-fixed) read in {_ms_or_us(g['fixed_p50_us'])}: they close "
-                     f"{g['closed_by_fix']:.0%} of the app path's read gap, {g['left_for_redis']:.0%} only Redis closes")
+                     f"{g['closed_by_fix']:.0%} of the app path's read gap; {g['left_for_redis']:.0%} remains for Redis "
+                     "to close")
+            if "server" in per_path:
+                v = per_path["server"]
+                text += (f" (or a lean query: PostgreSQL's own read, as the servers serve it, takes "
+                         f"{_ms_or_us(v['get_p50_us'][v['baseline']])})")
         for path in ("app", "server"):
             if path in per_path:
                 spread = ", ".join(f"{op} {r:g}x" for op, r in per_path[path]["p50_ratio_by_op"].items())

@@ -109,7 +109,8 @@ def render_compare(section: dict[str, Any], console: Console, *, warnings: list[
             parts = [f"{op} {r['closed_by_fix']:.0%}" for op, r in fix["by_op"].items() if "closed_by_fix" in r]
             if parts:
                 console.print(f"[bold]{fix['fixed']}[/] (the two cheapest fixes) closes this share of the gap between "
-                              f"{fix['baseline']} and {fix['redis']} (p50): {', '.join(parts)}; the rest only Redis closes")
+                              f"{fix['baseline']} and {fix['redis']} (p50): {', '.join(parts)}; the rest remains for Redis "
+                              "to close (or for a lean query: compare the server path's postgres)")
         for path, info in (section.get("paths") or {}).items():
             if info.get("rate_note") and info.get("offered_rate_per_s"):
                 console.print(f"[dim]{path} path: {info['offered_rate_per_s']:g} ops/s offered — {info['rate_note']}[/]")
