@@ -22,6 +22,7 @@ a profile can say whether it ran on a quiet server.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,18 +94,22 @@ class PgCounters:
                 except asyncpg.PostgresError:
                     schema = None
             sync = str(await conn.fetchval("SHOW synchronous_commit"))
+            counters = cls(conn, schema, sync)
+            try:
+                await counters.snapshot()
+            except asyncpg.PostgresError:  # e.g. a standby (no WAL insert position): without pg_stat_statements
+                counters = cls(conn, None, sync)  # and, failing that too, the caller goes without server counters
+                await counters.snapshot()
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, schema, sync)
+        return counters
 
     @property
     def has_statements(self) -> bool:
         return self.pgss_schema is not None
 
     async def snapshot(self) -> PgSnapshot:
-        import json
-
         row = await self.conn.fetchrow(self._sql)
         if self.pgss_schema is None:
             return PgSnapshot(int(row["xid"]), _lsn(row["lsn"]), None, None)

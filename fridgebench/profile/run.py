@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+from redis.exceptions import RedisError
+
 from fridgebench import urls
 from fridgebench.engine.driver import Execute
 from fridgebench.profile.counters import PgCounters, RedisCounters, background
@@ -214,17 +217,27 @@ def servers_of(name: str, kinds: list[str]) -> list[str]:
     return [own] + (["postgres"] if own == "redis" and "recipe" in kinds else [])
 
 
-async def open_counters(endpoints: Endpoints, servers: list[str]) -> dict[str, Any]:
+async def open_counters(endpoints: Endpoints, servers: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """A counter reader per server; a server whose counters cannot be read (a standby, a Redis with
+    INFO renamed away, no permission) is profiled without them, and said so."""
     out: dict[str, Any] = {}
+    missing: list[str] = []
     try:
-        if "postgres" in servers:
-            out["postgres"] = await PgCounters.connect(endpoints.postgres_dsn)
-        if "redis" in servers:
-            out["redis"] = await RedisCounters.connect(endpoints.redis_url)
+        for kind in servers:
+            try:
+                if kind == "postgres":
+                    out[kind] = await PgCounters.connect(endpoints.postgres_dsn)
+                else:
+                    out[kind] = await RedisCounters.connect(endpoints.redis_url)
+                    await out[kind].snapshot()
+            except (asyncpg.PostgresError, RedisError) as exc:
+                if kind in out:
+                    await out.pop(kind).close()
+                missing.append(f"{kind}: {type(exc).__name__}")
     except BaseException:
         await asyncio.gather(*(c.close() for c in out.values()), return_exceptions=True)
         raise
-    return out
+    return out, missing
 
 
 async def profile_store(name: str, endpoints: Endpoints, scenario: Scenario, opts: ProfileOptions = ProfileOptions(),
@@ -233,7 +246,7 @@ async def profile_store(name: str, endpoints: Endpoints, scenario: Scenario, opt
     kinds = [k for k in OP_KINDS if scenario.mix.weights()[k] > 0]
     servers = servers_of(name, kinds)
     tag = f"prof-{secrets.token_hex(4)}"  # ids of their own: never anyone else's sessions
-    counters = await open_counters(endpoints, servers)
+    counters, missing = await open_counters(endpoints, servers)
     try:
         quiet = {k: await background(c.snapshot) for k, c in counters.items()}
         wire = await _counting_pass(name, endpoints, scenario, make_plan(scenario, kinds, opts, tag + "w"), opts,
@@ -254,6 +267,9 @@ async def profile_store(name: str, endpoints: Endpoints, scenario: Scenario, opt
         for k in servers:
             row[k] = {**wire[kind].get(k, {}), "server": row.pop(k, {})}
         ops[kind] = row
+    for m in missing:
+        kind, _, why = m.partition(": ")
+        server_info[kind] = {"counters": f"unavailable ({why})"}
     out: dict[str, Any] = {"ops": ops, "servers": server_info, "reps": opts.reps, "warmup": opts.warmup}
     if "_pool" in timing:
         out["pool"] = timing["_pool"]

@@ -26,7 +26,9 @@ def profile_section(profiles: dict[str, dict[str, Any]], opts: ProfileOptions) -
     warnings: list[str] = []
     for name, p in profiles.items():
         for server, info in p.get("servers", {}).items():
-            info["quiet"] = quiet = is_quiet(info.get("background_per_s", {}))
+            if "background_per_s" not in info:  # its counters could not be read: nothing to judge
+                continue
+            info["quiet"] = quiet = is_quiet(info["background_per_s"])
             if not quiet:
                 bg = ", ".join(f"{k.replace('_', ' ')} {v:g}/s" for k, v in info["background_per_s"].items() if v)
                 warnings.append(f"profile of {name}: the {'PostgreSQL' if server == 'postgres' else 'Redis'} server "
