@@ -64,6 +64,7 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
                      ("app", "postgres-app-fixed", "redis-app")}
     assert set(section["paths"]) == {"app", "server"}
     assert set(section["fix"]["by_op"]) >= {"get", "add"}
+    assert {op for op, r in section["fix"]["by_op"].items() if r["changed_by_fix"]} == {"get", "add"}
     prof = section["profile"]["stores"]
     assert set(prof) == set(section["stores"])
     assert prof["postgres-app"]["ops"]["get"]["postgres"]["round_trips"] == 8

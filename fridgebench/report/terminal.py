@@ -106,7 +106,8 @@ def render_compare(section: dict[str, Any], console: Console, *, warnings: list[
         console.print(t)
         fix = section.get("fix")
         if fix and fix.get("by_op"):
-            parts = [f"{op} {r['closed_by_fix']:.0%}" for op, r in fix["by_op"].items() if "closed_by_fix" in r]
+            parts = [f"{'read' if op == 'get' else op} {r['closed_by_fix']:.0%}" for op, r in fix["by_op"].items()
+                     if "closed_by_fix" in r and r.get("changed_by_fix", True)]
             if parts:
                 console.print(f"[bold]{fix['fixed']}[/] (the two cheapest fixes) closes this share of the gap between "
                               f"{fix['baseline']} and {fix['redis']} (p50): {', '.join(parts)}; the rest remains for Redis "
