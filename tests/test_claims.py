@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from fridgebench.experiments.compare import combine_verdicts
 from fridgebench.report.claims import SEED_CLAIMS, blank_claims, fill, merge
 
 
@@ -27,3 +30,16 @@ def test_a_not_measured_row_never_hides_a_measured_one() -> None:
     later = _table()  # measured nothing
     assert {c.key: c for c in merge(first, later)}["scalability"].verdict == "inconclusive"
     assert {c.key: c for c in merge(later, first)}["scalability"].verdict == "inconclusive"
+
+
+@pytest.mark.parametrize("by_path, verdict", [
+    (["supported", "supported"], "supported"),
+    (["partly supported", "partly supported"], "partly supported"),
+    (["supported", "partly supported"], "partly supported"),  # 10x as the app uses them, not as the servers serve
+    (["supported", "contradicted"], "partly supported"),
+    (["inconclusive", "partly supported"], "partly supported"),  # the conclusive path speaks
+    (["inconclusive", "inconclusive"], "inconclusive"),
+    (["contradicted"], "contradicted"),
+])
+def test_the_performance_row_combines_each_paths_verdict(by_path: list[str], verdict: str) -> None:
+    assert combine_verdicts(by_path) == verdict

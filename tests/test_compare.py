@@ -49,13 +49,18 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
     assert loaded.run_id == doc["run_id"]
     assert not (run_dir / INCOMPLETE_MARKER).exists()
     section = doc["sections"]["compare"]
-    assert set(section["stores"]) == {"postgres", "redis-seed", "redis-atomic"}
+    # both paths by default: lean clients, and fridge2fork's own code (with its two cheapest fixes)
+    assert list(section["stores"]) == ["postgres", "redis-atomic", "postgres-app", "postgres-app-fixed", "redis-app"]
     started = datetime.fromisoformat(doc["started_at"]).timestamp()
     finished = datetime.fromisoformat(doc["finished_at"]).timestamp()
     for name, run in section["stores"].items():
         o = run["overall"]
-        assert o["errors"] == 0, (name, run["errors"])
-        assert o["operations"] > 500
+        app = run["path"] == "app"
+        assert run["path"] == ("app" if name.endswith(("-app", "-app-fixed")) else "server")
+        assert o["offered_rate_per_s"] == (100 if app else 600)  # the app path's own rate: min(--rate, 100)
+        # the app's own races (a read's UPDATE of a session a concurrent request deleted) are the app's errors
+        assert set(run["errors"]) <= ({"StaleDataError"} if app else set()), (name, run["errors"])
+        assert o["operations"] > 0.8 * o["offered_rate_per_s"] * 1.5  # the measured 1.5 s
         assert run["ops"]["get"]["latency_intended"]["p50_us"] >= run["ops"]["get"]["latency_service"]["p50_us"]
         for op, figures in run["ops"].items():  # every operation's log holds every operation measured
             merged, intervals, start = _read_hlog(run_dir / f"{name}.{op}.hlog")
@@ -64,12 +69,30 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
             assert merged.get_max_value() == figures["latency_intended"]["max_us"], (name, op)
             assert merged.get_value_at_percentile(50) == figures["latency_intended"]["p50_us"], (name, op)
         assert {p.name for p in run_dir.glob(f"{name}.*.hlog")} == {f"{name}.{op}.hlog" for op in run["ops"]}
+    pool = section["stores"]["postgres-app"]["client_pool"]
+    assert (pool["size"], pool["max_overflow"]) == (5, 10) and pool["connections_opened"] >= 1
+    pairs = {(c["path"], c["baseline"], c["other"]) for c in section["comparisons"]}
+    assert pairs == {("server", "postgres", "redis-atomic"), ("app", "postgres-app", "redis-app"),
+                     ("app", "postgres-app-fixed", "redis-app")}
+    assert set(section["paths"]) == {"app", "server"}
+    assert set(section["fix"]["by_op"]) >= {"get", "add"}
+    assert {op for op, r in section["fix"]["by_op"].items() if r["changed_by_fix"]} == {"get", "add"}
+    prof = section["profile"]["stores"]
+    assert set(prof) == set(section["stores"])
+    assert prof["postgres-app"]["ops"]["get"]["postgres"]["round_trips"] == 8
+    assert prof["postgres"]["ops"]["get"]["postgres"]["round_trips"] == 1
+    assert "Where the time goes" in res.stderr
     assert section["driver_overhead"]["dispatch_lag"]["count"] > 0
     servers = {s["kind"]: s for s in doc["environment"]["servers"]}
     assert servers["postgres"]["source"] == "embedded" and servers["postgres"]["durability"]["fsync"] == "on"
     assert servers["redis"]["durability"]["appendonly"] == "no"
     claims = {c["key"]: c for c in doc["claims"]}
     assert claims["performance"]["verdict"] != "not measured"
+    perf = claims["performance"]
+    assert "as fridge2fork's code uses them: PostgreSQL" in perf["measured"]
+    assert "as the servers can serve them:" in perf["measured"]
+    assert set(perf["figures"]["paths"]) == {"app", "server"} and perf["figures"]["primary_path"] == "server"
+    assert perf["figures"]["get_p50_us"].keys() == {"postgres", "redis-atomic"}  # as before: the server pair
     assert claims["failure_recovery"]["measured"] == "not measured by this command"
     assert (run_dir / "intervals.csv").read_text().startswith("store,t_s,ops")
     assert servers_under(run_root) == []  # everything it started is stopped
@@ -116,6 +139,7 @@ duration_seconds = 1.5
 def test_external_stores_and_the_seed_race_shows_as_lost_updates(
         tmp_path: Path, external_pg_dsn: str, external_redis_url: str) -> None:
     res = _fb("compare", str(_hot_scenario(tmp_path)), "--json", "--out", str(tmp_path / "r"),
+              "--stores", "postgres,redis-seed,redis-atomic,redis-app", "--app-rate", "2000", "--no-profile",
               "--postgres-dsn", external_pg_dsn, "--redis-url", external_redis_url)
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads(res.stdout)
@@ -126,12 +150,42 @@ def test_external_stores_and_the_seed_race_shows_as_lost_updates(
     assert all(n > 1000 for n in checked.values()), checked
     assert lost["postgres"] == 0 and lost["redis-atomic"] == 0
     assert lost["redis-seed"] > 0  # GET -> modify -> SETEX loses concurrent adds
+    assert lost["redis-app"] > 0  # the same code on the app's redis.asyncio client: the same race
     assert any("lost" in w for w in doc["warnings"])
+    assert "profile" not in doc["sections"]["compare"]  # --no-profile
+    # redis-app is on the app path, whose PostgreSQL store did not run: no ratio for it, and a warning saying so
+    assert {c["other"] for c in doc["sections"]["compare"]["comparisons"]} == {"redis-seed", "redis-atomic"}
+    assert any("redis-app is on the app path" in w for w in doc["warnings"])
+
+
+def test_the_app_pair_alone_on_external_stores(tmp_path: Path, external_pg_dsn: str, external_redis_url: str) -> None:
+    """`--stores postgres-app,redis-app` works like any pair; its profile counts round trips on its own
+    connections even on a server others use (the machine's PostgreSQL has no pg_stat_statements)."""
+    res = _fb("compare", *SHORT, "--stores", "postgres-app,redis-app", "--json", "--out", str(tmp_path),
+              "--postgres-dsn", external_pg_dsn, "--redis-url", external_redis_url)
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout)
+    section = doc["sections"]["compare"]
+    assert {(c["baseline"], c["other"], c["path"]) for c in section["comparisons"]} == {("postgres-app", "redis-app", "app")}
+    perf = next(c for c in doc["claims"] if c["key"] == "performance")
+    assert perf["measured"].startswith("session read p50 as fridge2fork's code uses them: PostgreSQL")
+    assert "as the servers can serve them" not in perf["measured"]
+    assert perf["figures"]["primary_path"] == "app" and "fix" not in perf["figures"]  # no fixed variant ran
+    prof = section["profile"]["stores"]
+    get = prof["postgres-app"]["ops"]["get"]["postgres"]
+    assert (get["round_trips"], get["statements"]) == (8, 8)
+    assert "statements" not in get["server"]  # pg_stat_statements is not loaded there: not guessed
+    assert prof["postgres-app"]["servers"]["postgres"]["pg_stat_statements"] is False
+    assert prof["redis-app"]["ops"]["add"]["redis"]["round_trips"] == 2
 
 
 @pytest.mark.parametrize("args, code, needle", [
     (["--stores", "postgres,mysql"], 2, "mysql"),
+    (["--paths", "app,cloud"], 2, "cloud"),
+    (["--paths", "app", "--stores", "postgres-app,redis-app"], 2, "--stores and --paths"),
     (["saturation", "--rate", "100"], 2, "closed-loop"),
+    (["saturation", "--app-rate", "100"], 2, "--app-rate applies to open-loop"),
+    (["--app-rate", "0"], 2, "--app-rate 0"),
     (["--duration", "0"], 2, "duration_seconds"),
     (["--redis-url", "redis://:s3cret@127.0.0.1:1/0", "--postgres-dsn", servers.PG_ADMIN_DSN],
      1, "127.0.0.1:1"),

@@ -118,7 +118,7 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
     scenario = tmp_path / "every-write.toml"
     scenario.write_text(MIXED, encoding="utf-8")
     with servers.machine_database() as dsn:  # the recipe cache reads PostgreSQL on a miss
-        res = cli("compare", str(scenario), "--stores", "redis-seed,redis-atomic", "--reuse", "--json",
+        res = cli("compare", str(scenario), "--stores", "redis-seed,redis-atomic,redis-app", "--reuse", "--json",
                   "--redis-url", url, "--postgres-dsn", dsn, "--out", str(tmp_path / "c"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert redis_snapshot(client) == before  # values and expiry instants, to the millisecond; nothing added
@@ -130,7 +130,7 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
         assert ops["create"]["ok"] > 0 and ops["add"]["ok"] > 0 and ops["delete"]["count"] > 0, name
         cache = run["recipe_cache"]
         assert cache["hits"] > 0 and cache["misses"] > 0, name  # it read foreign entries and cached its own
-        assert f"{name}: deleted the" in err
+        assert f"{name}: deleted the" in err and f"{name}: profiled" in err
 
     res = cli("ttl", *TTL_SHORT, "--stores", "redis-seed,redis-atomic", "--reuse", "--redis-url", url,
               "--out", str(tmp_path / "t"))
@@ -232,13 +232,14 @@ def test_postgres_reuse_leaves_every_foreign_row_as_it_was(foreign_pg, tmp_path:
     dsn, before = foreign_pg
     scenario = tmp_path / "every-write.toml"
     scenario.write_text(MIXED, encoding="utf-8")
-    res = cli("compare", str(scenario), "--stores", "postgres", "--reuse", "--postgres-dsn", dsn,
-              "--out", str(tmp_path / "c"))
+    res = cli("compare", str(scenario), "--stores", "postgres,postgres-app,postgres-app-fixed", "--reuse",
+              "--postgres-dsn", dsn, "--out", str(tmp_path / "c"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert pg_snapshot(dsn) == before  # every column of every row, the expired ones included; nothing added
     err = flat(res.stderr)
     assert "--reuse: 8 sessions, 3 of them expired (e.g. session_id 'foreign-" in err
-    assert "postgres: deleted the" in err
+    for name in ("postgres", "postgres-app", "postgres-app-fixed"):
+        assert f"{name}: deleted the" in err and f"{name}: profiled" in err  # the profile wrote (and removed) too
 
     res = cli("ttl", *TTL_SHORT, "--stores", "postgres", "--reuse", "--postgres-dsn", dsn,
               "--json", "--out", str(tmp_path / "t"))

@@ -25,18 +25,39 @@ def _parse_stores(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _parse_paths(value: str) -> tuple[str, ...]:
+    from fridgebench.stores import PATHS
+
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    bad = [s for s in names if s not in PATHS]
+    if bad or not names:
+        raise UsageError(f"unknown path {', '.join(bad) or '(none)'} in --paths",
+                         hint="use app, server or app,server (app: fridge2fork's own code; server: lean clients)")
+    return tuple(dict.fromkeys(names))
+
+
+def _server_stores(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The server-path stores writing the same data as ``names`` (ttl and the sweep measure the servers)."""
+    from fridgebench.stores import SERVER_EQUIVALENT
+
+    return tuple(dict.fromkeys(SERVER_EQUIVALENT.get(n, n) for n in names))
+
+
 @app.command()
 def compare(
     scenario: Annotated[str, typer.Argument(help="Scenario name (see scenarios/) or path to a .toml file.")] = "session-lifecycle",
-    stores: Annotated[str, typer.Option("--stores", help="Comma list of stores to run.")] = "postgres,redis-seed,redis-atomic",
+    stores: Annotated[Optional[str], typer.Option("--stores", help="Comma list of stores to run (instead of --paths): postgres, redis-seed, redis-atomic (server path); postgres-app, postgres-app-fixed, redis-app (app path).")] = None,
+    paths: Annotated[Optional[str], typer.Option("--paths", help="Which paths to compare (default app,server): app (fridge2fork's own code: SQLAlchemy ORM vs the seed's redis.asyncio code, plus the ORM code with its two cheapest fixes), server (lean clients: postgres vs redis-atomic), or both.")] = None,
+    app_rate: Annotated[Optional[float], typer.Option("--app-rate", metavar="OPS_PER_S", help="Open-loop rate of the app-path stores (default: the scenario's rate, at most 100: one Python process runs the app's ORM code and the driver, and the ORM costs milliseconds of CPU per request).")] = None,
+    profile: Annotated[bool, typer.Option("--profile/--no-profile", help="After each store's run, take one operation of each kind apart: round trips, statements, WAL flushes, server and client time.")] = True,
     duration: Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", help="Measured seconds per store (overrides the scenario).")] = None,
     warmup: Annotated[Optional[float], typer.Option("--warmup", metavar="SECONDS", help="Warm-up seconds per store, excluded from results.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", metavar="OPS_PER_S", help="Open-loop arrival rate (overrides the scenario).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Connections / workers per store.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Operations in flight per store (open loop: at most; closed loop: workers). Server-path stores open this many connections; app-path stores keep the app's own pools (PostgreSQL: 5 + 10 overflow), so requests beyond those wait for a connection, as in the app.")] = None,
     sessions: Annotated[Optional[int], typer.Option("--sessions", help="Sessions loaded before the run.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed: same operations).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Also run the load sweep and `fridgebench ttl`: fill every claim they can.")] = False,
-    sweep: Annotated[bool, typer.Option("--sweep", help="Also step the offered load up to find each store's knee (scalability).")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Also run the load sweep and `fridgebench ttl` (on the server-path stores): fill every claim they can.")] = False,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Also step the offered load up to find each store's knee (scalability; the server-path stores writing what the chosen ones write).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     repeat: Annotated[int, typer.Option("--repeat", metavar="N", help="Run the comparison N times on the same servers, the stores in alternating order (ABBA...), one run folder each under one folder: what `fridgebench gate` needs.")] = 1,
     json_out: o.Json = False,
@@ -47,6 +68,11 @@ def compare(
 ) -> None:
     """Replay a session workload against PostgreSQL and Redis and compare them, side by side.
 
+    Two paths by default: as fridge2fork's code uses the servers (the app path: SQLAlchemy's
+    async ORM vs the seed's redis.asyncio code, and the ORM code with its two cheapest fixes) and
+    as the servers can serve them (the server path: lean clients). Each PostgreSQL store is
+    compared with the Redis stores of its path.
+
     With no store options, starts its own PostgreSQL and Valkey (embedded binaries) on free
     local ports and stops them afterwards.
 
@@ -54,7 +80,9 @@ def compare(
 
       fridgebench compare
 
-      fridgebench compare read-heavy --duration 30 --stores postgres,redis-atomic
+      fridgebench compare --paths server read-heavy --duration 30
+
+      fridgebench compare --stores postgres-app,redis-app --app-rate 400
 
       fridgebench compare --postgres-dsn postgresql://app@db/fridge --redis-url redis://cache:6379/0 --reuse
 
@@ -62,21 +90,29 @@ def compare(
     """
     with error_boundary():
         from fridgebench.engine.driver import install_event_loop_policy
-        from fridgebench.experiments.compare import CompareOptions
         from fridgebench.workload.model import load_scenario
 
         from fridgebench.measure.results import check_reports_root
 
         check_reports_root(out, "--out")  # before any server starts: a run's results need somewhere to go
-        store_names = _parse_stores(stores)
+        from fridgebench.stores import stores_for_paths
+
+        if stores is not None and paths is not None:
+            raise UsageError("--stores and --paths both choose the stores: give one of them",
+                             hint="--paths app,server runs the default stores of each path; --stores names them")
+        store_names = (_parse_stores(stores) if stores is not None
+                       else stores_for_paths(_parse_paths(paths if paths is not None else "app,server")))
         sc = load_scenario(scenario).with_overrides({
             "load.duration_seconds": duration, "load.warmup_seconds": warmup, "load.rate": rate,
             "load.concurrency": concurrency, "population.sessions": sessions, "seed": seed,
         }, flags={"load.duration_seconds": "--duration", "load.warmup_seconds": "--warmup", "load.rate": "--rate",
                   "load.concurrency": "--concurrency", "population.sessions": "--sessions", "seed": "--seed"})
-        if rate is not None and sc.load.model == "closed":
-            raise UsageError(f"--rate applies to open-loop scenarios; {sc.name} is closed-loop",
-                             hint="use --concurrency, or an open-loop scenario")
+        for flag, given in (("--rate", rate), ("--app-rate", app_rate)):
+            if given is not None and sc.load.model == "closed":
+                raise UsageError(f"{flag} applies to open-loop scenarios; {sc.name} is closed-loop",
+                                 hint="use --concurrency, or an open-loop scenario")
+        if app_rate is not None and not 0 < app_rate <= 1_000_000:
+            raise UsageError(f"--app-rate {app_rate:g}: must be a rate above 0 and at most 1,000,000 operations per second")
         if repeat < 1:
             raise UsageError(f"--repeat must be at least 1, got {repeat}")
         if repeat > 1 and (full or sweep):
@@ -85,7 +121,7 @@ def compare(
         if full:
             from fridgebench.experiments.ttl import TtlOptions, validate
 
-            ttl_opts = TtlOptions(stores=store_names, seed=sc.seed)
+            ttl_opts = TtlOptions(stores=_server_stores(store_names), seed=sc.seed)
             validate(ttl_opts)  # before any server starts
         from fridgebench.stores import servers_needed
 
@@ -96,17 +132,22 @@ def compare(
         if full or sweep:
             from fridgebench.experiments.sweep import SweepOptions
 
-            sweep_opts = SweepOptions(sc, store_names)
+            sweep_opts = SweepOptions(sc, _server_stores(store_names))  # scalability: the servers' claim
+        from fridgebench.experiments.compare import CompareOptions
+        from fridgebench.profile.run import ProfileOptions
+
+        copts = CompareOptions(sc, store_names, app_rate=app_rate, profile=ProfileOptions() if profile else None)
         wait = len(store_names) * (sc.load.warmup_seconds + sc.load.duration_seconds)
+        if profile:
+            wait += sum(3.0 if s.endswith("-app") or "-app-" in s else 1.0 for s in store_names)
         if sweep_opts is not None:
-            wait += len(store_names) * len(sweep_opts.rates) * (0.5 + sweep_opts.step_seconds)
+            wait += len(sweep_opts.stores) * len(sweep_opts.rates) * (0.5 + sweep_opts.step_seconds)
         if ttl_opts is not None:
             from fridgebench.experiments.ttl import expected_wait_s
 
             wait += expected_wait_s(ttl_opts)
         announce_wait(wait * repeat, f"measuring {', '.join(store_names)}")
-        docs, paths = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts,
-                           sweep_opts, repeat)
+        docs, paths = _run(sc, copts, popts, out, loop_name, json_out, ttl_opts, sweep_opts, repeat)
         if json_out:
             emit_json(docs[0].to_dict() if repeat == 1 else [d.to_dict() for d in docs])
         for path in paths:
@@ -192,6 +233,10 @@ def _run_once(sc, copts, ep, out: Path, loop_name: str, json_out: bool, ttl_opts
         return doc, path
     render_servers(servers, console)
     render_compare(section, console, warnings=warnings)
+    if section.get("profile"):
+        from fridgebench.report.terminal import render_profile
+
+        render_profile(section["profile"], console)
     if "sweep" in doc.sections:
         from fridgebench.report.terminal import render_sweep
 

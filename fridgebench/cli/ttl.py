@@ -20,13 +20,14 @@ if TYPE_CHECKING:
 
 
 def _stores(value: str) -> tuple[str, ...]:
+    from fridgebench.experiments.ttl import TTL_STORE_NAMES
     from fridgebench.stores import STORE_NAMES
 
     names = tuple(dict.fromkeys(s.strip() for s in value.split(",") if s.strip()))
     bad = [s for s in names if s not in STORE_NAMES]
     if bad or not names:
         raise UsageError(f"unknown store {', '.join(bad) or '(none)'} in --stores",
-                         hint=f"use a comma list of: {', '.join(STORE_NAMES)}")
+                         hint=f"use a comma list of: {', '.join(TTL_STORE_NAMES)}")
     return names
 
 

@@ -17,10 +17,11 @@ from typing import Any, Callable
 
 from fridgebench.engine.driver import OpLog, Progress, run, tick_progress
 from fridgebench.measure.summary import StoreMeasurement, summarize
+from fridgebench.profile.run import ProfileOptions
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
 from fridgebench.measure.results import Claim
-from fridgebench.stores import SessionStore, make_store
+from fridgebench.stores import PATH_STORES, PATHS, STORE_KINDS, SessionStore, make_store, store_path, stores_for_paths
 from fridgebench.stores.correctness import LoggedOp, count_lost_updates
 from fridgebench.workload.generator import Op, Workload
 from fridgebench.workload.model import Load, Scenario
@@ -28,12 +29,30 @@ from fridgebench.workload.model import Load, Scenario
 ProgressSink = Callable[[str, Progress], None]
 EventSink = Callable[[str], None]
 
+# The app path's open-loop rate unless --app-rate says otherwise: one Python process runs
+# fridge2fork's ORM code *and* the driver, and the ORM costs milliseconds of CPU per request
+# (the profile shows how many); at the server path's 1500 ops/s that process would be measuring
+# its own queue. Both stores of the app path get the same rate.
+DEFAULT_APP_RATE = 100.0
+
 
 @dataclass(frozen=True)
 class CompareOptions:
     scenario: Scenario
-    stores: tuple[str, ...] = ("postgres", "redis-seed", "redis-atomic")
+    stores: tuple[str, ...] = stores_for_paths(PATHS)
     measure_overhead: bool = True
+    app_rate: float | None = None  # open loop: the app path's rate (None: min(scenario rate, DEFAULT_APP_RATE))
+    profile: ProfileOptions | None = ProfileOptions()  # None: no "where the time goes" profile
+
+    def load_for(self, name: str) -> Load:
+        """The load a store runs under: the scenario's, at the app path's rate for app-path stores."""
+        load = self.scenario.load
+        if store_path(name) == "app" and load.model == "open":
+            assert load.rate is not None
+            rate = self.app_rate if self.app_rate is not None else min(load.rate, DEFAULT_APP_RATE)
+            if rate != load.rate:
+                return load.model_copy(update={"rate": rate})
+        return load
 
 
 @dataclass
@@ -58,12 +77,22 @@ class CompareResult:
     warnings: list[str]
     measure_start_epoch: float = 0.0
 
+    paths: dict[str, Any] = field(default_factory=dict)
+    fix: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
+
     def section(self) -> dict[str, Any]:
-        return {
+        out = {
             "stores": {name: r.to_dict() for name, r in self.runs.items()},
             "comparisons": self.comparisons,
             "driver_overhead": self.driver_overhead,
+            "paths": self.paths,
         }
+        if self.fix is not None:
+            out["fix"] = self.fix
+        if self.profile is not None:
+            out["profile"] = self.profile
+        return out
 
 
 def executor(store: SessionStore, ttl_s: int) -> Callable[[Op], Any]:
@@ -91,6 +120,9 @@ def executor(store: SessionStore, ttl_s: int) -> Callable[[Op], Any]:
     return execute
 
 
+READBACK_BATCH = 50
+
+
 async def check_lost_updates(store: SessionStore, log: OpLog) -> dict[str, Any]:
     """Read back every session an add touched and count acknowledged adds that vanished."""
     from fridgebench.engine.driver import OK
@@ -104,8 +136,10 @@ async def check_lost_updates(store: SessionStore, log: OpLog) -> dict[str, Any]:
             touched.add(op.session_id)
     ids = sorted(touched)
     final: dict[str, Any] = {}
-    for i in range(0, len(ids), 200):
-        batch = ids[i:i + 200]
+    # 50 reads at a time: within the app path's client pools (redis-py's default pool refuses a
+    # connection beyond 100; SQLAlchemy's queues beyond 15)
+    for i in range(0, len(ids), READBACK_BATCH):
+        batch = ids[i:i + READBACK_BATCH]
         got = await asyncio.gather(*(store.get(s) for s in batch))
         final.update(zip(batch, got))
     res = count_lost_updates(logged, final)
@@ -155,8 +189,8 @@ async def postgres_io_counters(dsn: str) -> dict[str, int]:
 
 async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workload: Workload,
                     population: list[tuple[str, list[str]]], *, on_progress: ProgressSink | None,
-                    on_event: EventSink | None) -> StoreRun:
-    load = scenario.load
+                    on_event: EventSink | None, load: Load | None = None) -> StoreRun:
+    load = load or scenario.load
     store = make_store(name, postgres_dsn=endpoints.postgres_dsn, redis_url=endpoints.redis_url,
                        pool_size=load.concurrency)
     async with store:  # leaving it (error, Ctrl-C included) removes what the store wrote
@@ -165,7 +199,7 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
         populate_s = time.perf_counter() - t
         if on_event:
             on_event(f"{name}: loaded {len(population):,} sessions in {populate_s:.1f} s")
-        io_before = await postgres_io_counters(endpoints.postgres_dsn) if name == "postgres" else None
+        io_before = await postgres_io_counters(endpoints.postgres_dsn) if STORE_KINDS[name] == "postgres" else None
         progress = Progress()
         ticker = None
         if on_progress:
@@ -179,7 +213,10 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
         measurement = summarize(log, win)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"path": store_path(name)}
+        describe_pool = getattr(store, "pool_description", None)
+        if callable(describe_pool):  # the app path's client pool, as the app configures it
+            extra["client_pool"] = describe_pool()
         if io_before is not None:
             after = await postgres_io_counters(endpoints.postgres_dsn)
             d = {k: after[k] - io_before[k] for k in after}
@@ -214,32 +251,100 @@ def _bootstrap_ratio_ci(a: list[float], b: list[float], seed: int, n: int = 2000
 
 
 def compare_stores(runs: dict[str, StoreRun], seed: int) -> list[dict[str, Any]]:
-    """PostgreSQL against each Redis variant, per operation: ratios with a 95% CI or 'not significant'."""
+    """Each PostgreSQL store against each Redis store of its path (server: lean clients; app:
+    fridge2fork's code), per operation: ratios with a 95% CI or 'not significant'."""
     out = []
-    base = runs.get("postgres")
-    if base is None:
-        return out
-    for name, other in runs.items():
-        if name == "postgres":
+    for base_name, base in runs.items():
+        if STORE_KINDS.get(base_name) != "postgres":
             continue
-        for op, a in base.measurement.ops.items():
-            b = other.measurement.ops.get(op)
-            if not b or not a["latency_intended"].get("count") or not b["latency_intended"].get("count"):
+        path = store_path(base_name)
+        for name, other in runs.items():
+            if STORE_KINDS.get(name) != "redis" or store_path(name) != path:
                 continue
-            la, lb = a["latency_intended"], b["latency_intended"]
-            pa = [iv["by_op_p50_us"][op] for iv in base.measurement.intervals if op in iv["by_op_p50_us"]]
-            pb = [iv["by_op_p50_us"][op] for iv in other.measurement.intervals if op in iv["by_op_p50_us"]]
-            ci = _bootstrap_ratio_ci(pa, pb, seed)
-            significant = ci is not None and (ci[0] > 1.0 or ci[1] < 1.0)
-            out.append({
-                "op": op, "baseline": "postgres", "other": name,
-                "p50_ratio": round(la["p50_us"] / max(lb["p50_us"], 1), 2),
-                "p99_ratio": round(la["p99_us"] / max(lb["p99_us"], 1), 2),
-                "throughput_ratio": round(b["throughput_per_s"] / a["throughput_per_s"], 3) if a["throughput_per_s"] else None,
-                "p50_ratio_ci95": [round(ci[0], 2), round(ci[1], 2)] if ci else None,
-                "significant": significant,
-            })
+            for op, a in base.measurement.ops.items():
+                b = other.measurement.ops.get(op)
+                if not b or not a["latency_intended"].get("count") or not b["latency_intended"].get("count"):
+                    continue
+                la, lb = a["latency_intended"], b["latency_intended"]
+                pa = [iv["by_op_p50_us"][op] for iv in base.measurement.intervals if op in iv["by_op_p50_us"]]
+                pb = [iv["by_op_p50_us"][op] for iv in other.measurement.intervals if op in iv["by_op_p50_us"]]
+                ci = _bootstrap_ratio_ci(pa, pb, seed)
+                significant = ci is not None and (ci[0] > 1.0 or ci[1] < 1.0)
+                out.append({
+                    "op": op, "baseline": base_name, "other": name, "path": path,
+                    "p50_ratio": round(la["p50_us"] / max(lb["p50_us"], 1), 2),
+                    "p99_ratio": round(la["p99_us"] / max(lb["p99_us"], 1), 2),
+                    "throughput_ratio": round(b["throughput_per_s"] / a["throughput_per_s"], 3) if a["throughput_per_s"] else None,
+                    "p50_ratio_ci95": [round(ci[0], 2), round(ci[1], 2)] if ci else None,
+                    "significant": significant,
+                })
     return out
+
+
+def unpaired_warnings(names: tuple[str, ...] | list[str]) -> list[str]:
+    """A store whose path has no store of the other kind in this run gets no ratio: say so."""
+    kinds = {STORE_KINDS[n] for n in names}
+    if kinds != {"postgres", "redis"}:
+        return []  # a one-kind run compares nothing, by choice
+    out = []
+    for n in names:
+        other = "redis" if STORE_KINDS[n] == "postgres" else "postgres"
+        path = store_path(n)
+        if not any(STORE_KINDS[m] == other and store_path(m) == path for m in names):
+            partner = next((m for m in PATH_STORES.get(path, ()) if STORE_KINDS[m] == other), None)
+            out.append(f"{n} is on the {path} path and no {'Redis' if other == 'redis' else 'PostgreSQL'} store of "
+                       f"that path ran: no ratio for it" + (f" (add {partner} to --stores)" if partner else ""))
+    return out
+
+
+def path_summary(opts: CompareOptions, runs: dict[str, StoreRun]) -> dict[str, Any]:
+    """What each path ran: its stores, the offered load, and what the path means."""
+    meaning = {"server": "lean clients: one statement / command per operation, raw asyncpg and a lean Redis client "
+                         "(what the servers can serve)",
+               "app": "fridge2fork's own code: SQLAlchemy's async ORM on asyncpg with the app's default pool and "
+                      "an AsyncSession per request; the seed's redis.asyncio code (as the app uses the servers)"}
+    out: dict[str, Any] = {}
+    for name, r in runs.items():
+        p = store_path(name)
+        entry = out.setdefault(p, {"stores": [], "meaning": meaning.get(p, "")})
+        entry["stores"].append(name)
+        o = r.measurement.overall
+        entry["model"] = o["model"]
+        entry["offered_rate_per_s"] = o.get("offered_rate_per_s")
+        entry["concurrency"] = o.get("concurrency")
+        if p == "app" and o["model"] == "open":
+            entry["rate_note"] = ("the app path runs at its own rate (--app-rate): one Python process runs the "
+                                  "app's code and the driver; both stores of the path get the same rate")
+    return out
+
+
+# the operations the two cheapest fixes change (session_manager_fixed): the read and the add
+FIX_CHANGES = ("get", "add")
+
+
+def fix_summary(runs: dict[str, StoreRun]) -> dict[str, Any] | None:
+    """How much of the app path's PostgreSQL -> Redis gap the two cheapest fixes close, per operation (p50)."""
+    names = ("postgres-app", "postgres-app-fixed", "redis-app")
+    if not all(n in runs for n in names):
+        return None
+    app, fixed, rd = (runs[n].measurement.ops for n in names)
+    by_op: dict[str, Any] = {}
+    for op in app:
+        try:
+            a, f, r = (x[op]["latency_intended"]["p50_us"] for x in (app, fixed, rd))
+        except KeyError:
+            continue
+        gap = a - r
+        row: dict[str, Any] = {"app_p50_us": a, "fixed_p50_us": f, "redis_p50_us": r, "changed_by_fix": op in FIX_CHANGES}
+        if gap > 0:
+            row["closed_by_fix"] = round((a - f) / gap, 3)
+            row["left_for_redis"] = round((f - r) / gap, 3)
+        by_op[op] = row
+    return {"baseline": names[0], "fixed": names[1], "redis": names[2],
+            "what": "p50 latency from the intended start; closed_by_fix = (app - fixed) / (app - redis); the fixes "
+                    "change the read and the add only (changed_by_fix): elsewhere both run the same code and the "
+                    "difference is noise",
+            "by_op": by_op}
 
 
 NOISY_CV = 0.5  # coefficient of variation of per-second medians above which a run can't be judged
@@ -252,47 +357,116 @@ def _too_noisy(run: StoreRun) -> bool:
     return cv is not None and cv > NOISY_CV
 
 
+def _verdict(runs: dict[str, StoreRun], rows: list[dict[str, Any]], c: dict[str, Any]) -> tuple[str, str]:
+    """The verdict on "10x+ faster" for one pair (``c``: its session-read row; ``rows``: all its ops)."""
+    r = c["p50_ratio"]
+    noisy = [n for n in (c["baseline"], c["other"]) if _too_noisy(runs[n])]
+    if noisy:
+        return "inconclusive", f"{r:g}x, but the run was too noisy to judge ({', '.join(noisy)})"
+    if not any(x["significant"] for x in rows):
+        return "inconclusive", (f"{r:g}x, but no ratio between the stores is significant (every 95% "
+                                "interval includes 1, or too few seconds were measured): run longer")
+    if not c["significant"]:
+        return "contradicted", "no significant difference"
+    if r >= 10:
+        return "supported", f"{r:g}x faster"
+    if r > 1:
+        return "partly supported", f"{r:g}x faster, not 10x"
+    return "contradicted", f"{1 / r:.2g}x slower"
+
+
+def combine_verdicts(verdicts: list[str]) -> str:
+    """One word for the row from each path's verdict: the same word when they agree; when the
+    conclusive ones differ (10x as the app uses the servers, not as the servers serve), 'partly supported'."""
+    conclusive = [v for v in verdicts if v != "inconclusive"]
+    if not conclusive:
+        return "inconclusive"
+    if len(set(conclusive)) == 1:
+        return conclusive[0]
+    return "partly supported"
+
+
+def _read_pair(comparisons: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    """The session-read row a path's verdict is about: its first PostgreSQL store (not a fixed
+    variant) against redis-atomic where it ran (the correct Redis of the server path), else the first."""
+    rows = [c for c in comparisons if c["op"] == "get" and c.get("path", "server") == path]
+    if not rows:
+        return None
+    preferred_pg = next((n for n in PATH_STORES.get(path, ()) if STORE_KINDS.get(n) == "postgres"), None)
+    rows = [c for c in rows if c["baseline"] == preferred_pg] or rows
+    return next((c for c in rows if c["other"] == "redis-atomic"), rows[0])
+
+
+def _ms_or_us(us: float) -> str:
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:g} µs"
+
+
 def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], endpoints: Endpoints,
-                 scenario: Scenario) -> list[Claim]:
+                 scenario: Scenario, *, fix: dict[str, Any] | None = None) -> list[Claim]:
     claims = blank_claims()
-    reads = [c for c in comparisons if c["op"] == "get" and c["other"] == "redis-atomic"] or \
-            [c for c in comparisons if c["op"] == "get"]
-    if reads:
-        c = reads[0]
-        pg = runs["postgres"].measurement.ops["get"]["latency_intended"]
+    per_path: dict[str, dict[str, Any]] = {}
+    for path in ("app", "server"):
+        c = _read_pair(comparisons, path)
+        if c is None:
+            continue
+        rows = [x for x in comparisons if x["baseline"] == c["baseline"] and x["other"] == c["other"]]
+        verdict, word = _verdict(runs, rows, c)
+        pg = runs[c["baseline"]].measurement.ops["get"]["latency_intended"]
         rd = runs[c["other"]].measurement.ops["get"]["latency_intended"]
-        r = c["p50_ratio"]
-        noisy = [n for n in ("postgres", c["other"]) if _too_noisy(runs[n])]
-        all_ops = [x for x in comparisons if x["other"] == c["other"]]
-        if noisy:
-            verdict, word = "inconclusive", f"{r:g}x, but the run was too noisy to judge ({', '.join(noisy)})"
-        elif not any(x["significant"] for x in all_ops):
-            verdict, word = "inconclusive", (f"{r:g}x, but no ratio between the stores is significant (every 95% "
-                                             "interval includes 1, or too few seconds were measured): run longer")
-        elif not c["significant"]:
-            verdict, word = "contradicted", "no significant difference"
-        elif r >= 10:
-            verdict, word = "supported", f"{r:g}x faster"
-        elif r > 1:
-            verdict, word = "partly supported", f"{r:g}x faster, not 10x"
-        else:
-            verdict, word = "contradicted", f"{1 / r:.2g}x slower"
-        io = runs["postgres"].extra.get("server_io") or {}
-        spread = ", ".join(f"{x['op']} {x['p50_ratio']:g}x" for x in all_ops)
-        load = (f"{scenario.load.rate:g} ops/s offered" if scenario.load.model == "open"
-                else f"{scenario.load.concurrency} closed-loop workers")
-        text = (f"session read p50 {pg['p50_us']} µs (PostgreSQL) vs {rd['p50_us']} µs ({c['other']}) at {load}: "
-                f"{word}; p50 ratio per op: {spread}")
+        o = runs[c["baseline"]].measurement.overall
+        load = (f"{o['offered_rate_per_s']:g} ops/s offered" if o["model"] == "open"
+                else f"{o['concurrency']} closed-loop workers")
+        per_path[path] = {"baseline": c["baseline"], "other": c["other"], "verdict": verdict, "word": word,
+                          "load": load, "get_p50_us": {c["baseline"]: pg["p50_us"], c["other"]: rd["p50_us"]},
+                          "get_p99_us": {c["baseline"]: pg["p99_us"], c["other"]: rd["p99_us"]},
+                          "get_p50_ratio": c["p50_ratio"], "significant": c["significant"],
+                          "p50_ratio_by_op": {x["op"]: x["p50_ratio"] for x in rows}}
+    if per_path:
+        primary = "server" if "server" in per_path else "app"
+        first = per_path[primary]
+        io = runs[first["baseline"]].extra.get("server_io") or {}
+        parts = []
+        if "app" in per_path:
+            a = per_path["app"]
+            pg_us, rd_us = a["get_p50_us"][a["baseline"]], a["get_p50_us"][a["other"]]
+            parts.append(f"session read p50 as fridge2fork's code uses them: PostgreSQL {_ms_or_us(pg_us)} vs Redis "
+                         f"{_ms_or_us(rd_us)}, {a['get_p50_ratio']:g}× ({a['baseline']} vs {a['other']}, {a['load']}): "
+                         f"{a['verdict']} — {a['word']}")
+        if "server" in per_path:
+            v = per_path["server"]
+            pg_us, rd_us = v["get_p50_us"][v["baseline"]], v["get_p50_us"][v["other"]]
+            lead = "as the servers can serve them" if "app" in per_path else "session read p50"
+            parts.append(f"{lead}: {v['get_p50_ratio']:g}× (PostgreSQL {_ms_or_us(pg_us)} vs Redis {_ms_or_us(rd_us)}, "
+                         f"{v['baseline']} vs {v['other']}, {v['load']}): {v['verdict']} — {v['word']}")
+        text = " — ".join(parts)
+        g = (fix or {}).get("by_op", {}).get("get")
+        if g and "closed_by_fix" in g:
+            text += (f". The two cheapest fixes (no last_accessed write on every read, one query instead of N+1 "
+                     f"for adds; postgres-app-fixed) read in {_ms_or_us(g['fixed_p50_us'])}: they close "
+                     f"{g['closed_by_fix']:.0%} of the app path's read gap; {g['left_for_redis']:.0%} remains for Redis "
+                     "to close")
+            if "server" in per_path:
+                v = per_path["server"]
+                text += (f" (or a lean query: PostgreSQL's own read, as the servers serve it, takes "
+                         f"{_ms_or_us(v['get_p50_us'][v['baseline']])})")
+        for path in ("app", "server"):
+            if path in per_path:
+                spread = ", ".join(f"{op} {r:g}x" for op, r in per_path[path]["p50_ratio_by_op"].items())
+                text += f"; p50 ratio per op ({path} path): {spread}"
         if io.get("buffer_hit_ratio") is not None:
-            text += (f". Disk I/O: PostgreSQL served {io['buffer_hit_ratio']:.2%} of block reads from its buffers "
-                     f"({io['blks_read']:,} from the OS) and wrote {io['wal_bytes'] / 2**20:,.1f} MiB WAL "
-                     f"for {io['xact_commit']:,} commits (fsync={endpoints.postgres.durability.get('fsync', '?')})")
-        fill(claims, "performance", command="compare", verdict=verdict, measured=text, figures={
-            "get_p50_us": {"postgres": pg["p50_us"], c["other"]: rd["p50_us"]},
-            "get_p99_us": {"postgres": pg["p99_us"], c["other"]: rd["p99_us"]},
-            "p50_ratio_by_op": {x["op"]: x["p50_ratio"] for x in all_ops},
-            "postgres_io": io,
-        })
+            text += (f". Disk I/O ({first['baseline']}): PostgreSQL served {io['buffer_hit_ratio']:.2%} of block reads "
+                     f"from its buffers ({io['blks_read']:,} from the OS) and wrote {io['wal_bytes'] / 2**20:,.1f} MiB "
+                     f"WAL for {io['xact_commit']:,} commits (fsync={endpoints.postgres.durability.get('fsync', '?')})")
+        verdict = combine_verdicts([p["verdict"] for p in per_path.values()])
+        figures: dict[str, Any] = {
+            "primary_path": primary,
+            "get_p50_us": first["get_p50_us"], "get_p99_us": first["get_p99_us"],
+            "p50_ratio_by_op": first["p50_ratio_by_op"], "postgres_io": io,
+            "paths": {p: {k: v for k, v in d.items() if k != "word"} for p, d in per_path.items()},
+        }
+        if fix is not None:
+            figures["fix"] = fix
+        fill(claims, "performance", command="compare", verdict=verdict, measured=text, figures=figures)
     times = {k: getattr(endpoints, k).started_in_s for k in ("postgres", "redis")}
     if all(v is not None for v in times.values()):
         fill(claims, "install", command="compare", verdict="partly supported", figures={
@@ -305,10 +479,12 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
 
 async def run_compare(endpoints: Endpoints, opts: CompareOptions, *, on_progress: ProgressSink | None = None,
                       on_event: EventSink | None = None) -> CompareResult:
+    from fridgebench.profile.run import profile_store
+
     sc = opts.scenario
     workload = Workload.from_catalogue(sc)
     population = workload.population()
-    warnings: list[str] = []
+    warnings: list[str] = unpaired_warnings(opts.stores)
     overhead: dict[str, Any] = {}
     if opts.measure_overhead:
         overhead = await measure_driver_overhead(sc.load, sc.seed)
@@ -317,9 +493,10 @@ async def run_compare(endpoints: Endpoints, opts: CompareOptions, *, on_progress
             warnings.append(f"the driver alone (a no-op at the same rate) started operations up to {lag / 1000:.1f} ms "
                             "late (p99): the machine is busy; latencies below include that delay")
     runs: dict[str, StoreRun] = {}
+    profiles: dict[str, Any] = {}
     start_epoch = time.time()
     for name in opts.stores:
-        runs[name] = await run_store(name, endpoints, sc, workload, population,
+        runs[name] = await run_store(name, endpoints, sc, workload, population, load=opts.load_for(name),
                                      on_progress=on_progress, on_event=on_event)
         ov = runs[name].measurement.overall
         if ov["unsent"] or ov["unfinished"]:
@@ -338,6 +515,16 @@ async def run_compare(endpoints: Endpoints, opts: CompareOptions, *, on_progress
             c = runs[name].correctness
             warnings.append(f"{name}: {c['lost_updates']} of {c['adds_checked']} acknowledged ingredient adds "
                             "were lost (read-modify-write race)")
+        if opts.profile is not None:
+            profiles[name] = await profile_store(name, endpoints, sc, opts.profile, on_event=on_event)
     comparisons = compare_stores(runs, sc.seed)
-    claims = judge_claims(runs, comparisons, endpoints, sc)
-    return CompareResult(runs, comparisons, overhead, claims, warnings, start_epoch)
+    fix = fix_summary(runs)
+    claims = judge_claims(runs, comparisons, endpoints, sc, fix=fix)
+    profile = None
+    if opts.profile is not None:
+        from fridgebench.profile.section import profile_section
+
+        profile = profile_section(profiles, opts.profile)
+        warnings.extend(profile.get("warnings", []))
+    return CompareResult(runs, comparisons, overhead, claims, warnings, start_epoch,
+                         paths=path_summary(opts, runs), fix=fix, profile=profile)

@@ -41,6 +41,8 @@ READY_TIMEOUT_S = 30.0
 PG_SUPERUSER = "fridgebench"
 PG_DATABASE = "fridgebench"
 PG_SETTINGS = {"listen_addresses": "127.0.0.1", "shared_buffers": "128MB", "max_connections": "200"}
+# loaded when the binaries ship it: statement counters for compare's profile (fridgebench.profile)
+PG_STAT_STATEMENTS = "pg_stat_statements"
 REDIS_SETTINGS = {"bind": "127.0.0.1", "save": "", "appendonly": "no", "maxmemory": "0",
                   "maxmemory-policy": "noeviction", "protected-mode": "yes", "daemonize": "no"}
 
@@ -440,9 +442,16 @@ def _initdb(bin_dir: Path, run: Path, user: OsUser | None) -> Path:
     return data
 
 
+def has_pg_stat_statements(bin_dir: Path) -> bool:
+    """Whether these binaries ship the pg_stat_statements module (embedded wheel, Debian packages)."""
+    return any((lib / f"{PG_STAT_STATEMENTS}.so").is_file()
+               for lib in (bin_dir.parent / "lib", bin_dir.parent / "lib" / "postgresql"))
+
+
 async def _pg_wait(proc: subprocess.Popen[bytes], port: int, data: Path, log: Path, log_from: int,
-                   deadline: float) -> None:
-    """Wait until *our* postmaster accepts connections, then create the fridgebench database.
+                   deadline: float, *, stat_statements: bool = False) -> None:
+    """Wait until *our* postmaster accepts connections, then create the fridgebench database
+    (with the pg_stat_statements extension when the module is preloaded).
 
     Between picking a free port and binding it another server can take the port; a connection
     that reaches a server with another data directory is that other server's, never ours."""
@@ -469,6 +478,12 @@ async def _pg_wait(proc: subprocess.Popen[bytes], port: int, data: Path, log: Pa
                 await conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
         finally:
             await conn.close()
+        if stat_statements:  # our own server and database: the extension's view and functions live here
+            conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + f"/{PG_DATABASE}", timeout=5.0)
+            try:
+                await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {PG_STAT_STATEMENTS}")
+            finally:
+                await conn.close()
         return
 
 
@@ -479,15 +494,20 @@ def start_postgres(bin_dir: Path, run: Path, *, user: OsUser | None, source: Sou
     data = _initdb(bin_dir, run, user)
     log = run / "postgres.log"
 
+    settings = dict(PG_SETTINGS)
+    stat_statements = has_pg_stat_statements(bin_dir)
+    if stat_statements:
+        settings["shared_preload_libraries"] = PG_STAT_STATEMENTS
+
     def launch(port: int) -> LocalServer:
         argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(run / "pgsock")]
-        for k, v in PG_SETTINGS.items():
+        for k, v in settings.items():
             argv += ["-c", f"{k}={v}"]
         return _spawn_tracked("postgres", source, argv, log, user=user, detach=detach, run=run, port=port)
 
     def ready(port: int, proc: subprocess.Popen, log_from: int) -> tuple[str, tuple[str, dict]]:
         deadline = time.monotonic() + READY_TIMEOUT_S  # initdb's time does not count
-        probe.run_sync(lambda: _pg_wait(proc, port, data, log, log_from, deadline))
+        probe.run_sync(lambda: _pg_wait(proc, port, data, log, log_from, deadline, stat_statements=stat_statements))
         url = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/{PG_DATABASE}"
         return url, probe.run_sync(lambda: probe.pg_probe(url))
 

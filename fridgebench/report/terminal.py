@@ -62,6 +62,14 @@ def render_compare(section: dict[str, Any], console: Console, *, warnings: list[
         console.print(f"  correctness: [{style}]{c['lost_updates']} lost of {c['adds_checked']:,} acknowledged "
                       f"ingredient adds[/]{extra}; unsent {o['unsent']}, unfinished {o['unfinished']}, "
                       f"errors {o['errors']}")
+        pool = run.get("client_pool")
+        if pool and "max_overflow" in pool:
+            console.print(f"  client pool (the app's default): {pool['class']} of {pool['size']} + {pool['max_overflow']} "
+                          f"overflow, {pool['timeout_s']:g} s wait; {pool['connections_opened']:,} server connections "
+                          "opened in the run (overflow connections are closed again when they come back to a full pool)")
+        elif pool:
+            console.print(f"  client pool (the app's default): {pool['class']}, at most {pool['max_connections']:,} "
+                          f"connections; {pool['connections_made']:,} made in the run")
         for cls, e in run.get("errors", {}).items():
             console.print(f"  [red]{cls}[/]: {e['count']} (e.g. {e['sample']})")
         console.print()
@@ -75,17 +83,38 @@ def render_compare(section: dict[str, Any], console: Console, *, warnings: list[
         t = Table(title="PostgreSQL ÷ Redis", title_justify="left", show_edge=False,
                   caption=f"{basis}; >1 means Redis is faster", caption_justify="left")
         flags = not all(c["significant"] for c in comps)  # a column only when some ratio needs the warning
-        cols = ["op", "vs", "p50 ratio", "95% CI", "p99 ratio", *(["throughput ratio"] if closed else []),
+        # one PostgreSQL store (the server path alone, as before): "vs" names the Redis store; several
+        # (both paths): the pair and its path
+        paired = len({c.get("baseline", "postgres") for c in comps}) > 1
+        first = ["path", "pair"] if paired else ["vs"]
+        cols = ["op", *first, "p50 ratio", "95% CI", "p99 ratio", *(["throughput ratio"] if closed else []),
                 *(["note"] if flags else [])]
         for col in cols:
-            t.add_column(col, justify="right" if col not in ("op", "vs", "note") else "left")
+            t.add_column(col, justify="right" if col not in ("op", "vs", "path", "pair", "note") else "left")
+        previous = None
         for c in comps:
             ci = c.get("p50_ratio_ci95")
             thr = [f"{c['throughput_ratio']:g}" if c["throughput_ratio"] else "-"] if closed else []
             note = ["" if c["significant"] else "[yellow]not significant[/]"] if flags else []
-            t.add_row(c["op"], c["other"], f"{c['p50_ratio']:g}x", f"{ci[0]:g}–{ci[1]:g}" if ci else "-",
+            pair = (c.get("path", "server"), f"{c.get('baseline', 'postgres')} ÷ {c['other']}")
+            who = list(pair) if paired else [c["other"]]
+            if paired and previous is not None and pair != previous:
+                t.add_section()
+            previous = pair
+            t.add_row(c["op"], *who, f"{c['p50_ratio']:g}x", f"{ci[0]:g}–{ci[1]:g}" if ci else "-",
                       f"{c['p99_ratio']:g}x", *thr, *note)
         console.print(t)
+        fix = section.get("fix")
+        if fix and fix.get("by_op"):
+            parts = [f"{'read' if op == 'get' else op} {r['closed_by_fix']:.0%}" for op, r in fix["by_op"].items()
+                     if "closed_by_fix" in r and r.get("changed_by_fix", True)]
+            if parts:
+                console.print(f"[bold]{fix['fixed']}[/] (the two cheapest fixes) closes this share of the gap between "
+                              f"{fix['baseline']} and {fix['redis']} (p50): {', '.join(parts)}; the rest remains for Redis "
+                              "to close (or for a lean query: compare the server path's postgres)")
+        for path, info in (section.get("paths") or {}).items():
+            if info.get("rate_note") and info.get("offered_rate_per_s"):
+                console.print(f"[dim]{path} path: {info['offered_rate_per_s']:g} ops/s offered — {info['rate_note']}[/]")
         if not closed:
             console.print("[dim]same offered load for every store: throughput is compared by the closed-loop "
                           "`saturation` scenario and by --sweep[/]")
@@ -130,4 +159,46 @@ def render_sweep(section: dict[str, Any], console: Console) -> None:
         k = s.get("max_sustained_per_s")
         bound = "≥ " if s.get("driver_bound") and name != "driver (no-op)" else ""
         t.add_row(name, *cells, f"{bound}{k:g}/s" if k else "none")
+    console.print(t)
+
+
+def _verbs(counts: dict[str, float]) -> str:
+    return ", ".join(f"{k}" if abs(v - 1) < 0.01 else f"{k} {v:g}" for k, v in counts.items())
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+def render_profile(profile: dict[str, Any], console: Console) -> None:
+    """Where the time goes: one operation of each kind on each store, taken apart."""
+    t = Table(title=f"Where the time goes — one operation alone (mean of {profile['reps']}, after "
+                    f"{profile['warmup']} warm-up)", title_justify="left", show_edge=False,
+              caption="round trips and what was sent: the store's own connections; WAL flushes (commits of "
+                      "transactions that wrote) and server time: the servers' counters",
+              caption_justify="left")
+    for col in ("store", "op", "round trips", "sent", "WAL flushes", "server time", "client CPU", "wall"):
+        t.add_column(col, justify="left" if col in ("store", "op", "sent") else "right")
+    previous = None
+    for name, p in profile["stores"].items():
+        if previous is not None:
+            t.add_section()
+        previous = name
+        servers = [k for k in ("postgres", "redis") if any(k in row for row in p["ops"].values())]
+        for op, row in p["ops"].items():
+            trips, sent, flushes, server_us = [], [], [], []
+            for k in servers:
+                w = row.get(k) or {}
+                sv = w.get("server") or {}
+                label = ("P " if k == "postgres" else "R ") if len(servers) > 1 else ""
+                trips.append(f"{label}{_num(w.get('round_trips'))}")
+                what = w.get("by_statement") or w.get("by_command")
+                if what:
+                    sent.append(f"{label}{_verbs(what)}")
+                if k == "postgres":
+                    flushes.append(_num(sv.get("write_transactions")))
+                if sv.get("exec_us") is not None:
+                    server_us.append(f"{label}{_us(sv['exec_us'])}")
+            t.add_row(name, op, " + ".join(trips), "; ".join(sent) or "-", " ".join(flushes) or "-",
+                      " + ".join(server_us) or "-", _us(row.get("client_cpu_us")), _us(row.get("wall_us")))
     console.print(t)

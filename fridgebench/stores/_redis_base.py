@@ -69,6 +69,8 @@ def parse_created_at(value: Any) -> datetime:
 
 class RedisStoreBase(SessionStore):
     kind: ClassVar[str] = "redis"
+    #: False for a store whose every operation goes through a client of its own (``redis-app``)
+    uses_lean_client: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -94,7 +96,7 @@ class RedisStoreBase(SessionStore):
     async def open(self) -> None:
         if self._redis is not None:
             return
-        lean = LeanPool(self.redis_url, self.pool_size)
+        lean = LeanPool(self.redis_url, self.pool_size) if self.uses_lean_client else None
         # redis-py, for housekeeping only; connections are made on first use. Everything sent through
         # it is idempotent (SCAN, UNLINK, SETEX pipelines, SCRIPT LOAD), so a connection the server
         # dropped meanwhile (idle timeout, CLIENT KILL) is retried on a fresh one
@@ -104,22 +106,26 @@ class RedisStoreBase(SessionStore):
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         client = aioredis.Redis(connection_pool=pool)
-        try:
-            await lean.open()  # connect, AUTH, SELECT: wrong password / db surface here
-            await client.ping()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            await lean.close()
+
+        async def undo() -> None:
+            if lean is not None:
+                await lean.close()
             await client.aclose()
             await pool.disconnect()
+
+        try:
+            if lean is not None:
+                await lean.open()  # connect, AUTH, SELECT: wrong password / db surface here
+            await client.ping()
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            await undo()
             raise unavailable(self.name, "Redis", self.redis_url, exc) from exc
         if self.postgres_dsn:
             pg = PgConnections(self.postgres_dsn, 4, connect_timeout_s=10)
             try:
                 await pg.open(eager=1)
             except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                await lean.close()
-                await client.aclose()
-                await pool.disconnect()
+                await undo()
                 raise unavailable(self.name, "PostgreSQL (recipe cache backend)", self.postgres_dsn, exc) from exc
             self._pg = pg
         self._redis = client

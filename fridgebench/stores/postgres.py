@@ -285,18 +285,24 @@ class PostgresStore(SessionStore):
             return Removed(sessions=await schema.purge_sessions(conn))
 
     async def _bulk_load(self, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
-        """COPY sessions and their ingredients (ids must not exist yet; names must be known)."""
-        resolved = [(sid, resolve_ids(names)) for sid, names in sessions]
-        async with self.pool.acquire() as conn, conn.transaction():
-            now = await conn.fetchval("SELECT now()")  # server clock, like the other statements
-            expires = now + timedelta(seconds=ttl_s)
-            await conn.copy_records_to_table(
-                "user_fridge_sessions",
-                records=[(sid, now, expires, now) for sid, _ in resolved],
-                columns=["session_id", "created_at", "expires_at", "last_accessed"],
-            )
-            await conn.copy_records_to_table(
-                "user_fridge_ingredients",
-                records=[(sid, iid, now) for sid, ids in resolved for iid in ids],
-                columns=["session_id", "ingredient_id", "added_at"],
-            )
+        async with self.pool.acquire() as conn:
+            await copy_sessions(conn, sessions, ttl_s)
+
+
+async def copy_sessions(conn: asyncpg.Connection, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
+    """COPY sessions and their ingredients in one transaction (ids must not exist yet; names must
+    be known): every PostgreSQL store's bulk load."""
+    resolved = [(sid, resolve_ids(names)) for sid, names in sessions]
+    async with conn.transaction():
+        now = await conn.fetchval("SELECT now()")  # server clock, like the other statements
+        expires = now + timedelta(seconds=ttl_s)
+        await conn.copy_records_to_table(
+            "user_fridge_sessions",
+            records=[(sid, now, expires, now) for sid, _ in resolved],
+            columns=["session_id", "created_at", "expires_at", "last_accessed"],
+        )
+        await conn.copy_records_to_table(
+            "user_fridge_ingredients",
+            records=[(sid, iid, now) for sid, ids in resolved for iid in ids],
+            columns=["session_id", "ingredient_id", "added_at"],
+        )

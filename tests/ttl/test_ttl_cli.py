@@ -32,6 +32,9 @@ def _one_line_error(result) -> str:  # type: ignore[no-untyped-def]
     (["--memory-counts", "10000,99999999999"], "of memory, this machine has"),
     (["--memory-counts", "ten"], "--memory-counts"),
     (["--stores", "postgres,mongo"], "unknown store mongo"),
+    (["--stores", "postgres-app"], "ttl measures the servers (expiry, cleanup, memory), not the client path: "
+                                   "postgres-app stores exactly what postgres stores — use --stores postgres"),
+    (["--stores", "redis-app"], "use --stores redis-seed"),
     (["--sessions", "3"], "--sessions must be at least 10"),
     (["--cleanup-every", "0"], "--cleanup-every must be a positive"),
     (["--cleanup-every", "-1"], "--cleanup-every must be a positive"),

@@ -28,8 +28,11 @@ from fridgebench.experiments.ttl.common import human_bytes, human_duration
 from fridgebench.measure.results import Claim
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
-from fridgebench.stores import STORE_KINDS, STORE_NAMES, make_store, schema
+from fridgebench.stores import SERVER_EQUIVALENT, STORE_KINDS, STORE_NAMES, make_store, schema
 from fridgebench.stores.scratch import scratch_schema
+
+# the stores ttl measures: the server path (an app-path store writes the same rows / keys)
+TTL_STORE_NAMES = tuple(n for n in STORE_NAMES if n not in SERVER_EQUIVALENT)
 
 COMMAND = "fridgebench ttl"
 
@@ -113,10 +116,14 @@ def validate(opts: TtlOptions, *, available_bytes: int | None = None) -> None:
     if not 0 <= opts.ingredients < n_cat:
         raise UsageError(f"--ingredients must be between 0 and {n_cat - 1} (the catalogue size), got {opts.ingredients}")
     if not opts.stores:
-        raise UsageError("no store selected", hint=f"--stores takes a comma list of: {', '.join(STORE_NAMES)}")
+        raise UsageError("no store selected", hint=f"--stores takes a comma list of: {', '.join(TTL_STORE_NAMES)}")
     for s in opts.stores:
         if s not in STORE_NAMES:
-            raise UsageError(f"unknown store {s!r}", hint=f"choose from: {', '.join(STORE_NAMES)}")
+            raise UsageError(f"unknown store {s!r}", hint=f"choose from: {', '.join(TTL_STORE_NAMES)}")
+        if s in SERVER_EQUIVALENT:  # same rows / keys as a server-path store: the client path changes nothing here
+            raise UsageError(f"ttl measures the servers (expiry, cleanup, memory), not the client path: {s} "
+                             f"stores exactly what {SERVER_EQUIVALENT[s]} stores",
+                             hint=f"use --stores {SERVER_EQUIVALENT[s]}")
     if not opts.memory_counts or any(n < 1 for n in opts.memory_counts):
         raise UsageError("--memory-counts must be a comma list of positive session counts, e.g. 10000,100000")
     if opts.cleanup_sessions < 2:
