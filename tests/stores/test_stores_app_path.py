@@ -63,8 +63,9 @@ class Statements:
 
 
 @pytest.fixture(params=["postgres-app", "postgres-app-fixed"])
-async def app_store(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[PostgresAppStore]:
-    s = await open_store(request.param, pg_dsn)
+async def app_store(request: pytest.FixtureRequest, pg_dsn: str,
+                    store_redis_url: str) -> AsyncIterator[PostgresAppStore]:
+    s = await open_store(request.param, pg_dsn, store_redis_url)
     assert isinstance(s, PostgresAppStore)
     try:
         yield s
@@ -149,9 +150,9 @@ async def test_app_store_keeps_the_apps_default_pool(pg_dsn: str) -> None:
         assert pool["connections_opened"] == 1  # the first connection, made by open()
 
 
-async def test_add_refreshes_expiry_in_the_same_update_as_last_accessed(pg_dsn: str) -> None:
+async def test_add_refreshes_expiry_in_the_same_update_as_last_accessed(pg_dsn: str, store_redis_url: str) -> None:
     """The contract's expiry refresh on an add costs the app path no extra statement."""
-    store = await open_store("postgres-app", pg_dsn)
+    store = await open_store("postgres-app", pg_dsn, store_redis_url)
     try:
         assert isinstance(store, PostgresAppStore)
         sid = f"app-ttl-{uuid.uuid4()}"
@@ -166,8 +167,8 @@ async def test_add_refreshes_expiry_in_the_same_update_as_last_accessed(pg_dsn: 
         await store.close()
 
 
-async def test_redis_app_runs_on_the_apps_client(pg_dsn: str, redis_url: str) -> None:
-    store = await open_store("redis-app", pg_dsn)
+async def test_redis_app_runs_on_the_apps_client(pg_dsn: str, store_redis_url: str) -> None:
+    store = await open_store("redis-app", pg_dsn, store_redis_url)
     try:
         assert isinstance(store, RedisAppStore)
         assert store._lean is None  # no lean client: every operation goes through the app's
@@ -187,11 +188,12 @@ async def test_redis_app_runs_on_the_apps_client(pg_dsn: str, redis_url: str) ->
 
 @pytest.mark.parametrize("writer, reader", [("postgres-app", "postgres"), ("postgres", "postgres-app"),
                                             ("redis-app", "redis-atomic"), ("redis-atomic", "redis-app")])
-async def test_app_and_server_paths_read_each_others_sessions(pg_dsn: str, writer: str, reader: str) -> None:
+async def test_app_and_server_paths_read_each_others_sessions(pg_dsn: str, writer: str, reader: str,
+                                                               store_redis_url: str) -> None:
     """Same data formats: what one path writes, the other reads (so correctness checks and
     `migrate verify` need nothing new)."""
-    w: SessionStore = await open_store(writer, pg_dsn)
-    r: SessionStore = await open_store(reader, pg_dsn)
+    w: SessionStore = await open_store(writer, pg_dsn, store_redis_url)
+    r: SessionStore = await open_store(reader, pg_dsn, store_redis_url)
     try:
         sid = f"app-fmt-{uuid.uuid4()}"
         await w.create(sid, ttl_s=700)

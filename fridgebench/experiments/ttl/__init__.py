@@ -5,8 +5,8 @@ One command, five modules: :mod:`.run` (options, the composition, claims, the te
 (what they share). Callers import from this package.
 """
 
-from fridgebench.experiments.ttl.run import (MAX_TTL_S, TtlOptions, TtlResult, build_claims, estimate_memory_bytes,
+from fridgebench.experiments.ttl.run import (MAX_TTL_S, TTL_STORE_NAMES, TtlOptions, TtlResult, build_claims, estimate_memory_bytes,
                                              expected_wait_s, render_ttl, run_ttl, validate)
 
-__all__ = ["MAX_TTL_S", "TtlOptions", "TtlResult", "build_claims", "estimate_memory_bytes", "expected_wait_s",
+__all__ = ["MAX_TTL_S", "TTL_STORE_NAMES", "TtlOptions", "TtlResult", "build_claims", "estimate_memory_bytes", "expected_wait_s",
            "render_ttl", "run_ttl", "validate"]
