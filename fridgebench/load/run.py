@@ -147,7 +147,7 @@ def run_load(o: LoadOptions, popts: ProvisionOptions, *, on_event: EventSink,
     """Provision, run Locust, return the results document and its path (the master wrote it)."""
     from fridgebench.provision import provisioned
 
-    settings = o.validate()
+    o.validate()  # every option checked before any server starts
     run_id = new_run_id("load")
     run_dir = o.out / run_id
     if o.master:

@@ -62,12 +62,22 @@ EXISTING = ("refuse", "reuse", "reset")
 DEFAULT_SCENARIO = "session-lifecycle"
 
 
+# The stores that have a Locust User (sync clients that cooperate with gevent). The other stores
+# (the app path's SQLAlchemy / redis.asyncio code, the failure experiments' composites) are asyncio
+# code: `compare` and `failure` measure them.
+LOAD_STORE_NAMES: tuple[str, ...] = ("postgres", "redis-seed", "redis-atomic")
+
+
 def parse_stores(value: str, *, flag: str = "--stores") -> tuple[str, ...]:
     names = tuple(s.strip() for s in value.split(",") if s.strip())
-    bad = [s for s in names if s not in STORE_NAMES]
+    other = [s for s in names if s in STORE_NAMES and s not in LOAD_STORE_NAMES]
+    if other:
+        raise UsageError(f"{flag}: {', '.join(other)} has no Locust user (asyncio client code, measured by "
+                         "`fridgebench compare`)", hint=f"load runs: {', '.join(LOAD_STORE_NAMES)}")
+    bad = [s for s in names if s not in LOAD_STORE_NAMES]
     if bad or not names:
         raise UsageError(f"unknown store {', '.join(bad) or '(none)'} in {flag}",
-                         hint=f"use a comma list of: {', '.join(STORE_NAMES)}")
+                         hint=f"use a comma list of: {', '.join(LOAD_STORE_NAMES)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -115,7 +125,7 @@ class LoadSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "LoadSettings":
         """Read and validate every variable; a bad one is a :class:`UsageError` naming it."""
         env = os.environ if env is None else env
-        stores = parse_stores(env.get(ENV_STORES) or ",".join(STORE_NAMES), flag=ENV_STORES)
+        stores = parse_stores(env.get(ENV_STORES) or ",".join(LOAD_STORE_NAMES), flag=ENV_STORES)
         duration = _number(env, ENV_DURATION, float, minimum=0, allow_equal=False)
         warmup = _number(env, ENV_WARMUP, float, minimum=0)
         rate = _number(env, ENV_RATE, float, minimum=0)

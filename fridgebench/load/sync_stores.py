@@ -38,7 +38,6 @@ from redis.retry import Retry
 
 from fridgebench.config import mask_text, mask_url
 from fridgebench.errors import StoreUnavailable, UsageError
-from fridgebench.stores import STORE_NAMES
 from fridgebench.stores import existing as ex
 from fridgebench.stores import postgres as pg_sql
 from fridgebench.stores import schema
@@ -54,8 +53,10 @@ _FAR_FUTURE = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def store_kind(name: str) -> str:
-    if name not in STORE_NAMES:
-        raise UsageError(f"unknown store {name!r}", hint=f"choose from: {', '.join(STORE_NAMES)}")
+    from fridgebench.load.settings import LOAD_STORE_NAMES
+
+    if name not in LOAD_STORE_NAMES:
+        raise UsageError(f"store {name!r} has no Locust user", hint=f"choose from: {', '.join(LOAD_STORE_NAMES)}")
     return "postgres" if name == "postgres" else "redis"
 
 

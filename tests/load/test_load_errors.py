@@ -34,6 +34,7 @@ def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
     (["--processes", "0"], 2, "--processes 0"),
     (["no-such-scenario"], 2, "unknown scenario 'no-such-scenario'"),
     (["--stores", "postgres,mysql"], 2, "mysql"),
+    (["--stores", "postgres-app"], 2, "postgres-app has no Locust user"),  # asyncio code: compare measures it
     (["--duration", "0.5"], 2, "whole seconds"),
     (["--master", "--worker", "--master-host", "x"], 2, "exclude each other"),
     (["--reuse", "--reset"], 2, "--reuse and --reset exclude each other"),
