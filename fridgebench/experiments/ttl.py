@@ -28,7 +28,7 @@ from fridgebench.experiments.ttl_common import human_bytes, human_duration
 from fridgebench.measure.results import Claim
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
-from fridgebench.stores import STORE_KINDS, STORE_NAMES, make_store, schema
+from fridgebench.stores import STORE_KINDS, STORE_NAMES, TWO_SERVER_STORES, make_store, schema
 from fridgebench.stores.scratch import scratch_schema
 
 COMMAND = "fridgebench ttl"
@@ -114,9 +114,13 @@ def validate(opts: TtlOptions, *, available_bytes: int | None = None) -> None:
         raise UsageError(f"--ingredients must be between 0 and {n_cat - 1} (the catalogue size), got {opts.ingredients}")
     if not opts.stores:
         raise UsageError("no store selected", hint=f"--stores takes a comma list of: {', '.join(STORE_NAMES)}")
+    single = [n for n in STORE_NAMES if n not in TWO_SERVER_STORES]  # ttl watches one server's expiry
     for s in opts.stores:
         if s not in STORE_NAMES:
-            raise UsageError(f"unknown store {s!r}", hint=f"choose from: {', '.join(STORE_NAMES)}")
+            raise UsageError(f"unknown store {s!r}", hint=f"choose from: {', '.join(single)}")
+        if s in TWO_SERVER_STORES:
+            raise UsageError(f"ttl measures a store on one server; {s!r} uses both PostgreSQL and Redis",
+                             hint=f"choose from: {', '.join(single)}")
     if not opts.memory_counts or any(n < 1 for n in opts.memory_counts):
         raise UsageError("--memory-counts must be a comma list of positive session counts, e.g. 10000,100000")
     if opts.cleanup_sessions < 2:
