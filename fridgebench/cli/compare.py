@@ -35,7 +35,7 @@ def compare(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Connections / workers per store.")] = None,
     sessions: Annotated[Optional[int], typer.Option("--sessions", help="Sessions loaded before the run.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed: same operations).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Also run the load sweep and `fridgebench ttl`: fill every claim they can.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Also run the load sweep, `fridgebench ttl` and a short `fridgebench failure` set: fill every claim they can.")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Also step the offered load up to find each store's knee (scalability).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     json_out: o.Json = False,
@@ -73,12 +73,20 @@ def compare(
         if rate is not None and sc.load.model == "closed":
             raise UsageError(f"--rate applies to open-loop scenarios; {sc.name} is closed-loop",
                              hint="use --concurrency, or an open-loop scenario")
-        ttl_opts = None
+        ttl_opts = failure = None
         if full:
             from fridgebench.experiments.ttl import TtlOptions, validate
+            from fridgebench.stores import TWO_SERVER_STORES
 
-            ttl_opts = TtlOptions(stores=store_names, seed=sc.seed)
-            validate(ttl_opts)  # before any server starts
+            ttl_stores = tuple(s for s in store_names if s not in TWO_SERVER_STORES)  # ttl watches one server
+            if ttl_stores:
+                ttl_opts = TtlOptions(stores=ttl_stores, seed=sc.seed)
+                validate(ttl_opts)  # before any server starts
+            from fridgebench.experiments.failure import plan as failure_plan, short_preset
+
+            external = frozenset(k for k, url in (("postgres", postgres_dsn), ("redis", redis_url)) if url)
+            fopts = short_preset(sc, store_names, external)
+            failure = (fopts, failure_plan(fopts, external))  # checked before any server starts
         from fridgebench.stores import servers_needed
 
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset,
@@ -96,14 +104,20 @@ def compare(
             from fridgebench.experiments.ttl import expected_wait_s
 
             wait += expected_wait_s(ttl_opts)
+        if failure is not None:
+            from fridgebench.experiments.failure import expected_seconds
+
+            wait += expected_seconds(failure[1], failure[0])
         announce_wait(wait, f"measuring {', '.join(store_names)}")
-        doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts, sweep_opts)
+        doc, path = _run(sc, CompareOptions(sc, store_names), popts, out, loop_name, json_out, ttl_opts, sweep_opts,
+                         failure)
         if json_out:
             emit_json(doc.to_dict())
         console.print(f"results: {path}")
 
 
-def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts):  # type: ignore[no-untyped-def]
+def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts,  # type: ignore[no-untyped-def]
+         failure=None):
     from fridgebench.experiments.compare import run_compare
     from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, new_run_id
     from fridgebench.measure.summary import hdr_log_text
@@ -140,6 +154,12 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, 
             ttl = run_async(run_ttl(ep, ttl_opts, progress=lambda line: console.print(f"[dim]{line}[/]")))
             sections["ttl"] = ttl.section
             claims = claims_mod.merge(claims, ttl.claims)
+        if failure is not None:
+            fsection, fclaims, files = _failure(popts, *failure)
+            sections["failure"] = fsection
+            claims = claims_mod.merge(claims, fclaims)
+            for name, text in files.items():
+                rundir.write_text_atomic(name, text)
         for name, run in result.runs.items():
             for op in run.measurement.histograms:
                 rundir.write_text_atomic(f"{name}.{op}.hlog",
@@ -156,8 +176,36 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, 
         render_sweep(doc.sections["sweep"], console)
     if ttl_opts is not None:
         render_ttl(ttl, console)
+    if "failure" in doc.sections:
+        from fridgebench.report.failure import render_failure
+
+        render_failure(doc.sections["failure"], console)
     render_claims([c.model_dump() for c in doc.claims], console)
     return doc, path
+
+
+def _failure(popts, fopts, plan):  # type: ignore[no-untyped-def]
+    """The short failure set on servers of its own (started per durability mode, stopped at the end);
+    external stores were checked (and --reset applied) when compare provisioned them."""
+    from dataclasses import replace
+
+    from fridgebench.experiments.failure import hlog_files, run_failure, section, timeline_csv
+    from fridgebench.experiments.failure.claims import judge
+    from fridgebench.faults.durability import MODES
+    from fridgebench.provision.fleet import Fleet
+    from fridgebench.stores import servers_needed
+
+    say = lambda line: console.print(f"[dim]{line}[/]", soft_wrap=True)  # noqa: E731
+    say(f"failure: {len(plan.cases)} short fault cases ({', '.join(fopts.faults)} on {', '.join(fopts.stores)})")
+    fleet_opts = replace(popts, existing="reuse" if popts.existing == "reset" else popts.existing,
+                         need=servers_needed(fopts.stores, recipes=False))
+    with Fleet(fleet_opts, on_event=say) as fleet:
+        servers = {(k, m): fleet.server(k, m, dict(MODES[m].settings) if m in MODES else {})
+                   for k, m in plan.servers()}
+        result = run_async(run_failure(plan, fopts, servers, on_event=say))
+    sec = section(result, fopts)
+    files = {**hlog_files(result), "timeline.csv": timeline_csv(sec)}
+    return sec, judge(sec["cases"]), files
 
 
 def _intervals_csv(section: dict) -> str:  # type: ignore[type-arg]

@@ -74,7 +74,8 @@ MODES: dict[str, Mode] = {m.name: m for m in (
          "synchronous_commit=off: a commit is acknowledged before its WAL is flushed",
          "commits acknowledged in the last moments (up to 3 x wal_writer_delay, 600 ms by default) whose WAL "
          "was still in shared memory: 'an immediate-mode shutdown is equivalent to a server crash'",
-         "the same window (never corruption: recovery replays the WAL up to the last flushed record)",
+         "commits acknowledged in the last 3 x wal_writer_delay (600 ms by default); never corruption: recovery "
+         "replays the WAL up to the last flushed record",
          PG_ASYNC_COMMIT_DOC),
 )}
 
@@ -89,6 +90,11 @@ SEED_DEPLOYMENT = (
     "container restart in the same pod replays that AOF (what `aof-everysec` measures here); a pod deletion, "
     "eviction, reschedule or node loss deletes the emptyDir and every session with it (what `none` measures "
     "here). Stated from the chart's configuration (" + BITNAMI_REDIS_VALUES + "), not measured on Kubernetes.")
+
+SEED_DEPLOYMENT_SHORT = (
+    "the seed's Helm values keep the Bitnami chart's `appendonly yes` on an emptyDir volume: a container restart keeps "
+    "the sessions (as `aof-everysec` here), a pod deletion or node loss loses them all (as `none` here) -- from the "
+    "chart's configuration, not measured")
 
 NOT_PRODUCIBLE: tuple[dict[str, str], ...] = (
     {"fault": "OS crash / kernel panic", "why": "it would take this machine down with the measurement",

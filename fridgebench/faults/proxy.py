@@ -280,8 +280,8 @@ class FaultProxy:
             return
         if self.mode == "blackhole":
             up.hold("blackhole")
-        if pair.early and up.transport is not None:
-            up.transport.write(b"".join(pair.early))
+        if pair.early:
+            _write_if_open(up, b"".join(pair.early))
             pair.early.clear()
         client.release("connecting")
 
@@ -295,14 +295,14 @@ class FaultProxy:
             return
         if side.role == "client":
             self.stats.bytes_up += len(data)
-            peer.transport.write(data)
+            _write_if_open(peer, data)
             return
         self.stats.bytes_down += len(data)
         if self.mode != "latency" or self._loop is None:
             if pair.release_at and pair.release_at > time.perf_counter():  # keep order after a heal
                 self._later(pair, peer, data, pair.release_at)
             else:
-                peer.transport.write(data)
+                _write_if_open(peer, data)
             return
         delay = max(0.0, self.delay_s + (self._rng.uniform(-self.jitter_s, self.jitter_s) if self.jitter_s else 0.0))
         self._later(pair, peer, data, time.perf_counter() + delay)
@@ -341,8 +341,12 @@ class FaultProxy:
 
 
 def _write_if_open(side: _Side, data: bytes) -> None:
-    if side.transport is not None and not side.transport.is_closing():
-        side.transport.write(data)
+    t = side.transport
+    if t is not None and not t.is_closing():
+        try:
+            t.write(data)
+        except RuntimeError:  # uvloop: closed under us, connection_lost not delivered yet
+            pass
 
 
 def _close_if_open(side: _Side) -> None:

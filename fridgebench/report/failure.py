@@ -51,8 +51,7 @@ def render_failure(section: dict[str, Any], console: Console, *, warnings: list[
     render_durability(section, console)
     def table(title: str, cols: tuple[str, ...]) -> Table:
         t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-        for col in ("store", "fault", "durability", "client"):
-            t.add_column(col, no_wrap=True)
+        t.add_column("case (store, fault, durability, client)", no_wrap=True)
         for col in cols:
             t.add_column(col, justify="right")
         return t
@@ -60,24 +59,25 @@ def render_failure(section: dict[str, Any], console: Console, *, warnings: list[
     service = table("Service: requests that arrived during the fault, and the recovery after the heal",
                     ("errors", "p99", "longest wait", "1st success", "p99 normal", "server ready"))
     data = table("Data: every session read back after recovery, every write judged (Jepsen-style)",
-                 ("lost", "of pre-fault", "adds lost", "'none' for live", "stale", "appeared", "indet.", "TTL"))
+                 ("lost", "of pre-fault", "adds lost", "'none' (live)", "stale", "appeared", "indet.", "TTL"))
     for c in section["cases"]:
         a, d, r = c["accounting"], c["during"], c["recovery"]
-        client = "seed (none)" if c["client"]["timeout_s"] is None else f"{c['client']['timeout_s']:g} s, {c['client']['retries']}r"
-        key = (c["store"], c["fault"] + (f" {c['policy']}" if c.get("policy") else ""), c["durability"], client)
-        service.add_row(*key, f"{d['errors']:,} ({_pct(d['error_rate'])})", _ms(d["p99_us"]), _s(d["longest_wait_s"]),
+        client = "seed client" if c["client"]["timeout_s"] is None else f"{c['client']['timeout_s']:g} s/{c['client']['retries']}r"
+        key = (f"{c['store']} {c['fault']}{' ' + c['policy'] if c.get('policy') else ''} "
+               f"[dim]{c['durability']} {client}[/]")
+        service.add_row(key, f"{d['errors']:,} ({_pct(d['error_rate'])})", _ms(d["p99_us"]), _s(d["longest_wait_s"]),
                         _s(r["first_success_after_heal_s"]), _s(r["p99_back_within_1_5x_after_heal_s"]),
                         _s((c.get("server") or {}).get("server_ready_s")))
         pre = a["sessions_acknowledged_before_fault"]
-        data.add_row(*key, f"{_n(a['sessions_lost'])}/{a['sessions_judged']:,}",
+        data.add_row(key, f"{_n(a['sessions_lost'])}/{a['sessions_judged']:,}",
                      f"{_n(a['sessions_lost_by_phase']['before'])}/{pre:,}", _n(a["adds_lost"]),
                      _n(a["false_not_found"], "yellow"), _n(a["sessions_stale"], "yellow"),
                      _n(a["failed_writes_appeared"]),
                      f"{a['indeterminate_writes']:,}/{a['indeterminate_writes_applied']:,}", f"{a['ttl_expired_excluded']:,}")
     console.print(service)
     console.print("[dim]1st success: from the heal to the first request sent after it that succeeded; p99 normal: "
-                  "from the heal to the first 3 buckets of 100 ms with no error and p99 within 1.5x of the pre-fault "
-                  "buckets' median p99; server ready: restart and data load[/]", soft_wrap=True)
+                  "from the heal until 500 ms of arrivals had no error and a p99 within 1.5x of the pre-fault p99 "
+                  "(100 ms steps); server ready: restart and data load[/]", soft_wrap=True)
     console.print(data)
     console.print("[dim]lost: acknowledged sessions gone / sessions judged; of pre-fault: of those acknowledged before "
                   "the fault; 'none' for live: reads and writes answered 'no such session' while it was live; stale: "

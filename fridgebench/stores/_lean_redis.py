@@ -164,12 +164,16 @@ class LeanConnection(asyncio.Protocol):
         """Write ``packed`` (``n`` commands) and wait for ``n`` replies (error replies returned,
         not raised: see :func:`raise_reply_error`)."""
         t = self._transport
-        if t is None or self.broken:
+        if t is None or self.broken or t.is_closing():
             raise ConnectionError("Connection closed.")
         fut = self._loop.create_future()
         self._waiter = fut
         self._want = n
-        t.write(packed)
+        try:
+            t.write(packed)
+        except RuntimeError as exc:  # uvloop: the peer closed it and connection_lost is not delivered yet
+            self._fail(None)
+            raise ConnectionError(f"Connection closed: {exc}") from exc
         timeout = self._read_timeout_s
         handle = self._loop.call_later(timeout, self._on_timeout, fut) if timeout is not None else None
         try:

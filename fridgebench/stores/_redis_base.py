@@ -105,11 +105,12 @@ class RedisStoreBase(SessionStore):
                          read_timeout_s=c.timeout_s))
         # redis-py, for housekeeping only; connections are made on first use. Everything sent through
         # it is idempotent (SCAN, UNLINK, SETEX pipelines, SCRIPT LOAD), so a connection the server
-        # dropped meanwhile (idle timeout, CLIENT KILL) is retried on a fresh one
+        # dropped meanwhile (idle timeout, CLIENT KILL, a reset) is retried on a fresh one -- under
+        # uvloop, writing to a connection the peer closed raises RuntimeError, not ConnectionError
         pool = aioredis.BlockingConnectionPool.from_url(
             self.redis_url, max_connections=self.pool_size, timeout=self.pool_timeout_s,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, RuntimeError],
         )
         client = aioredis.Redis(connection_pool=pool)
         try:

@@ -6,10 +6,13 @@ truth, so a Redis outage can slow requests down but cannot lose a session.
 * **writes** go to PostgreSQL first; then the cache is updated: a create writes the new empty
   session to Redis (write-through); adds, removes, extends and deletes delete the cached copy
   (its next read fills it again from PostgreSQL), since the new ingredient list is PostgreSQL's to
-  say;
-* **reads** try Redis (GET + PTTL, one round trip); a miss reads PostgreSQL and fills the cache
-  with ``SET ... PXAT <expires_at>`` -- the cached copy expires exactly when the session does,
-  so the cache holds the seed's format and TTL semantics;
+  say. Every cache update also bumps the session's generation key (``session-gen:{id}``, 60 s);
+* **reads** try Redis (GET + PTTL + the generation, one round trip); a miss reads PostgreSQL and
+  fills the cache with ``SET ... PXAT <expires_at>`` -- only if the generation is still the one
+  read before PostgreSQL was (one Lua step): a write that committed meanwhile must not be
+  overwritten by the older copy this read holds (cache-aside's race, closed the way memcache
+  leases close it). The cached copy expires exactly when the session does, so the cache holds the
+  seed's format and TTL semantics;
 * **any Redis error is ignored** (counted): the read goes to PostgreSQL, the write's cache update
   is skipped.
 
@@ -25,11 +28,40 @@ from typing import Any, ClassVar
 
 from redis.exceptions import RedisError
 
-from fridgebench.stores._redis_base import encode_session, now_iso
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+
+from redis.exceptions import NoScriptError
+
+from fridgebench.stores._lean_redis import pack, raise_reply_error
+from fridgebench.stores._redis_base import encode_session, now_iso, parse_created_at
 from fridgebench.stores.base import DEFAULT_TTL_S, Removed, Session, SessionStore
 from fridgebench.stores.client import ClientOptions
 from fridgebench.stores.postgres import PostgresStore
 from fridgebench.stores.redis_atomic import RedisAtomicStore
+
+
+GEN_PREFIX = "session-gen:"
+GEN_TTL_MS = 60_000  # far longer than any read between its generation check and its fill
+# KEYS: session key, generation key; ARGV: value, expiry (unix ms), the generation the read saw ('' = none)
+FILL_LUA = """local g = redis.call('GET', KEYS[2])
+if (g or '') == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+  return 1
+end
+return 0
+"""
+FILL_SHA = hashlib.sha1(FILL_LUA.encode()).hexdigest()
+
+
+def _session(session_id: str, raw: bytes, pttl: int) -> Session:
+    data = json.loads(raw)
+    expires_at = (datetime.max.replace(tzinfo=timezone.utc) if pttl < 0
+                  else datetime.fromtimestamp(time.time() + pttl / 1000, timezone.utc))
+    return Session(session_id, parse_created_at(data.get("created_at")), expires_at,
+                   tuple(data.get("ingredients") or ()))
 
 
 class PgRedisCacheStore(SessionStore):
@@ -70,12 +102,25 @@ class PgRedisCacheStore(SessionStore):
         name = type(exc).__name__
         self.cache_error_classes[name] = self.cache_error_classes.get(name, 0) + 1
 
-    async def _forget(self, session_id: str) -> None:
-        """Drop the cached copy after a write (the next read fills it from PostgreSQL)."""
+    def gen_key(self, session_id: str) -> str:
+        return f"{GEN_PREFIX}{session_id}"
+
+    def _bump(self, session_id: str) -> bytes:
+        g = self.gen_key(session_id)
+        return pack("INCR", g) + pack("PEXPIRE", g, GEN_TTL_MS)
+
+    async def _update_cache(self, session_id: str, first: bytes) -> None:
+        """``first`` (DEL, or the write-through SET) and a generation bump, in one round trip;
+        a Redis error is counted and ignored."""
         try:
-            await self.cache.lean.execute("DEL", self.cache.key(session_id))
+            for reply in await self.cache.lean.request(first + self._bump(session_id), 3):
+                raise_reply_error(reply)
         except RedisError as exc:
             self._ignored(exc)
+
+    async def _forget(self, session_id: str) -> None:
+        """Drop the cached copy after a write (the next read fills it from PostgreSQL)."""
+        await self._update_cache(session_id, pack("DEL", self.cache.key(session_id)))
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -95,28 +140,35 @@ class PgRedisCacheStore(SessionStore):
     # -- the application's operations --------------------------------------------------------------
     async def _create(self, session_id: str, ttl_s: int) -> None:
         await self.pg._create(session_id, ttl_s)
-        try:  # write-through: the new session is empty, nothing to read back
-            await self.cache.lean.execute("SETEX", self.cache.key(session_id), ttl_s, encode_session(now_iso(), []))
-        except RedisError as exc:
-            self._ignored(exc)
+        # write-through: the new session is empty, nothing to read back
+        await self._update_cache(session_id, pack("SETEX", self.cache.key(session_id), ttl_s,
+                                                  encode_session(now_iso(), [])))
 
     async def get(self, session_id: str) -> Session | None:
+        k, g = self.cache.key(session_id), self.gen_key(session_id)
+        gen: bytes | None = None
         reachable = True
         try:
-            cached = await self.cache.get(session_id)
+            raw, pttl, gen = await self.cache.lean.request(pack("GET", k) + pack("PTTL", k) + pack("GET", g), 3)
+            for reply in (raw, pttl, gen):
+                raise_reply_error(reply)
         except RedisError as exc:
             self._ignored(exc)
-            cached, reachable = None, False
-        if cached is not None:
+            raw, reachable = None, False
+        if raw is not None and pttl != -2:
             self.session_hits += 1
-            return cached
+            return _session(session_id, raw, pttl)
         self.session_misses += 1
         session = await self.pg.get(session_id)
         if session is not None and reachable:
             value = encode_session(session.created_at.isoformat(), list(session.ingredients))
-            try:  # expires with the session; a newer write's DEL may race this fill (cache-aside's window)
-                await self.cache.lean.execute("SET", self.cache.key(session_id), value, "PXAT",
-                                              int(session.expires_at.timestamp() * 1000))
+            args = [2, k, g, value, int(session.expires_at.timestamp() * 1000), gen or b""]
+            try:  # filled only if no write bumped the generation since it was read
+                reply = await self.cache.lean.request(pack("EVALSHA", FILL_SHA, *args))
+                try:
+                    raise_reply_error(reply)
+                except NoScriptError:
+                    await self.cache.lean.execute("EVAL", FILL_LUA, *args)
             except RedisError as exc:
                 self._ignored(exc)
         return session
@@ -176,6 +228,7 @@ class PgRedisCacheStore(SessionStore):
 
         removed = await self.pg._discard(session_ids, [])
         copies = await unlink_keys(self.cache.redis, [self.cache.key(s) for s in session_ids] + cache_keys)
+        await unlink_keys(self.cache.redis, [self.gen_key(s) for s in session_ids])  # expire in 60 s anyway
         return removed + Removed(cache_keys=copies)
 
     async def _purge(self) -> Removed:

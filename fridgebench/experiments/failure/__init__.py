@@ -25,7 +25,7 @@ from fridgebench.faults.durability import MODES, NOT_PRODUCIBLE, SEED_DEPLOYMENT
 
 __all__ = ["DEFAULT_FAULTS", "DEFAULT_STORES", "FAULTS", "FAULT_TARGET", "Case", "FailureOptions", "FailureResult",
            "Plan", "parse_clients", "parse_faults", "plan", "run_failure", "section", "timeline_csv", "hlog_files",
-           "expected_seconds"]
+           "expected_seconds", "short_preset"]
 
 
 def expected_seconds(p: Plan, opts: FailureOptions) -> float:
@@ -75,3 +75,24 @@ def hlog_files(result: FailureResult) -> dict[str, str]:
 
     return {f"{c.case.id}.hlog": hlog_text(c.interval_histograms, c.measure_start_epoch, c.case.id)
             for c in result.cases}
+
+
+def short_preset(scenario: Any, stores: tuple[str, ...], external: frozenset[str]) -> FailureOptions:
+    """``compare --full``'s short failure set: a crash of each compared store's server (PostgreSQL
+    ``sync``, Redis ``none``: the seed's row) and of Redis under the two fallback designs (the seed's
+    fault isolation claim); a reset through the fault proxy instead where a server is external
+    (fridgebench crashes only servers it started). 6 s measured per case, 2,000 sessions, 500 ops/s."""
+    from fridgebench.workload.model import load_scenario
+
+    sc = scenario if scenario.load.model == "open" else load_scenario("session-lifecycle")
+    sc = sc.with_overrides({"load.duration_seconds": 6.0, "load.warmup_seconds": 0.5, "load.rate": 500.0,
+                            "population.sessions": 2000})
+    chosen = [s for s in ("postgres",) if s in stores]
+    chosen += [s for s in ("redis-atomic", "redis-seed") if s in stores][:1]
+    chosen += ["redis-fallback", "pg-redis-cache"]
+    targets = {FAULT_TARGET[s] for s in chosen}
+    fault = "reset" if targets & external else "crash"
+    return FailureOptions(scenario=sc, faults=(fault,), stores=tuple(dict.fromkeys(chosen)),
+                          durability=tuple(m for k, m in (("redis", "none"), ("postgres", "sync"))
+                                           if k in targets and k not in external),
+                          down_s=1.5, at_s=1.5, measure_proxy=fault == "reset")
