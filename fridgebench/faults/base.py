@@ -14,9 +14,12 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from fridgebench.errors import FridgebenchError
 
-class FaultError(Exception):
-    """A fault could not be injected or healed (a command failed, a server did not come back)."""
+
+class FaultError(FridgebenchError):
+    """A fault could not be injected or healed (a command failed, a server did not come back): one
+    line, exit status 1."""
 
 
 class Fault(abc.ABC):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tempfile
 import time
 from typing import Any, Awaitable, Callable
 
@@ -138,20 +139,23 @@ async def run_command(cmd: str, *, timeout_s: float, what: str) -> dict[str, Any
     """Run ``cmd`` through the shell in its own process group; :class:`FaultError` (one line) when it
     exits non-zero or does not finish within ``timeout_s`` (its whole group is then killed)."""
     t0 = time.perf_counter()
-    proc = await asyncio.create_subprocess_shell(cmd, stdin=asyncio.subprocess.DEVNULL,
-                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                                                 start_new_session=True)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except asyncio.TimeoutError:
-        _kill_group(proc.pid)
-        await proc.wait()
-        raise FaultError(f"{what} `{mask_text(cmd)}` did not finish within {timeout_s:g} s (stopped it)") from None
-    except BaseException:
-        _kill_group(proc.pid)
-        raise
+    # output to a file, not a pipe: a server the command daemonizes keeps its inherited stdout open,
+    # and reading a pipe to its end would wait for that server to exit
+    with tempfile.TemporaryFile() as out:
+        proc = await asyncio.create_subprocess_shell(cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                                                     stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            _kill_group(proc.pid)
+            await proc.wait()
+            raise FaultError(f"{what} `{mask_text(cmd)}` did not finish within {timeout_s:g} s (stopped it)") from None
+        except BaseException:
+            _kill_group(proc.pid)
+            raise
+        out.seek(0)
+        text = mask_text(out.read()[-4096:].decode(errors="replace").strip())
     took = round(time.perf_counter() - t0, 3)
-    text = mask_text(out.decode(errors="replace").strip())
     if proc.returncode != 0:
         last = text.splitlines()[-1] if text else "no output"
         raise FaultError(f"{what} `{mask_text(cmd)}` failed (exit {proc.returncode}): {last}")

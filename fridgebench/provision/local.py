@@ -608,8 +608,10 @@ def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes:
 #
 # Only for servers started here (a LocalServer): every signal is sent after checking that the pid
 # is still the process we started (pid + create_time, as stop_pid does), never by name or pattern.
-# A server runs in a session and process group of its own (see _spawn): signalling the group
-# reaches the postmaster's backends and a Redis fork (BGSAVE / AOF rewrite) as well.
+# A signal reaches the server process and its descendants as they are at that moment -- not its
+# process group: PostgreSQL puts every backend in a process group of its own (setsid), so a
+# group signal would miss them. The server is stopped first, so it cannot fork a new child in
+# between; the descendants are then listed from it.
 
 def _ours(server: LocalServer) -> psutil.Process:
     pid = server.info.pid
@@ -621,52 +623,39 @@ def _ours(server: LocalServer) -> psutil.Process:
     return p
 
 
-def _signal_group(server: LocalServer, sig: signal.Signals) -> float:
-    """Send ``sig`` to the server's process group (its own: the server leads it); the instant sent."""
+def _signal_tree(server: LocalServer, sig: signal.Signals) -> tuple[float, list[psutil.Process]]:
+    """Stop the server (SIGSTOP), list its descendants, send ``sig`` to all of them and to it.
+    Returns the instant ``sig`` reached the server and the processes signalled."""
     p = _ours(server)
     try:
-        group = os.getpgid(p.pid) == p.pid
-    except OSError:
-        group = False
-    t = time.perf_counter()
-    try:
-        if group:
-            os.killpg(p.pid, sig)
-        else:
-            p.send_signal(sig)
-    except (ProcessLookupError, psutil.NoSuchProcess):
+        p.send_signal(signal.SIGSTOP)  # no new backend / fork until the tree is listed
+        tree = [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
         raise ProvisionError(f"{server.info.kind} pid {p.pid} exited before it could be signalled") from None
-    return t
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    out = []
-    for q in psutil.process_iter():
+    t = time.perf_counter()
+    for q in (tree if sig != signal.SIGCONT else reversed(tree)):
         try:
-            if os.getpgid(q.pid) == pgid and q.status() != psutil.STATUS_ZOMBIE:
-                out.append(q)
-        except (OSError, psutil.Error):
+            q.send_signal(sig)
+        except psutil.NoSuchProcess:
             pass
-    return out
+    return t, tree
 
 
 def kill(server: LocalServer, *, timeout: float = 10.0) -> float:
-    """SIGKILL the server and its whole process group (a crash, as an OOM kill or a deleted
-    container); wait until they are gone. Returns the ``perf_counter`` instant of the signal."""
+    """SIGKILL the server and every process of it (a crash, as an OOM kill or a deleted container);
+    wait until they are gone. Returns the ``perf_counter`` instant of the signal."""
     pid = server.info.pid
     assert pid is not None
-    if server.paused:
-        server.paused = False  # SIGKILL ends a stopped process as well
-    t = _signal_group(server, signal.SIGKILL)
+    server.paused = False  # SIGKILL ends a stopped process as well
+    t, tree = _signal_tree(server, signal.SIGKILL)
     server.down = True
     if server.proc is not None:
         try:
             server.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             pass
-    deadline = time.monotonic() + timeout
-    while _group_members(pid) and time.monotonic() < deadline:  # backends / forks of the group
-        time.sleep(0.01)
+    for q in tree:
+        _wait_gone(q, timeout, q.pid)
     _reap(pid)
     return t
 
@@ -689,22 +678,38 @@ def shutdown(server: LocalServer, *, timeout: float = 30.0) -> float:
     return t
 
 
+_PAUSED: dict[int, list[tuple[int, float]]] = {}  # server pid -> the processes a pause stopped
+
+
 def pause(server: LocalServer) -> float:
-    """SIGSTOP the server's process group: a hung server (the kernel still accepts connections)."""
-    t = _signal_group(server, signal.SIGSTOP)
+    """SIGSTOP the server and its processes: a hung server (the kernel still accepts connections)."""
+    t, tree = _signal_tree(server, signal.SIGSTOP)
+    stopped = []
+    for q in tree:
+        try:
+            stopped.append((q.pid, q.create_time()))
+        except psutil.Error:
+            pass
+    _PAUSED[server.info.pid or 0] = stopped
     server.paused = True
     return t
 
 
 def resume(server: LocalServer) -> float:
-    """SIGCONT a paused server (nothing to do when it is not paused or no longer there)."""
+    """SIGCONT what :func:`pause` stopped, each still checked to be the same process (nothing to
+    do when the server is not paused)."""
     if not server.paused:
         return time.perf_counter()
     server.paused = False
-    try:
-        return _signal_group(server, signal.SIGCONT)
-    except ProvisionError:
-        return time.perf_counter()
+    t = time.perf_counter()
+    for pid, created in reversed(_PAUSED.pop(server.info.pid or 0, [])):
+        q = _same_process(pid, created)
+        if q is not None:
+            try:
+                q.send_signal(signal.SIGCONT)
+            except psutil.Error:
+                pass
+    return t
 
 
 def kill_backend(server: LocalServer, *, pick: int = 0) -> int:

@@ -265,15 +265,22 @@ async def _drive(case: Case, opts: FailureOptions, fault: Fault, target: Control
             server_facts.update(await fault.recover(opts.ready_timeout_s))
 
         task = asyncio.create_task(injector())
+        driving = asyncio.create_task(run_open_loop(
+            recording(executor(store, sc.ttl_seconds), history), workload.ops(population), load, seed=sc.seed,
+            progress=Progress(), start_at=start_at))
         try:
-            log, win = await run_open_loop(recording(executor(store, sc.ttl_seconds), history), workload.ops(population),
-                                           load, seed=sc.seed, progress=Progress(), start_at=start_at)
+            # a fault that cannot be injected or healed (a failing --kill-cmd) ends the case at once
+            await asyncio.wait({task, driving}, return_when=asyncio.FIRST_EXCEPTION)
+            if task.done() and task.exception() is not None:
+                task.result()
+            log, win = await driving
             await asyncio.wait_for(asyncio.shield(task), opts.ready_timeout_s + opts.cmd_timeout_s)
+            task.result()
         finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        task.result()  # a fault that could not be injected or healed ends the run here
+            for t in (task, driving):
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(task, driving, return_exceptions=True)
         served = await _serves(target, target.url, opts.ready_timeout_s)
         if served is None:
             raise FaultError(f"the {SERVER_NAME[target.kind]} server did not serve again within "
