@@ -76,7 +76,6 @@ def run_default(out: Path, run_dir: Path) -> tuple[float, dict[str, Any]]:
 
 
 async def proxy_cost(samples: int) -> dict[str, Any]:
-    from fridgebench.engine.driver import install_event_loop_policy  # noqa: F401  (uvloop, as the CLI runs)
     from fridgebench.faults.proxy import FaultProxy, measure_added_latency
     from fridgebench.provision import ProvisionOptions, provisioned
 

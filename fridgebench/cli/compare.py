@@ -192,10 +192,12 @@ def _failure(popts, fopts, plan):  # type: ignore[no-untyped-def]
     from fridgebench.experiments.failure import hlog_files, run_failure, section, timeline_csv
     from fridgebench.experiments.failure.claims import judge
     from fridgebench.faults.durability import MODES
+    from rich.markup import escape
+
     from fridgebench.provision.fleet import Fleet
     from fridgebench.stores import servers_needed
 
-    say = lambda line: console.print(f"[dim]{line}[/]", soft_wrap=True)  # noqa: E731
+    say = lambda line: console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)  # noqa: E731
     say(f"failure: {len(plan.cases)} short fault cases ({', '.join(fopts.faults)} on {', '.join(fopts.stores)})")
     fleet_opts = replace(popts, existing="reuse" if popts.existing == "reset" else popts.existing,
                          need=servers_needed(fopts.stores, recipes=False))

@@ -150,6 +150,8 @@ def _run(p: Plan, opts: FailureOptions, popts: ProvisionOptions, out: Path,
     from fridgebench.experiments.failure.claims import judge
     from fridgebench.faults.durability import MODES
     from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, new_run_id
+    from rich.markup import escape
+
     from fridgebench.provision.fleet import Fleet
     from fridgebench.report import claims as claims_mod
     from fridgebench.report.failure import render_durability, render_failure
@@ -157,7 +159,7 @@ def _run(p: Plan, opts: FailureOptions, popts: ProvisionOptions, out: Path,
 
     started = datetime.now(timezone.utc)
     rundir = RunDirectory(out, new_run_id("failure"))
-    say = lambda line: console.print(f"[dim]{line}[/]", soft_wrap=True)  # noqa: E731
+    say = lambda line: console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)  # noqa: E731
     with Fleet(popts, on_event=say) as fleet:
         servers = {(k, m): fleet.server(k, m, dict(MODES[m].settings) if m in MODES else {})  # type: ignore[arg-type]
                    for k, m in p.servers()}

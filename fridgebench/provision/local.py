@@ -374,6 +374,13 @@ def track(server: LocalServer) -> None:
             _LIVE[server.info.pid] = server
         in_run = [{"pid": s.info.pid, "create_time": s.create_time, "kind": s.info.kind, "source": s.info.source,
                    "port": s.info.port} for s in _LIVE.values() if s.run_dir == server.run_dir]
+        # processes a pause stopped (PostgreSQL's backends): if we are SIGKILLed mid-pause, the
+        # postmaster dies with us (PDEATHSIG) but stopped backends would never notice; the next
+        # fridgebench sweeps this folder (sweep_stale) and kills them by pid + start time
+        for s in _LIVE.values():
+            if s.run_dir == server.run_dir and s.paused:
+                in_run += [{"pid": pid, "create_time": created, "kind": s.info.kind, "source": s.info.source,
+                            "port": None} for pid, created in _PAUSED.get(s.info.pid or 0, []) if pid != s.info.pid]
     _write_owner(server.run_dir, in_run)
 
 
@@ -647,6 +654,7 @@ def kill(server: LocalServer, *, timeout: float = 10.0) -> float:
     pid = server.info.pid
     assert pid is not None
     server.paused = False  # SIGKILL ends a stopped process as well
+    _PAUSED.pop(pid, None)
     t, tree = _signal_tree(server, signal.SIGKILL)
     server.down = True
     if server.proc is not None:
@@ -692,6 +700,7 @@ def pause(server: LocalServer) -> float:
             pass
     _PAUSED[server.info.pid or 0] = stopped
     server.paused = True
+    track(server)  # the stopped processes are on record until resumed
     return t
 
 
@@ -709,6 +718,8 @@ def resume(server: LocalServer) -> float:
                 q.send_signal(signal.SIGCONT)
             except psutil.Error:
                 pass
+    if not server.stopped:
+        track(server)  # off the record again
     return t
 
 

@@ -217,3 +217,36 @@ def test_a_kill_command_that_fails_or_hangs_is_one_line_and_exit_1(kill_cmd: str
     assert len(errors) == 1 and message in errors[0], res.stderr
     assert "Traceback" not in res.stderr and servers_under(run_root) == []
     assert external.answers(5) and redis.Redis.from_url(external.url).dbsize() == 0
+
+
+def test_sigkill_mid_pause_leaves_stopped_backends_that_the_next_fridgebench_removes(run_root: Path,
+                                                                                     tmp_path: Path) -> None:
+    """PostgreSQL's backends are stopped with the postmaster; if fridgebench is SIGKILLed then, the
+    postmaster dies with it (PDEATHSIG) but a stopped backend never notices. They are on record in
+    the run folder, and the next fridgebench (here `down`) kills them by pid and start time."""
+    import psutil
+
+    run = Running("failure", "pause", "--stores", "postgres", *LONG, "--run-dir", str(run_root),
+                  "--out", str(tmp_path))
+    try:
+        line = run.wait_for("injected pause")
+        postmaster = psutil.Process(int(re.search(r"pid (\d+)", line).group(1)))  # type: ignore[union-attr]
+        backends = postmaster.children()
+        assert backends and all(b.status() == psutil.STATUS_STOPPED for b in backends)
+        os.killpg(run.proc.pid, signal.SIGKILL)
+        run.proc.wait(30)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while postmaster.is_running() and postmaster.status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the postmaster outlived fridgebench"
+        time.sleep(0.05)
+    assert any(b.is_running() and b.status() == psutil.STATUS_STOPPED for b in backends)  # the leftovers
+    res = subprocess.run([*FB, "down", "--run-dir", str(run_root)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    deadline = time.monotonic() + 30
+    while any(b.is_running() and b.status() != psutil.STATUS_ZOMBIE for b in backends):
+        assert time.monotonic() < deadline, [(b.pid, b.status()) for b in backends if b.is_running()]
+        time.sleep(0.05)
+    assert servers_under(run_root) == []

@@ -151,7 +151,7 @@ def _where(store: SessionStore, located: dict[str, tuple[Session | None, Session
             both_same += 1
         else:
             both_differ += 1
-    out = {f"only_in_{first}": only_first, "only_in_postgres": only_pg, f"in_both_same": both_same,
+    out = {f"only_in_{first}": only_first, "only_in_postgres": only_pg, "in_both_same": both_same,
            "in_both_differing": both_differ, "in_neither": neither, "sessions": len(located)}
     if first == "redis":
         out["meaning"] = ("only_in_postgres: written to PostgreSQL while Redis failed, invisible once Redis answers; "
@@ -177,7 +177,6 @@ async def run_case(case: Case, opts: FailureOptions, servers: dict[tuple[str, st
                    modes: dict[str, tuple[str, ...]], *, on_event: EventSink,
                    proxy_costs: dict[str, dict[str, Any]]) -> CaseResult:
     sc = opts.scenario
-    load = sc.load
     target = servers[(case.target, case.mode)]
     other: Controlled | None = None
     if case.store in TWO_SERVER_STORES:
