@@ -234,70 +234,81 @@ async def _ensure_up(srv: Controlled, opts: FailureOptions, on_event: EventSink)
 
 async def _drive(case: Case, opts: FailureOptions, fault: Fault, target: Controlled, urls: dict[str, str],
                  on_event: EventSink, overhead: dict[str, Any] | None) -> CaseResult:
+    store = make_store(case.store, postgres_dsn=urls.get("postgres", ""), redis_url=urls.get("redis", ""),
+                       pool_size=opts.scenario.load.concurrency, client=case.client)
+    history = History()
+    async with store:  # leaving it deletes exactly what the store wrote -- after the heal, below
+        try:
+            return await _measure(case, opts, fault, target, store, history, on_event, overhead)
+        except BaseException:
+            if fault.injected and not fault.healed:  # heal first: a paused server would hold up the cleanup
+                for line in await fault.emergency_heal():
+                    on_event(f"healed on the way out: {line}")
+            raise
+
+
+async def _measure(case: Case, opts: FailureOptions, fault: Fault, target: Controlled, store: SessionStore,
+                   history: History, on_event: EventSink, overhead: dict[str, Any] | None) -> CaseResult:
     sc = opts.scenario
     load = sc.load
     workload = Workload.from_catalogue(sc)  # a fresh salt: this case's ids are its own
     population = workload.population()
-    store = make_store(case.store, postgres_dsn=urls.get("postgres", ""), redis_url=urls.get("redis", ""),
-                       pool_size=load.concurrency, client=case.client)
-    history = History()
     server_facts: dict[str, Any] = {}
-    async with store:  # leaving it deletes exactly what the store wrote
-        t_load = time.perf_counter()
-        await store.bulk_load(population, sc.ttl_seconds)
-        loaded = (t_load, time.perf_counter())
-        start_at = time.perf_counter() + 0.1
-        inject_at = start_at + load.warmup_seconds + opts.at_s
-        instants: dict[str, float] = {}
-        epoch = time.time() + (start_at + load.warmup_seconds - time.perf_counter())
+    t_load = time.perf_counter()
+    await store.bulk_load(population, sc.ttl_seconds)
+    loaded = (t_load, time.perf_counter())
+    start_at = time.perf_counter() + 0.1
+    inject_at = start_at + load.warmup_seconds + opts.at_s
+    instants: dict[str, float] = {}
+    epoch = time.time() + (start_at + load.warmup_seconds - time.perf_counter())
 
-        async def injector() -> None:
-            await _sleep_until(inject_at)
-            instants["inject"] = await fault.inject()
-            on_event(f"  injected {case.fault} into {SERVER_NAME[target.kind]}"
-                     f"{' (pid ' + str(target.info.pid) + ')' if target.info.pid else ''} "
-                     f"at {instants['inject'] - start_at - load.warmup_seconds:.2f} s")
-            if fault.uses_down:
-                await _sleep_until(instants["inject"] + opts.down_s)
-            instants["heal"] = await fault.heal()
-            on_event(f"  healed {case.fault} after {instants['heal'] - instants['inject']:.2f} s")
-            server_facts.update(await fault.recover(opts.ready_timeout_s))
+    async def injector() -> None:
+        await _sleep_until(inject_at)
+        instants["inject"] = await fault.inject()
+        on_event(f"  injected {case.fault} into {SERVER_NAME[target.kind]}"
+                 f"{' (pid ' + str(target.info.pid) + ')' if target.info.pid else ''} "
+                 f"at {instants['inject'] - start_at - load.warmup_seconds:.2f} s")
+        if fault.uses_down:
+            await _sleep_until(instants["inject"] + opts.down_s)
+        instants["heal"] = await fault.heal()
+        on_event(f"  healed {case.fault} after {instants['heal'] - instants['inject']:.2f} s")
+        server_facts.update(await fault.recover(opts.ready_timeout_s))
 
-        task = asyncio.create_task(injector())
-        driving = asyncio.create_task(run_open_loop(
-            recording(executor(store, sc.ttl_seconds), history), workload.ops(population), load, seed=sc.seed,
-            progress=Progress(), start_at=start_at))
-        try:
-            # a fault that cannot be injected or healed (a failing --kill-cmd) ends the case at once
-            await asyncio.wait({task, driving}, return_when=asyncio.FIRST_EXCEPTION)
-            if task.done() and task.exception() is not None:
-                task.result()
-            log, win = await driving
-            await asyncio.wait_for(asyncio.shield(task), opts.ready_timeout_s + opts.cmd_timeout_s)
+    task = asyncio.create_task(injector())
+    driving = asyncio.create_task(run_open_loop(
+        recording(executor(store, sc.ttl_seconds), history), workload.ops(population), load, seed=sc.seed,
+        progress=Progress(), start_at=start_at))
+    try:
+        # a fault that cannot be injected or healed (a failing --kill-cmd) ends the case at once
+        await asyncio.wait({task, driving}, return_when=asyncio.FIRST_EXCEPTION)
+        if task.done() and task.exception() is not None:
             task.result()
-        finally:
-            for t in (task, driving):
-                if not t.done():
-                    t.cancel()
-            await asyncio.gather(task, driving, return_exceptions=True)
-        served = await _serves(target, target.url, opts.ready_timeout_s)
-        if served is None:
-            raise FaultError(f"the {SERVER_NAME[target.kind]} server did not serve again within "
-                             f"{opts.ready_timeout_s:g} s of the heal")
-        ids = list(dict.fromkeys([sid for sid, _ in population] + history.created_ids()))
-        read_at = time.perf_counter()
-        final = await _read_back(store, ids)
-        where = None
-        locate = getattr(store, "locate", None)
-        if callable(locate):
-            where = _where(store, await locate(ids))
-        window = acct.Window(instants["inject"], instants["heal"])
-        accounting = acct.check(history.events, {sid: names for sid, names in population}, loaded, final,
-                                read_at, sc.ttl_seconds, window)
-        tl = timeline(log, win, instants["inject"], instants["heal"])
-        intervals = interval_histograms(log, win)
-        measurement = summarize(log, win)
-        stats = _stats(store)
+        log, win = await driving
+        await asyncio.wait_for(asyncio.shield(task), opts.ready_timeout_s + opts.cmd_timeout_s)
+        task.result()
+    finally:
+        for t in (task, driving):
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(task, driving, return_exceptions=True)
+    served = await _serves(target, target.url, opts.ready_timeout_s)
+    if served is None:
+        raise FaultError(f"the {SERVER_NAME[target.kind]} server did not serve again within "
+                         f"{opts.ready_timeout_s:g} s of the heal")
+    ids = list(dict.fromkeys([sid for sid, _ in population] + history.created_ids()))
+    read_at = time.perf_counter()
+    final = await _read_back(store, ids)
+    where = None
+    locate = getattr(store, "locate", None)
+    if callable(locate):
+        where = _where(store, await locate(ids))
+    window = acct.Window(instants["inject"], instants["heal"])
+    accounting = acct.check(history.events, {sid: names for sid, names in population}, loaded, final,
+                            read_at, sc.ttl_seconds, window)
+    tl = timeline(log, win, instants["inject"], instants["heal"])
+    intervals = interval_histograms(log, win)
+    measurement = summarize(log, win)
+    stats = _stats(store)
     r = tl["recovery"]
     on_event(f"  {accounting.sessions_lost:,} of {accounting.sessions_judged:,} acknowledged sessions lost, "
              f"{accounting.adds_lost:,} adds lost, {accounting.false_not_found:,} false 'no such session'; "
