@@ -43,7 +43,7 @@ def _register() -> None:
     # Each module adds its commands to ``app``. Imports are local so `--help` stays fast.
     import importlib
 
-    for mod in ("provision", "compare", "migrate", "ttl", "load", "helm", "report", "gate"):
+    for mod in ("provision", "compare", "migrate", "ttl", "failure", "load", "helm", "report", "gate"):
         try:
             importlib.import_module(f"fridgebench.cli.{mod}")
         except ModuleNotFoundError as err:  # a command group not built yet

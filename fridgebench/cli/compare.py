@@ -56,7 +56,7 @@ def compare(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Operations in flight per store (open loop: at most; closed loop: workers). Server-path stores open this many connections; app-path stores keep the app's own pools (PostgreSQL: 5 + 10 overflow), so requests beyond those wait for a connection, as in the app.")] = None,
     sessions: Annotated[Optional[int], typer.Option("--sessions", help="Sessions loaded before the run.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed: same operations).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Also run the load sweep and `fridgebench ttl` (on the server-path stores): fill every claim they can.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Also run the load sweep and `fridgebench ttl` (on the server-path stores) and a short `fridgebench failure` set: fill every claim they can.")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Also step the offered load up to find each store's knee (scalability; the server-path stores writing what the chosen ones write).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     repeat: Annotated[int, typer.Option("--repeat", metavar="N", help="Run the comparison N times on the same servers, the stores in alternating order (ABBA...), one run folder each under one folder: what `fridgebench gate` needs.")] = 1,
@@ -117,12 +117,21 @@ def compare(
             raise UsageError(f"--repeat must be at least 1, got {repeat}")
         if repeat > 1 and (full or sweep):
             raise UsageError("--repeat repeats the comparison alone", hint="run --sweep / --full separately")
-        ttl_opts = None
+        ttl_opts = failure = None
         if full:
             from fridgebench.experiments.ttl import TtlOptions, validate
+            from fridgebench.stores import TWO_SERVER_STORES
 
-            ttl_opts = TtlOptions(stores=_server_stores(store_names), seed=sc.seed)
-            validate(ttl_opts)  # before any server starts
+            server_stores = _server_stores(store_names)
+            ttl_stores = tuple(s for s in server_stores if s not in TWO_SERVER_STORES)  # ttl watches one server
+            if ttl_stores:
+                ttl_opts = TtlOptions(stores=ttl_stores, seed=sc.seed)
+                validate(ttl_opts)  # before any server starts
+            from fridgebench.experiments.failure import plan as failure_plan, short_preset
+
+            external = frozenset(k for k, url in (("postgres", postgres_dsn), ("redis", redis_url)) if url)
+            fopts = short_preset(sc, server_stores, external)
+            failure = (fopts, failure_plan(fopts, external))  # checked before any server starts
         from fridgebench.stores import servers_needed
 
         popts = o.provision_options(postgres_dsn, redis_url, pg_bin, redis_bin, pg_user, run_dir, reuse, reset,
@@ -146,8 +155,12 @@ def compare(
             from fridgebench.experiments.ttl import expected_wait_s
 
             wait += expected_wait_s(ttl_opts)
+        if failure is not None:
+            from fridgebench.experiments.failure import expected_seconds
+
+            wait += expected_seconds(failure[1], failure[0])
         announce_wait(wait * repeat, f"measuring {', '.join(store_names)}")
-        docs, paths = _run(sc, copts, popts, out, loop_name, json_out, ttl_opts, sweep_opts, repeat)
+        docs, paths = _run(sc, copts, popts, out, loop_name, json_out, ttl_opts, sweep_opts, repeat, failure)
         if json_out:
             emit_json(docs[0].to_dict() if repeat == 1 else [d.to_dict() for d in docs])
         for path in paths:
@@ -162,7 +175,7 @@ def abba(stores: tuple[str, ...], index: int) -> tuple[str, ...]:
 
 
 def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts,  # type: ignore[no-untyped-def]
-         repeat: int = 1):
+         repeat: int = 1, failure=None):
     from dataclasses import replace
 
     from fridgebench.measure.results import RunGroup, new_run_id
@@ -179,14 +192,15 @@ def _run(sc, copts, popts, out: Path, loop_name: str, json_out: bool, ttl_opts, 
             if group_id:
                 console.print(f"[bold]repeat {i + 1} of {repeat}[/]: {' → '.join(order)}")
             doc, path = _run_once(sc, replace(copts, stores=order), ep, root, loop_name, json_out, ttl_opts,
-                                  sweep_opts, group, render=i == repeat - 1)
+                                  sweep_opts, group, render=i == repeat - 1,
+                                  failure=(popts, *failure) if failure else None)
             docs.append(doc)
             paths.append(path)
     return docs, paths
 
 
 def _run_once(sc, copts, ep, out: Path, loop_name: str, json_out: bool, ttl_opts, sweep_opts, group,  # type: ignore[no-untyped-def]
-              render: bool = True):
+              render: bool = True, failure=None):
     from fridgebench.experiments.compare import run_compare
     from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, new_run_id
     from fridgebench.measure.summary import hdr_log_text
@@ -221,6 +235,12 @@ def _run_once(sc, copts, ep, out: Path, loop_name: str, json_out: bool, ttl_opts
             ttl = run_async(run_ttl(ep, ttl_opts, progress=lambda line: console.print(f"[dim]{line}[/]")))
             sections["ttl"] = ttl.section
             claims = claims_mod.merge(claims, ttl.claims)
+        if failure is not None:
+            fsection, fclaims, files = _failure(*failure)  # (popts, options, plan)
+            sections["failure"] = fsection
+            claims = claims_mod.merge(claims, fclaims)
+            for name, text in files.items():
+                rundir.write_text_atomic(name, text)
         for name, run in result.runs.items():
             for op in run.measurement.histograms:
                 rundir.write_text_atomic(f"{name}.{op}.hlog",
@@ -243,8 +263,38 @@ def _run_once(sc, copts, ep, out: Path, loop_name: str, json_out: bool, ttl_opts
         render_sweep(doc.sections["sweep"], console)
     if ttl_opts is not None:
         render_ttl(ttl, console)
+    if "failure" in doc.sections:
+        from fridgebench.report.failure import render_failure
+
+        render_failure(doc.sections["failure"], console)
     render_claims([c.model_dump() for c in doc.claims], console)
     return doc, path
+
+
+def _failure(popts, fopts, plan):  # type: ignore[no-untyped-def]
+    """The short failure set on servers of its own (started per durability mode, stopped at the end);
+    external stores were checked (and --reset applied) when compare provisioned them."""
+    from dataclasses import replace
+
+    from fridgebench.experiments.failure import hlog_files, run_failure, section, timeline_csv
+    from fridgebench.experiments.failure.claims import judge
+    from fridgebench.faults.durability import MODES
+    from rich.markup import escape
+
+    from fridgebench.provision.fleet import Fleet
+    from fridgebench.stores import servers_needed
+
+    say = lambda line: console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)  # noqa: E731
+    say(f"failure: {len(plan.cases)} short fault cases ({', '.join(fopts.faults)} on {', '.join(fopts.stores)})")
+    fleet_opts = replace(popts, existing="reuse" if popts.existing == "reset" else popts.existing,
+                         need=servers_needed(fopts.stores, recipes=False))
+    with Fleet(fleet_opts, on_event=say) as fleet:
+        servers = {(k, m): fleet.server(k, m, dict(MODES[m].settings) if m in MODES else {})
+                   for k, m in plan.servers()}
+        result = run_async(run_failure(plan, fopts, servers, on_event=say))
+    sec = section(result, fopts)
+    files = {**hlog_files(result), "timeline.csv": timeline_csv(sec)}
+    return sec, judge(sec["cases"]), files
 
 
 def _intervals_csv(section: dict) -> str:  # type: ignore[type-arg]

@@ -46,12 +46,15 @@ class OpLog:
     mutations: list[tuple[int, Op]] = field(default_factory=list)  # row index, op: add/remove/delete/create
 
     def error_code(self, exc: BaseException) -> int:
-        name = type(exc).__name__
+        """The result code of a failure: one per error class -- the exception's ``error_class``
+        when it names one (the failure experiment's outcome classes), else its type's name."""
+        name = getattr(exc, "error_class", None) or type(exc).__name__
         try:
             return self.error_classes.index(name) + 2
         except ValueError:
             self.error_classes.append(name)
-            self.error_samples[name] = str(exc)[:300]
+            self.error_samples[name] = str(exc.__cause__ if getattr(exc, "error_class", None) and exc.__cause__
+                                           else exc)[:300]
             return len(self.error_classes) + 1
 
     def append(self, op: Op, intended: float, sent: float, done: float, result: int) -> None:
@@ -131,12 +134,15 @@ def _arrival_offsets(load: Load, seed: int) -> list[float]:
 
 async def run_open_loop(execute: Execute, ops: Iterator[Op], load: Load, *, seed: int,
                         progress: Progress | None = None, late_threshold_s: float = 0.001,
-                        spin_s: float = 0.002, drain_timeout_s: float | None = None) -> tuple[OpLog, RunWindow]:
+                        spin_s: float = 0.002, drain_timeout_s: float | None = None,
+                        start_at: float | None = None) -> tuple[OpLog, RunWindow]:
+    """``start_at``: the ``perf_counter`` instant of the first intended start (default: 50 ms from
+    now), so a caller can schedule other events (a fault) on the same clock."""
     progress = progress or Progress()
     log = OpLog()
     offsets = _arrival_offsets(load, seed)
     queue: asyncio.Queue[tuple[float, Op] | None] = asyncio.Queue()
-    base = time.perf_counter() + 0.05
+    base = start_at if start_at is not None else time.perf_counter() + 0.05
     win = RunWindow("open", base, base + load.warmup_seconds, base + load.warmup_seconds + load.duration_seconds,
                     load.rate, load.concurrency, late_threshold_s, scheduled=len(offsets))
     progress.total_s = load.warmup_seconds + load.duration_seconds

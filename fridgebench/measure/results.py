@@ -40,7 +40,9 @@ class Claim(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    key: Literal["performance", "install", "auto_expiry", "memory_use", "scalability", "failure_recovery"]
+    # "fault_isolation" was added with `fridgebench failure`: documents without it still load
+    key: Literal["performance", "install", "auto_expiry", "memory_use", "scalability", "failure_recovery",
+                 "fault_isolation"]
     topic: str
     seed_postgres: str
     seed_redis: str

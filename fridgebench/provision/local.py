@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Literal, TypeVar
 
@@ -51,7 +51,10 @@ _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 
 @dataclass
 class LocalServer:
-    """A server process we started. ``url`` holds no password (local trust / no auth)."""
+    """A server process we started. ``url`` holds no password (local trust / no auth).
+
+    ``argv``, ``log``, ``user`` and ``detach`` are how it was started: :func:`respawn` starts it
+    again exactly so (same data directory, port and settings) after :func:`kill` or :func:`shutdown`."""
 
     info: ServerInfo
     url: str
@@ -59,6 +62,13 @@ class LocalServer:
     create_time: float
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     stopped: bool = False
+    argv: list[str] = field(default_factory=list, repr=False)
+    log: Path | None = None
+    user: OsUser | None = None
+    detach: bool = False
+    down: bool = False  # killed or shut down by a fault, not (yet) started again
+    paused: bool = False  # SIGSTOPped by a fault
+    log_from: int = 0  # where the log of the latest start begins
 
 
 _LIVE: dict[int, LocalServer] = {}
@@ -290,7 +300,7 @@ def _spawn_tracked(kind: Literal["postgres", "redis"], source: Source, argv: lis
     with signals_deferred():
         proc = _spawn(argv, log, user=user, detach=detach, cwd=run)
         pending = LocalServer(ServerInfo(kind, source, "", pid=proc.pid, port=port), "", run,
-                              _create_time(proc.pid), proc)
+                              _create_time(proc.pid), proc, argv=list(argv), log=log, user=user, detach=detach)
         track(pending)
     return pending
 
@@ -366,6 +376,13 @@ def track(server: LocalServer) -> None:
             _LIVE[server.info.pid] = server
         in_run = [{"pid": s.info.pid, "create_time": s.create_time, "kind": s.info.kind, "source": s.info.source,
                    "port": s.info.port} for s in _LIVE.values() if s.run_dir == server.run_dir]
+        # processes a pause stopped (PostgreSQL's backends): if we are SIGKILLed mid-pause, the
+        # postmaster dies with us (PDEATHSIG) but stopped backends would never notice; the next
+        # fridgebench sweeps this folder (sweep_stale) and kills them by pid + start time
+        for s in _LIVE.values():
+            if s.run_dir == server.run_dir and s.paused:
+                in_run += [{"pid": pid, "create_time": created, "kind": s.info.kind, "source": s.info.source,
+                            "port": None} for pid, created in _PAUSED.get(s.info.pid or 0, []) if pid != s.info.pid]
     _write_owner(server.run_dir, in_run)
 
 
@@ -376,9 +393,12 @@ def untrack(server: LocalServer) -> None:
 
 
 def stop(server: LocalServer) -> None:
-    """Stop ``server`` (PostgreSQL: fast shutdown via SIGINT; Redis: SIGTERM), SIGKILL on timeout."""
+    """Stop ``server`` (PostgreSQL: fast shutdown via SIGINT; Redis: SIGTERM), SIGKILL on timeout.
+    A paused server is continued first (a stopped process would not act on the signal)."""
     if server.stopped or not server.info.pid:
         return
+    if server.paused:
+        resume(server)
     sig = signal.SIGINT if server.info.kind == "postgres" else signal.SIGTERM
     stop_pid(server.info.pid, server.create_time, sig)
     if server.proc is not None:
@@ -488,20 +508,24 @@ async def _pg_wait(proc: subprocess.Popen[bytes], port: int, data: Path, log: Pa
 
 
 def start_postgres(bin_dir: Path, run: Path, *, user: OsUser | None, source: Source, detach: bool,
-                   notes: list[str]) -> LocalServer:
-    """initdb + postgres on a free 127.0.0.1 port; waits until it accepts connections."""
+                   notes: list[str], settings: dict[str, str] | None = None) -> LocalServer:
+    """initdb + postgres on a free 127.0.0.1 port; waits until it accepts connections.
+
+    ``settings`` (``-c name=value``) come after the defaults and win over them, e.g. a durability
+    mode's ``synchronous_commit=off``."""
     t0 = time.monotonic()
     data = _initdb(bin_dir, run, user)
     log = run / "postgres.log"
 
-    settings = dict(PG_SETTINGS)
+    merged = dict(PG_SETTINGS)
     stat_statements = has_pg_stat_statements(bin_dir)
     if stat_statements:
-        settings["shared_preload_libraries"] = PG_STAT_STATEMENTS
+        merged["shared_preload_libraries"] = PG_STAT_STATEMENTS
+    merged.update(settings or {})
 
     def launch(port: int) -> LocalServer:
         argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(run / "pgsock")]
-        for k, v in settings.items():
+        for k, v in merged.items():
             argv += ["-c", f"{k}={v}"]
         return _spawn_tracked("postgres", source, argv, log, user=user, detach=detach, run=run, port=port)
 
@@ -544,7 +568,8 @@ def _on_free_port(what: str, log: Path, launch: Callable[[int], LocalServer],
 
 def _promote(pending: LocalServer, info: ServerInfo, url: str) -> LocalServer:
     """Replace the tracked placeholder of a started server with its full description."""
-    server = LocalServer(info, url, pending.run_dir, pending.create_time, pending.proc)
+    server = LocalServer(info, url, pending.run_dir, pending.create_time, pending.proc, argv=pending.argv,
+                         log=pending.log, user=pending.user, detach=pending.detach)
     with _LIVE_LOCK:
         if info.pid:
             _LIVE[info.pid] = server
@@ -567,8 +592,10 @@ def _create_time(pid: int) -> float:
 
 # --- Redis / Valkey ---------------------------------------------------------------------------
 
-def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes: list[str]) -> LocalServer:
-    """redis-server / valkey-server on a free 127.0.0.1 port, persistence off; waits for PING."""
+def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes: list[str],
+                settings: dict[str, str] | None = None) -> LocalServer:
+    """redis-server / valkey-server on a free 127.0.0.1 port, persistence off unless ``settings``
+    say otherwise (they win over the defaults, e.g. ``appendonly yes``); waits for PING."""
     t0 = time.monotonic()
     data = run / "redis"
     data.mkdir(mode=0o700, exist_ok=True)
@@ -576,7 +603,7 @@ def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes:
 
     def launch(port: int) -> LocalServer:
         argv = [str(binary), "--port", str(port), "--dir", str(data), "--logfile", ""]
-        for k, v in REDIS_SETTINGS.items():
+        for k, v in {**REDIS_SETTINGS, **(settings or {})}.items():
             argv += [f"--{k}", v]
         return _spawn_tracked("redis", source, argv, log, user=None, detach=detach, run=run, port=port)
 
@@ -603,3 +630,191 @@ def start_redis(binary: Path, run: Path, *, source: Source, detach: bool, notes:
                       run_dir=str(run), os_user=getpass.getuser(), durability=durability,
                       started_in_s=round(time.monotonic() - t0, 3), notes=tuple(notes))
     return _promote(pending, info, url)
+
+
+# --- fault control: signals, restart on the same data directory and port -------------------------
+#
+# Only for servers started here (a LocalServer): every signal is sent after checking that the pid
+# is still the process we started (pid + create_time, as stop_pid does), never by name or pattern.
+# A signal reaches the server process and its descendants as they are at that moment -- not its
+# process group: PostgreSQL puts every backend in a process group of its own (setsid), so a
+# group signal would miss them. The server is stopped first, so it cannot fork a new child in
+# between; the descendants are then listed from it.
+
+def _ours(server: LocalServer) -> psutil.Process:
+    pid = server.info.pid
+    p = _same_process(pid, server.create_time) if pid else None
+    if p is None:
+        raise ProvisionError(f"{server.info.kind} pid {pid} is not running as the process fridgebench started "
+                             "(it exited, or its pid was reused): not signalling it",
+                             hint="see the server log in its run folder")
+    return p
+
+
+def _signal_tree(server: LocalServer, sig: signal.Signals) -> tuple[float, list[psutil.Process]]:
+    """Stop the server (SIGSTOP), list its descendants, send ``sig`` to all of them and to it.
+    Returns the instant ``sig`` reached the server and the processes signalled."""
+    p = _ours(server)
+    try:
+        p.send_signal(signal.SIGSTOP)  # no new backend / fork until the tree is listed
+        tree = [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        raise ProvisionError(f"{server.info.kind} pid {p.pid} exited before it could be signalled") from None
+    t = time.perf_counter()
+    for q in (tree if sig != signal.SIGCONT else reversed(tree)):
+        try:
+            q.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+    return t, tree
+
+
+def kill(server: LocalServer, *, timeout: float = 10.0) -> float:
+    """SIGKILL the server and every process of it (a crash, as an OOM kill or a deleted container);
+    wait until they are gone. Returns the ``perf_counter`` instant of the signal."""
+    pid = server.info.pid
+    assert pid is not None
+    server.paused = False  # SIGKILL ends a stopped process as well
+    _PAUSED.pop(pid, None)
+    t, tree = _signal_tree(server, signal.SIGKILL)
+    server.down = True
+    if server.proc is not None:
+        try:
+            server.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    for q in tree:
+        _wait_gone(q, timeout, q.pid)
+    _reap(pid)
+    return t
+
+
+def shutdown(server: LocalServer, *, timeout: float = 30.0) -> float:
+    """A clean shutdown (PostgreSQL: fast shutdown, SIGINT; Redis: SIGTERM, which saves an RDB when
+    save points are set and fsyncs the AOF); the server stays tracked for :func:`respawn`."""
+    p = _ours(server)
+    if server.paused:
+        resume(server)
+    sig = signal.SIGINT if server.info.kind == "postgres" else signal.SIGTERM
+    t = time.perf_counter()
+    stop_pid(p.pid, server.create_time, sig, timeout=timeout)
+    if server.proc is not None:
+        try:
+            server.proc.wait(timeout=1)
+        except (subprocess.TimeoutExpired, ChildProcessError):
+            pass
+    server.down = True
+    return t
+
+
+_PAUSED: dict[int, list[tuple[int, float]]] = {}  # server pid -> the processes a pause stopped
+
+
+def pause(server: LocalServer) -> float:
+    """SIGSTOP the server and its processes: a hung server (the kernel still accepts connections)."""
+    t, tree = _signal_tree(server, signal.SIGSTOP)
+    stopped = []
+    for q in tree:
+        try:
+            stopped.append((q.pid, q.create_time()))
+        except psutil.Error:
+            pass
+    _PAUSED[server.info.pid or 0] = stopped
+    server.paused = True
+    track(server)  # the stopped processes are on record until resumed
+    return t
+
+
+def resume(server: LocalServer) -> float:
+    """SIGCONT what :func:`pause` stopped, each still checked to be the same process (nothing to
+    do when the server is not paused)."""
+    if not server.paused:
+        return time.perf_counter()
+    server.paused = False
+    t = time.perf_counter()
+    for pid, created in reversed(_PAUSED.pop(server.info.pid or 0, [])):
+        q = _same_process(pid, created)
+        if q is not None:
+            try:
+                q.send_signal(signal.SIGCONT)
+            except psutil.Error:
+                pass
+    if not server.stopped:
+        track(server)  # off the record again
+    return t
+
+
+def kill_backend(server: LocalServer, *, pick: int = 0) -> int:
+    """SIGKILL one client backend of our postmaster (PostgreSQL then ends every backend and runs
+    crash recovery itself). ``pick`` chooses among the client backends; returns the pid killed."""
+    if server.info.kind != "postgres":
+        raise ProvisionError("only a PostgreSQL server has backends to kill")
+    postmaster = _ours(server)
+    backends = []
+    for child in postmaster.children():
+        try:
+            title = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        # client backends are titled "postgres: <user> <db> <host>(<port>) <state>"
+        if title.startswith("postgres: ") and f" {PG_DATABASE} " in f" {title} " and "(" in title:
+            backends.append(child)
+    if not backends:
+        raise ProvisionError("no client backend of the PostgreSQL server is connected: nothing to kill")
+    victim = sorted(backends, key=lambda q: q.pid)[pick % len(backends)]
+    victim.send_signal(signal.SIGKILL)
+    return int(victim.pid)
+
+
+def respawn(server: LocalServer) -> float:
+    """Start a killed or shut-down server again with the same command line: the same data
+    directory, port and settings (call from the main thread, so it is tied to our life like the
+    first start). Returns the ``perf_counter`` instant of the start; :func:`wait_ready` waits."""
+    if not server.argv or server.log is None:
+        raise ProvisionError(f"{server.info.kind} server was not started with a recorded command line")
+    if _same_process(server.info.pid, server.create_time) is not None:
+        raise ProvisionError(f"{server.info.kind} pid {server.info.pid} is still running: stop it first")
+    untrack(server)
+    t = time.perf_counter()
+    with signals_deferred():
+        server.log_from = _size(server.log)
+        proc = _spawn(server.argv, server.log, user=server.user, detach=server.detach, cwd=server.run_dir)
+        server.proc = proc
+        server.create_time = _create_time(proc.pid)
+        server.info = replace(server.info, pid=proc.pid)
+        server.down = server.stopped = server.paused = False
+        track(server)
+    return t
+
+
+def wait_ready(server: LocalServer, *, timeout: float = READY_TIMEOUT_S) -> dict[str, float]:
+    """Wait until a (re)started server serves commands; seconds from now until it answered and
+    until it was ready (Redis: ``loading:0`` -- it answers ``-LOADING`` while it loads its AOF/RDB;
+    PostgreSQL: accepting connections -- it refuses with 57P03 during crash recovery)."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    proc = server.proc
+    assert proc is not None and server.log is not None and server.info.port is not None
+    log_from = server.log_from
+    if server.info.kind == "postgres":
+        data = Path(server.argv[server.argv.index("-D") + 1])
+        try:
+            probe.run_sync(lambda: _pg_wait(proc, server.info.port or 0, data, server.log or Path(), log_from, deadline))
+        except _PortTaken:
+            raise ProvisionError(f"PostgreSQL could not take its port {server.info.port} again: another process "
+                                 "holds it", hint="free the port and run again") from None
+        ready = round(time.monotonic() - t0, 3)
+        return {"answered_s": ready, "ready_s": ready}
+    answered = None
+    while True:
+        if proc.poll() is not None:
+            tail = log_tail(server.log, 20, start=log_from)
+            raise ProvisionError(f"{Path(server.argv[0]).name} exited while starting again (exit {proc.returncode})"
+                                 f"{': ' + tail if tail else ''}", hint="see the server log in its run folder")
+        if answered is None and probe.redis_server_pid(server.url) == proc.pid:
+            answered = round(time.monotonic() - t0, 3)
+        if answered is not None and probe.redis_loading(server.url) is False:
+            return {"answered_s": answered, "ready_s": round(time.monotonic() - t0, 3)}
+        if time.monotonic() > deadline:
+            raise ProvisionError(f"Redis on port {server.info.port} did not finish loading within {timeout:.0f} s")
+        time.sleep(0.01)

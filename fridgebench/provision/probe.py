@@ -117,3 +117,16 @@ def redis_server_pid(url: str) -> int | None:
             client.close()
     except Exception:
         return None
+
+
+def redis_loading(url: str) -> bool | None:
+    """Whether the Redis at ``url`` is still loading its data set (INFO persistence ``loading``);
+    None when it does not answer."""
+    try:
+        client = redis_client(url, timeout=2.0)
+        try:
+            return str(client.info("persistence").get("loading", "0")) not in ("0", "")
+        finally:
+            client.close()
+    except Exception:
+        return None

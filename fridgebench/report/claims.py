@@ -12,6 +12,9 @@ SEED_CLAIMS: dict[str, tuple[str, str, str]] = {
     "memory_use": ("memory use", "low", "high"),
     "scalability": ("scalability", "limited", "excellent"),
     "failure_recovery": ("failure recovery", "data kept", "sessions lost"),
+    # the seed's text, not its table: "장애 격리: Redis 장애 시에도 PostgreSQL은 정상 동작", and its Phase 2 fallback
+    "fault_isolation": ("fault isolation", "keeps working when Redis fails",
+                        "a failure is isolated: the app falls back to PostgreSQL"),
 }
 
 # what fills a row that a run left "not measured" (printed beside it, so the reader knows the next step)
@@ -21,7 +24,8 @@ MEASURED_BY: dict[str, str] = {
     "auto_expiry": "fridgebench ttl (or compare --full)",
     "memory_use": "fridgebench ttl (or compare --full)",
     "scalability": "fridgebench compare --sweep (or --full)",
-    "failure_recovery": "no command yet (roadmap)",
+    "failure_recovery": "fridgebench failure (or compare --full)",
+    "fault_isolation": "fridgebench failure (or compare --full)",
 }
 
 

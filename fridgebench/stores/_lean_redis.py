@@ -33,6 +33,7 @@ from typing import Any
 import hiredis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 from fridgebench.stores._lifo import LifoPool
+from fridgebench.stores.outcomes import mark_connecting
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
@@ -51,6 +52,7 @@ from redis.exceptions import (
 __all__ = ["LeanConnection", "LeanPool", "pack", "raise_reply_error"]
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+_FROM_URL: Any = object()  # a timeout not given: read it from the URL (else the default)
 
 # redis-py's mapping of an error reply's first word to its exception class (parsers/base.py)
 _ERRORS: dict[str, type[RedisError]] = {
@@ -162,12 +164,16 @@ class LeanConnection(asyncio.Protocol):
         """Write ``packed`` (``n`` commands) and wait for ``n`` replies (error replies returned,
         not raised: see :func:`raise_reply_error`)."""
         t = self._transport
-        if t is None or self.broken:
+        if t is None or self.broken or t.is_closing():
             raise ConnectionError("Connection closed.")
         fut = self._loop.create_future()
         self._waiter = fut
         self._want = n
-        t.write(packed)
+        try:
+            t.write(packed)
+        except RuntimeError as exc:  # uvloop: the peer closed it and connection_lost is not delivered yet
+            self._fail(None)
+            raise ConnectionError(f"Connection closed: {exc}") from exc
         timeout = self._read_timeout_s
         handle = self._loop.call_later(timeout, self._on_timeout, fut) if timeout is not None else None
         try:
@@ -207,8 +213,10 @@ class LeanConnection(asyncio.Protocol):
 class LeanPool:
     """``size`` connections to the Redis at ``url``, handed out LIFO; opened by :meth:`open`."""
 
-    def __init__(self, url: str, size: int, *, connect_timeout_s: float | None = None,
-                 read_timeout_s: float | None = None) -> None:
+    def __init__(self, url: str, size: int, *, connect_timeout_s: float | None = _FROM_URL,
+                 read_timeout_s: float | None = _FROM_URL) -> None:
+        """Timeouts not given come from the URL's ``socket_connect_timeout`` / ``socket_timeout``
+        (connect: else 10 s; read: else none); ``None`` given explicitly means no timeout."""
         kw: dict[str, Any] = dict(parse_url(url))
         cls = kw.pop("connection_class", None)
         self.url = url
@@ -220,9 +228,10 @@ class LeanPool:
         self.username: str | None = kw.get("username")
         self.password: str | None = kw.get("password")
         ct = kw.get("socket_connect_timeout", kw.get("socket_timeout"))
-        self.connect_timeout_s = connect_timeout_s if connect_timeout_s is not None else (
+        self.connect_timeout_s: float | None = connect_timeout_s if connect_timeout_s is not _FROM_URL else (
             ct if ct is not None else DEFAULT_CONNECT_TIMEOUT_S)
-        self.read_timeout_s = read_timeout_s if read_timeout_s is not None else kw.get("socket_timeout")
+        self.read_timeout_s: float | None = (read_timeout_s if read_timeout_s is not _FROM_URL
+                                             else kw.get("socket_timeout"))
         self.ssl: ssl.SSLContext | None = None
         if cls is SSLConnection:  # rediss://: redis-py's own context from the ssl_* options
             self.ssl = SSLConnection(**{k: v for k, v in kw.items() if k.startswith("ssl_")}).ssl_context.get()
@@ -249,6 +258,13 @@ class LeanPool:
         self.free = self._pool.free
 
     async def _connect(self) -> LeanConnection:
+        try:
+            return await self._open_connection()
+        except Exception as exc:  # nothing was sent on this connection: stores/outcomes.py reads it so
+            mark_connecting(exc)
+            raise
+
+    async def _open_connection(self) -> LeanConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):

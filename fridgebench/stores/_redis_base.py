@@ -40,6 +40,7 @@ from fridgebench.errors import UsageError
 from fridgebench.stores._errors import unavailable
 from fridgebench.stores._lean_redis import LeanPool, raise_reply_error
 from fridgebench.stores.base import DEFAULT_TTL_S, Removed, Session, SessionStore
+from fridgebench.stores.client import ClientOptions
 from fridgebench.stores.postgres import RECIPE_SQL, PgConnections
 
 RECIPE_PREFIX = "recipe:"
@@ -80,8 +81,12 @@ class RedisStoreBase(SessionStore):
         pool_size: int = 16,
         key_prefix: str = "session:",
         pool_timeout_s: float = 20.0,
+        client: ClientOptions | None = None,
     ) -> None:
+        """``client``: timeouts of the per-operation connections (default: the URL's, else a 10 s
+        connect timeout and no read timeout); housekeeping keeps redis-py's own settings."""
         self.redis_url = redis_url
+        self.client = client
         self.postgres_dsn = postgres_dsn
         self.pool_size = pool_size
         self.key_prefix = key_prefix
@@ -96,14 +101,20 @@ class RedisStoreBase(SessionStore):
     async def open(self) -> None:
         if self._redis is not None:
             return
-        lean = LeanPool(self.redis_url, self.pool_size) if self.uses_lean_client else None
+        c = self.client
+        lean = None
+        if self.uses_lean_client:
+            lean = (LeanPool(self.redis_url, self.pool_size) if c is None else
+                    LeanPool(self.redis_url, self.pool_size, connect_timeout_s=c.connect_timeout_s,
+                             read_timeout_s=c.timeout_s))
         # redis-py, for housekeeping only; connections are made on first use. Everything sent through
         # it is idempotent (SCAN, UNLINK, SETEX pipelines, SCRIPT LOAD), so a connection the server
-        # dropped meanwhile (idle timeout, CLIENT KILL) is retried on a fresh one
+        # dropped meanwhile (idle timeout, CLIENT KILL, a reset) is retried on a fresh one -- under
+        # uvloop, writing to a connection the peer closed raises RuntimeError, not ConnectionError
         pool = aioredis.BlockingConnectionPool.from_url(
             self.redis_url, max_connections=self.pool_size, timeout=self.pool_timeout_s,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, RuntimeError],
         )
         client = aioredis.Redis(connection_pool=pool)
 
@@ -121,7 +132,8 @@ class RedisStoreBase(SessionStore):
             await undo()
             raise unavailable(self.name, "Redis", self.redis_url, exc) from exc
         if self.postgres_dsn:
-            pg = PgConnections(self.postgres_dsn, 4, connect_timeout_s=10)
+            pg = PgConnections(self.postgres_dsn, 4, connect_timeout_s=10 if c is None else c.pg_connect_timeout_s,
+                               command_timeout_s=None if c is None else c.timeout_s)
             try:
                 await pg.open(eager=1)
             except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

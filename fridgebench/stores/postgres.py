@@ -25,6 +25,8 @@ from fridgebench.stores import schema
 from fridgebench.stores._errors import unavailable
 from fridgebench.stores._lifo import LifoPool
 from fridgebench.stores.base import DEFAULT_TTL_S, Removed, Session, SessionStore
+from fridgebench.stores.client import ClientOptions
+from fridgebench.stores.outcomes import mark_connecting
 
 T = TypeVar("T")
 
@@ -117,15 +119,22 @@ class PgConnections:
     """``size`` asyncpg connections handed out LIFO, with ``fetchrow``/``fetchval``/``execute``
     (one checkout per call) and ``acquire()`` (an async context manager, for transactions)."""
 
-    def __init__(self, dsn: str, size: int, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, dsn: str, size: int, *, connect_timeout_s: float = 10.0,
+                 command_timeout_s: float | None = None) -> None:
         self.dsn = dsn
         self.connect_timeout_s = connect_timeout_s
+        self.command_timeout_s = command_timeout_s  # every statement's limit (asyncpg's command_timeout)
         self._pool: LifoPool[asyncpg.Connection] = LifoPool(
             size, self._connect, asyncpg.Connection.is_closed, _terminate, _closed_error)
         self.free = self._pool.free
 
     async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.dsn, timeout=self.connect_timeout_s)
+        try:
+            return await asyncpg.connect(self.dsn, timeout=self.connect_timeout_s,
+                                         command_timeout=self.command_timeout_s)
+        except Exception as exc:  # nothing was sent on this connection: stores/outcomes.py reads it so
+            mark_connecting(exc)
+            raise
 
     async def open(self, eager: int | None = None) -> None:
         """Connect ``eager`` connections now (default: all); the rest on demand."""
@@ -155,8 +164,11 @@ class PgConnections:
 
     def _checkin(self, conn: asyncpg.Connection, exc: BaseException | None) -> None:
         # a server-reported SQL error leaves the connection usable; anything else (lost,
-        # cancelled mid-query, timeout, protocol trouble) leaves it in an unknown state
-        if exc is None or isinstance(exc, asyncpg.PostgresError) and not conn.is_in_transaction():
+        # cancelled mid-query, timeout, protocol trouble) leaves it in an unknown state, and so
+        # does a FATAL one: the server ended the session (57P01 shutdown, 57P02 crash of another
+        # backend, 57P03, class 08) -- such a connection must not be handed out again
+        if exc is None or (isinstance(exc, asyncpg.PostgresError) and not _fatal(exc)
+                           and not conn.is_in_transaction()):
             self._pool.release(conn)
         else:
             self._pool.discard(conn)
@@ -192,6 +204,12 @@ class PgConnections:
         self._checkin(conn, None if not conn.is_in_transaction() else RuntimeError("left in a transaction"))
 
 
+def _fatal(exc: BaseException) -> bool:
+    """A server error that ends the session (operator intervention, class 57P; connection, class 08)."""
+    state = str(getattr(exc, "sqlstate", "") or "")
+    return state.startswith(("57P", "08"))
+
+
 def _terminate(conn: asyncpg.Connection) -> None:
     if not conn.is_closed():
         conn.terminate()
@@ -202,16 +220,20 @@ class PostgresStore(SessionStore):
     kind: ClassVar[str] = "postgres"
     point_read_sql: ClassVar[str] = POINT_READ_SQL
 
-    def __init__(self, dsn: str, pool_size: int = 16, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, dsn: str, pool_size: int = 16, *, connect_timeout_s: float = 10.0,
+                 client: ClientOptions | None = None) -> None:
+        """``client`` (timeouts) wins over ``connect_timeout_s`` when given."""
         self.dsn = dsn
         self.pool_size = pool_size
-        self.connect_timeout_s = connect_timeout_s
+        self.connect_timeout_s = client.pg_connect_timeout_s if client is not None else connect_timeout_s
+        self.command_timeout_s = client.timeout_s if client is not None else None
         self._pool: PgConnections | None = None
 
     async def open(self) -> None:
         if self._pool is not None:
             return
-        pool = PgConnections(self.dsn, self.pool_size, connect_timeout_s=self.connect_timeout_s)
+        pool = PgConnections(self.dsn, self.pool_size, connect_timeout_s=self.connect_timeout_s,
+                             command_timeout_s=self.command_timeout_s)
         try:
             await pool.open()
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -67,8 +67,8 @@ def store_redis_url(private_redis: ThrowawayRedis) -> str:
 
 async def open_store(name: str, pg_dsn: str, redis_url: str, pool_size: int = 16) -> SessionStore:
     store = make_store(name, postgres_dsn=pg_dsn, redis_url=redis_url, pool_size=pool_size)
-    if isinstance(store, RedisStoreBase):
-        store.key_prefix = KEY_PREFIX
+    if isinstance(store, RedisStoreBase) or hasattr(store, "key_prefix"):  # the two-server stores too
+        store.key_prefix = KEY_PREFIX  # type: ignore[attr-defined]
     await store.open()
     return store
 

@@ -162,3 +162,36 @@ async def test_concurrent_ops_on_many_sessions_do_not_interfere(store: SessionSt
     await asyncio.gather(*(store.add_ingredients(s, ["김치", "두부"]) for s in ids))
     got = await asyncio.gather(*(store.get(s) for s in ids))
     assert all(g is not None and g.ingredients == ("김치", "두부") for g in got)
+
+
+async def test_pg_redis_cache_never_fills_an_older_copy_over_a_newer_write(pg_dsn: str) -> None:
+    """Cache-aside's race, forced: a read takes the session from PostgreSQL, a write commits and
+    drops the cached copy, then the read fills the cache. The fill must not happen (the write bumped
+    the session's generation), or every later read serves the older list."""
+    from fridgebench.stores.pg_redis_cache import PgRedisCacheStore
+    from tests.stores.conftest import open_store
+
+    store = await open_store("pg-redis-cache", pg_dsn)
+    other = await open_store("pg-redis-cache", pg_dsn)
+    assert isinstance(store, PgRedisCacheStore)
+    try:
+        s = sid()
+        await store.create(s)
+        await store.add_ingredients(s, ["김치"])  # the cached copy is gone: the next read fills it
+        plain_get = store.pg.get
+
+        async def read_then_a_write_lands(session_id: str):  # type: ignore[no-untyped-def]
+            got = await plain_get(session_id)
+            await other.add_ingredients(session_id, ["두부"])  # commits and drops the cached copy
+            return got
+
+        store.pg.get = read_then_a_write_lands  # type: ignore[method-assign]
+        old = await store.get(s)
+        store.pg.get = plain_get  # type: ignore[method-assign]
+        assert old is not None and old.ingredients == ("김치",)  # this read was older than the write ...
+        latest = await store.get(s)
+        assert latest is not None and latest.ingredients == ("김치", "두부")  # ... and did not poison the cache
+    finally:
+        for st in (store, other):
+            await st.discard_written()
+            await st.close()

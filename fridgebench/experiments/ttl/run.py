@@ -28,11 +28,11 @@ from fridgebench.experiments.ttl.common import human_bytes, human_duration
 from fridgebench.measure.results import Claim
 from fridgebench.provision.base import Endpoints
 from fridgebench.report.claims import blank_claims, fill
-from fridgebench.stores import SERVER_EQUIVALENT, STORE_KINDS, STORE_NAMES, make_store, schema
+from fridgebench.stores import SERVER_EQUIVALENT, STORE_KINDS, STORE_NAMES, TWO_SERVER_STORES, make_store, schema
 from fridgebench.stores.scratch import scratch_schema
 
 # the stores ttl measures: the server path (an app-path store writes the same rows / keys)
-TTL_STORE_NAMES = tuple(n for n in STORE_NAMES if n not in SERVER_EQUIVALENT)
+TTL_STORE_NAMES = tuple(n for n in STORE_NAMES if n not in SERVER_EQUIVALENT and n not in TWO_SERVER_STORES)
 
 COMMAND = "fridgebench ttl"
 
@@ -124,6 +124,9 @@ def validate(opts: TtlOptions, *, available_bytes: int | None = None) -> None:
             raise UsageError(f"ttl measures the servers (expiry, cleanup, memory), not the client path: {s} "
                              f"stores exactly what {SERVER_EQUIVALENT[s]} stores",
                              hint=f"use --stores {SERVER_EQUIVALENT[s]}")
+        if s in TWO_SERVER_STORES:  # ttl watches one server's expiry
+            raise UsageError(f"ttl measures a store on one server; {s!r} uses both PostgreSQL and Redis",
+                             hint=f"choose from: {', '.join(TTL_STORE_NAMES)}")
     if not opts.memory_counts or any(n < 1 for n in opts.memory_counts):
         raise UsageError("--memory-counts must be a comma list of positive session counts, e.g. 10000,100000")
     if opts.cleanup_sessions < 2:
