@@ -30,6 +30,14 @@ import fridgebench.experiments.sweep as sweep
 import fridgebench.experiments.ttl as ttl
 sweep.SweepOptions = functools.partial(sweep.SweepOptions, rates=(100, 150), step_seconds=0.5, slo_p99_us=2_000_000)
 ttl.TtlOptions = functools.partial(ttl.TtlOptions, {ttl})
+import dataclasses
+import fridgebench.experiments.failure as failure
+_preset = failure.short_preset
+def _short(*a, **k):
+    o = _preset(*a, **k)
+    return dataclasses.replace(o, scenario=o.scenario.with_overrides({{"load.duration_seconds": 4.0,
+        "load.warmup_seconds": 0.2, "population.sessions": 300}}), at_s=0.6, down_s=0.4)
+failure.short_preset = _short
 from fridgebench.cli import main
 main()
 """
@@ -85,15 +93,20 @@ def test_compare_full_adds_ttl_and_fills_every_claim_it_can(tmp_path: Path, stor
     assert res.returncode == 0, res.stderr[-3000:]
     doc = json.loads(res.stdout)
     assert doc["complete"] is True
-    assert set(doc["sections"]) == {"compare", "sweep", "ttl"}
+    assert set(doc["sections"]) == {"compare", "sweep", "ttl", "failure"}
     ttl = doc["sections"]["ttl"]
     assert set(ttl["expiry"]) == {"postgres", "redis-atomic"}  # the --stores of compare
     assert ttl["expiry"]["postgres"]["sessions"] == 20  # the (shrunk) ttl options compare built
     claims = _claims(doc)
     measured = {k for k, c in claims.items() if c["verdict"] != "not measured"}
     # install is measured only where compare starts the servers (here they are external)
-    assert measured == {"performance", "auto_expiry", "memory_use", "scalability"}
+    # the short failure set: external servers are not crashed (fridgebench never signals what it did not
+    # start), so it resets connections through the fault proxy: fault isolation, not crash recovery
+    assert measured == {"performance", "auto_expiry", "memory_use", "scalability", "fault_isolation"}
     assert claims["failure_recovery"]["measured"] == "not measured by this command"
+    cases = doc["sections"]["failure"]["cases"]
+    assert {c["fault"] for c in cases} == {"reset"}
+    assert {"redis-fallback", "pg-redis-cache"} <= {c["store"] for c in cases}
     assert claims["memory_use"]["command"] == "fridgebench ttl"
     assert load_results(next(tmp_path.iterdir())).sections.keys() == doc["sections"].keys()
     assert "Bytes per session" in res.stderr and "The seed's claims" in res.stderr

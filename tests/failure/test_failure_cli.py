@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from fridgebench.measure.results import load_results
+from tests import servers
 from tests.conftest import fresh_run_root
 from tests.procs import servers_under
 
@@ -158,15 +159,16 @@ def test_fault_isolation_side_by_side_with_the_seeds_client(run_root: Path, tmp_
     (["crash", "--down", "0"], "--down must be more than 0 seconds"),
     (["crash", "--down", "5", "--duration", "6"], "the run must go on to see the recovery"),
     (["memory-full", "--stores", "postgres"], "nothing to run: postgres × memory-full"),
-    (["crash", "--stores", "redis-atomic", "--redis-url", "redis://127.0.0.1:6379/9"], "needs --kill-cmd and --start-cmd"),
-    (["pause", "--stores", "redis-atomic", "--redis-url", "redis://127.0.0.1:6379/9"], "never signals a process it did not start"),
-    (["memory-full", "--stores", "redis-atomic", "--redis-url", "redis://127.0.0.1:6379/9"], "--allow-config-set"),
+    (["crash", "--stores", "redis-atomic", "--redis-url", servers.redis_url(servers.REDIS_DB_SHARED)], "needs --kill-cmd and --start-cmd"),
+    (["pause", "--stores", "redis-atomic", "--redis-url", servers.redis_url(servers.REDIS_DB_SHARED)], "never signals a process it did not start"),
+    (["memory-full", "--stores", "redis-atomic", "--redis-url", servers.redis_url(servers.REDIS_DB_SHARED)], "--allow-config-set"),
     (["crash", "--kill-cmd", "true"], "--kill-cmd and --start-cmd go together"),
     (["crash", "--kill-cmd", "true", "--start-cmd", "true"], "no crash case runs on one"),
-    (["crash", "--stores", "redis-atomic", "--redis-url", "redis://127.0.0.1:6379/9", "--durability", "none"],
+    (["crash", "--stores", "redis-atomic", "--redis-url", servers.redis_url(servers.REDIS_DB_SHARED), "--durability", "none"],
      "the Redis server is external"),
     (["pause", "--client-timeout", "soon"], "--client-timeout takes seconds or `none`"),
     (["crash", "--stores", "memcached"], "unknown store"),
+    (["crash", "--stores", "postgres-app"], "the app-path stores keep the app's own"),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_any_server_starts(args: list[str], message: str, run_root: Path,
                                                                    tmp_path: Path) -> None:

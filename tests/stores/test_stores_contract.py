@@ -164,15 +164,15 @@ async def test_concurrent_ops_on_many_sessions_do_not_interfere(store: SessionSt
     assert all(g is not None and g.ingredients == ("김치", "두부") for g in got)
 
 
-async def test_pg_redis_cache_never_fills_an_older_copy_over_a_newer_write(pg_dsn: str) -> None:
+async def test_pg_redis_cache_never_fills_an_older_copy_over_a_newer_write(pg_dsn: str, store_redis_url: str) -> None:
     """Cache-aside's race, forced: a read takes the session from PostgreSQL, a write commits and
     drops the cached copy, then the read fills the cache. The fill must not happen (the write bumped
     the session's generation), or every later read serves the older list."""
     from fridgebench.stores.pg_redis_cache import PgRedisCacheStore
     from tests.stores.conftest import open_store
 
-    store = await open_store("pg-redis-cache", pg_dsn)
-    other = await open_store("pg-redis-cache", pg_dsn)
+    store = await open_store("pg-redis-cache", pg_dsn, store_redis_url)
+    other = await open_store("pg-redis-cache", pg_dsn, store_redis_url)
     assert isinstance(store, PgRedisCacheStore)
     try:
         s = sid()

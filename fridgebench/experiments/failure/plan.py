@@ -184,11 +184,16 @@ def plan(opts: FailureOptions, external: frozenset[str] = frozenset()) -> Plan:
     """The cases to run, or :class:`UsageError` for options that cannot make sense; ``external``:
     the server kinds given as external URLs."""
     _check_numbers(opts)
+    usable = ", ".join(FAULT_TARGET)
     for s in opts.stores:
+        if s in STORE_NAMES and s not in FAULT_TARGET:  # the app path keeps the app's own client settings
+            raise UsageError(f"--stores {s}: failure drives stores whose client timeouts and retries it sets "
+                             "(--client-timeout, --retries); the app-path stores keep the app's own",
+                             hint=f"use a comma list of: {usable}")
         if s not in STORE_NAMES:
-            raise UsageError(f"unknown store {s!r} in --stores", hint=f"use a comma list of: {', '.join(STORE_NAMES)}")
+            raise UsageError(f"unknown store {s!r} in --stores", hint=f"use a comma list of: {usable}")
     if not opts.stores:
-        raise UsageError("--stores is empty", hint=f"use a comma list of: {', '.join(STORE_NAMES)}")
+        raise UsageError("--stores is empty", hint=f"use a comma list of: {usable}")
     targets = {FAULT_TARGET[s] for s in opts.stores}
     modes = _modes(opts, targets, external)
     cases: list[Case] = []
