@@ -79,13 +79,18 @@ def _store_run(name: str, seconds: int, model: str, rate: float, concurrency: in
 
 
 def endpoints(*, pg_source: str = "embedded", redis_source: str = "embedded", pg_started_s: float | None = 2.5,
-              redis_started_s: float | None = 0.2) -> Endpoints:
-    """What provisioning hands over (no server behind it: the claims only read these fields)."""
+              redis_started_s: float | None = 0.2, unused: str | None = None) -> Endpoints:
+    """What provisioning hands over (no server behind it: the claims only read these fields).
+    ``unused``: the kind of store the run did not need (provisioning leaves it blank and external)."""
     pg = ServerInfo(kind="postgres", source=pg_source, url="postgresql://postgres@127.0.0.1:5432/x",  # type: ignore[arg-type]
                     durability={"fsync": "on", "synchronous_commit": "on"}, started_in_s=pg_started_s)
     rd = ServerInfo(kind="redis", source=redis_source, url="redis://127.0.0.1:6379/0",  # type: ignore[arg-type]
                     durability={"appendonly": "no", "save": ""}, started_in_s=redis_started_s)
-    return Endpoints("postgresql://postgres@127.0.0.1:5432/x", "redis://127.0.0.1:6379/0", pg, rd)
+    if unused == "postgres":
+        pg = ServerInfo(kind="postgres", source="external", url="")
+    elif unused == "redis":
+        rd = ServerInfo(kind="redis", source="external", url="")
+    return Endpoints(pg.url, rd.url, pg, rd)
 
 
 def performance_claims(*runs: StoreRun, ep: Endpoints | None = None) -> list[Claim]:

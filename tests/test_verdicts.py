@@ -188,9 +188,15 @@ INSTALL = [
                     "binaries", "Redis is one more server to run", "Helm not measured here")),
     ClaimCase("each store named with its own source", install(pg_source="system", pg_started_s=4.0), "install",
               "partly supported", says=("PostgreSQL in 4.0 s from system binaries", "Redis in 0.2 s from embedded")),
-    ClaimCase("an external store was not provisioned here: nothing to say", install(redis_source="external",
-                                                                                   redis_started_s=None),
-              "install", "not measured"),
+    ClaimCase("an external store was not provisioned here: not timed, and says why",
+              install(redis_source="external", redis_started_s=None), "install", "not measured",
+              says=("not timed: Redis was given (--redis-url), not provisioned by this run",)),
+    ClaimCase("both external", install(redis_source="external", redis_started_s=None, pg_source="external",
+                                       pg_started_s=None), "install", "not measured",
+              says=("PostgreSQL was given (--postgres-dsn), not provisioned by this run and Redis was given",)),
+    ClaimCase("a store the chosen stores did not need", lambda: performance_claims(
+        store_run("postgres", get=lat(300)), ep=endpoints(unused="redis")), "install", "not measured",
+        says=("not timed: Redis was not needed by the stores chosen",)),
 ]
 
 

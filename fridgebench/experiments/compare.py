@@ -538,13 +538,23 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
              measured=("not judged: the scenario has no session reads (get), and the seed's \"10x faster\" is about "
                        f"session lookups — add get to its [mix]; p50 ratio per op: {spread}"))
     took = {k: getattr(endpoints, k).started_in_s for k in ("postgres", "redis")}
+    src = {k: getattr(endpoints, k).source for k in took}
     if all(v is not None for v in took.values()):
-        src = {k: getattr(endpoints, k).source for k in took}
         fill(claims, "install", command="compare", verdict="partly supported", figures={
             "provision_seconds": took, "sources": src},
             measured=(f"provisioned here: PostgreSQL in {took['postgres']:.1f} s from {src['postgres']} binaries "
                       f"(initdb + start + schema), Redis in {took['redis']:.1f} s from {src['redis']} binaries; "
                       "both are one step for fridgebench, Redis is one more server to run; Helm not measured here"))
+    else:  # say why, rather than "measured by: fridgebench compare" to someone who ran it
+        why = []
+        for kind, name, flag in (("postgres", "PostgreSQL", "--postgres-dsn"), ("redis", "Redis", "--redis-url")):
+            info = getattr(endpoints, kind)
+            if took[kind] is None:
+                why.append(f"{name} was not needed by the stores chosen" if not info.url
+                           else f"{name} was given ({flag}), not provisioned by this run")
+        fill(claims, "install", command="compare", verdict="not measured", figures={"sources": src},
+             measured=("not timed: " + " and ".join(why) + " — compare times provisioning when it starts both "
+                       "servers itself"))
     return list(claims.values())
 
 
