@@ -402,3 +402,21 @@ def test_inconclusive_lists_only_rows_measured_and_not_judged() -> None:
                    table("compare --sweep", scalability="inconclusive"), explained_perf())
     assert [c.key for c in inconclusive(claims)] == ["performance", "scalability"]
     assert inconclusive(table("compare", performance="supported")) == []
+
+
+def test_a_row_not_judged_shows_why_in_the_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from fridgebench.report.terminal import render_claims
+
+    claims = merge(explained_perf(), table("ttl", memory_use="supported"))
+    buf = io.StringIO()
+    render_claims([c.model_dump() for c in claims], Console(file=buf, width=200))
+    lines = buf.getvalue().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.lstrip().startswith("performance —"))
+    assert lines[row].endswith("→ not measured")
+    assert "not judged: the scenario has no session reads (get)" in lines[row + 1]  # why, not "measured by"
+    scal = next(i for i, line in enumerate(lines) if line.lstrip().startswith("scalability —"))
+    assert "measured by: fridgebench compare --sweep" in lines[scal + 1]  # a blank row says what would measure it
