@@ -14,7 +14,7 @@ class ExitStatus(IntEnum):
     ERROR = 1  # runtime error: a server failed, a store is unreachable, disk full ...
     USAGE = 2  # bad flags, bad scenario file, bad input the user can fix
     GATE_FAILED = 3  # a regression gate failed
-    TOO_NOISY = 4  # results too noisy to judge
+    TOO_NOISY = 4  # could not judge: too noisy, too few samples, runs not comparable (gate; compare --strict)
     DIFFERENCES = 5  # `migrate verify` found sessions that differ (unreachable stores stay 1)
     INTERRUPTED = 130  # Ctrl-C / SIGTERM
 

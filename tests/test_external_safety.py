@@ -328,4 +328,4 @@ def test_a_run_with_no_significant_ratio_is_inconclusive(tmp_path: Path) -> None
     assert rows and not any(r["significant"] for r in rows)  # two seconds: too few to tell the stores apart
     perf = next(c for c in doc["claims"] if c["key"] == "performance")
     assert perf["verdict"] == "inconclusive", perf
-    assert "no ratio between the stores is significant" in perf["measured"]
+    assert "not significant: too few measured seconds for a 95% interval" in perf["measured"]

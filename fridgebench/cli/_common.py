@@ -169,3 +169,17 @@ def report_run(path: Any, no_report: bool) -> None:
     from fridgebench.report.build import report_after_run
 
     report_after_run(path, lambda line: console.print(f"[dim]{mask_text(line)}[/]"))
+
+
+def fail_if_inconclusive(claims: list[Any]) -> None:
+    """``--strict``: a claim the run measured but could not judge exits 4 (ExitStatus.TOO_NOISY) —
+    after its results and report were written: the run measured, only its verdict is in doubt."""
+    from fridgebench.report.claims import inconclusive
+
+    found = inconclusive(claims)
+    if not found:
+        return
+    topics = ", ".join(dict.fromkeys(c.topic for c in found))
+    console.print(f"[yellow]inconclusive:[/] {topics} (the claims above say why) — exit "
+                  f"{int(ExitStatus.TOO_NOISY)} (--strict)", soft_wrap=True)
+    raise typer.Exit(int(ExitStatus.TOO_NOISY))

@@ -10,7 +10,8 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, report_run, run_async
+from fridgebench.cli._common import (announce_wait, console, emit_json, error_boundary, fail_if_inconclusive,
+                                     report_run, run_async)
 from fridgebench.errors import UsageError
 
 
@@ -60,6 +61,7 @@ def compare(
     sweep: Annotated[bool, typer.Option("--sweep", help="Also step the offered load up to find each store's knee (scalability; the server-path stores writing what the chosen ones write).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     repeat: Annotated[int, typer.Option("--repeat", metavar="N", help="Run the comparison N times on the same servers, the stores in alternating order (ABBA...), one run folder each under one folder: what `fridgebench gate` needs.")] = 1,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 4 when a claim this run measured is inconclusive (too noisy, no significant ratio, ...), as `gate --strict` does: for a CI step that must not pass on a run nobody can judge. The results are written either way.")] = False,
     json_out: o.Json = False,
     no_report: o.NoReport = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
@@ -87,6 +89,8 @@ def compare(
       fridgebench compare --postgres-dsn postgresql://app@db/fridge --redis-url redis://cache:6379/0 --reuse
 
       fridgebench compare --repeat 5 --out baseline     (then, on a change: --out head; fridgebench gate --baseline baseline --current head)
+
+    Exit status: 0 measured (whatever the verdicts) · 4 with --strict, a verdict it measured is inconclusive · 1 runtime error · 2 bad input · 130 interrupted.
     """
     with error_boundary():
         from fridgebench.engine.driver import install_event_loop_policy
@@ -166,6 +170,9 @@ def compare(
         for path in paths:
             console.print(f"results: {path}")
         report_run(paths[0].parent if repeat == 1 else paths[0].parent.parent, no_report)
+        if strict:
+            fail_if_inconclusive([c for d in docs for c in d.claims])
+
 
 
 def abba(stores: tuple[str, ...], index: int) -> tuple[str, ...]:

@@ -348,6 +348,7 @@ def fix_summary(runs: dict[str, StoreRun]) -> dict[str, Any] | None:
 
 
 NOISY_CV = 0.5  # coefficient of variation of per-second medians above which a run can't be judged
+CLAIMED_FACTOR = 10.0  # the seed's "10x+ faster"
 
 
 def _too_noisy(run: StoreRun) -> bool:
@@ -357,22 +358,65 @@ def _too_noisy(run: StoreRun) -> bool:
     return cv is not None and cv > NOISY_CV
 
 
+def _num(x: float) -> str:
+    """2.53, 0.83, 12.1, 1,250: two decimals below 10, one above; no trailing zeros."""
+    text = f"{x:,.2f}" if abs(x) < 10 else f"{x:,.1f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def times(x: float) -> str:
+    """A ratio as a reader sees it: 12x, 2.53x, 17.8x, 0.5x."""
+    return _num(x) + "x"
+
+
+def _interval(c: dict[str, Any]) -> str:
+    ci = c.get("p50_ratio_ci95")
+    return f"95% interval {_num(ci[0])}–{times(ci[1])}" if ci else "no 95% interval"
+
+
+def _slower(r: float) -> str:
+    return f"{times(1 / r)} slower" if r > 0 else "more than 100x slower"
+
+
 def _verdict(runs: dict[str, StoreRun], rows: list[dict[str, Any]], c: dict[str, Any]) -> tuple[str, str]:
-    """The verdict on "10x+ faster" for one pair (``c``: its session-read row; ``rows``: all its ops)."""
+    """The verdict on "10x+ faster" for one pair, and the words a reader sees (``c``: its
+    session-read row; ``rows``: all its operations). In this order:
+
+    - either store's per-second medians wander (CV above NOISY_CV): **inconclusive**, too noisy;
+    - the read has no 95% interval (fewer than 3 measured seconds): **inconclusive**;
+    - the read's interval includes 1 (not significant): **inconclusive** when no operation of the
+      pair is significant either (the run cannot tell the stores apart) or when the interval also
+      reaches 10x (it cannot tell "no difference" from "10x+"); otherwise **contradicted** — the
+      read is measurably no faster, and 10x lies outside the interval;
+    - significant and Redis slower: **contradicted**;
+    - significant and the p50 ratio at least 10: **supported**; below 10: **partly supported**.
+    """
     r = c["p50_ratio"]
-    noisy = [n for n in (c["baseline"], c["other"]) if _too_noisy(runs[n])]
+    ci = c.get("p50_ratio_ci95")
+    noisy = [(n, runs[n].measurement.overall["noise"]["cv_of_p50"]) for n in (c["baseline"], c["other"])
+             if _too_noisy(runs[n])]
     if noisy:
-        return "inconclusive", f"{r:g}x, but the run was too noisy to judge ({', '.join(noisy)})"
-    if not any(x["significant"] for x in rows):
-        return "inconclusive", (f"{r:g}x, but no ratio between the stores is significant (every 95% "
-                                "interval includes 1, or too few seconds were measured): run longer")
+        who = ", ".join(f"{n} CV {cv:.2f}" for n, cv in noisy)
+        return "inconclusive", (f"{times(r)}, but too noisy to judge: per-second medians wandered ({who}; above "
+                                f"{NOISY_CV:g} is too noisy) — run again on a quieter machine, or longer")
+    if ci is None:
+        return "inconclusive", (f"{times(r)}, not significant: too few measured seconds for a 95% interval "
+                                "(3 at least) — run longer")
     if not c["significant"]:
-        return "contradicted", "no significant difference"
-    if r >= 10:
-        return "supported", f"{r:g}x faster"
-    if r > 1:
-        return "partly supported", f"{r:g}x faster, not 10x"
-    return "contradicted", f"{1 / r:.2g}x slower"
+        if not any(x["significant"] for x in rows):
+            return "inconclusive", (f"{times(r)}, not significant ({_interval(c)} includes 1), nor is any other "
+                                    "operation's ratio: the run was too short or too noisy to tell the stores apart "
+                                    "— run longer")
+        if ci[1] >= CLAIMED_FACTOR:
+            return "inconclusive", (f"{times(r)}, not significant ({_interval(c)} includes both 1 and "
+                                    f"{times(CLAIMED_FACTOR)}) — run longer")
+        return "contradicted", (f"{times(r)}, not significant ({_interval(c)} includes 1 and stays below "
+                                f"{times(CLAIMED_FACTOR)}): the session read is not measurably faster")
+    if ci[1] < 1:
+        return "contradicted", f"{_slower(r)} ({_interval(c)})"
+    if r >= CLAIMED_FACTOR:
+        return "supported", f"{times(r)} faster ({_interval(c)})"
+    return "partly supported", f"{times(r)} faster ({_interval(c)}), not {times(CLAIMED_FACTOR)}"
 
 
 def combine_verdicts(verdicts: list[str]) -> str:
@@ -401,8 +445,28 @@ def _ms_or_us(us: float) -> str:
     return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:g} µs"
 
 
+PATH_LEADS = {"app": "as fridge2fork's code uses them", "server": "as the servers can serve them"}
+PATH_HOW = {"app": "fridge2fork's own code", "server": "lean clients"}
+
+
+def _fix_text(g: dict[str, Any]) -> str:
+    """What the two cheapest fixes do to the app path's read, in words that stay true at the edges
+    (a fixed variant no faster than the unfixed one, or as fast as Redis)."""
+    what = ("The two cheapest fixes (no last_accessed write on every read, one query instead of N+1 for adds; "
+            f"postgres-app-fixed) read in {_ms_or_us(g['fixed_p50_us'])} (unfixed {_ms_or_us(g['app_p50_us'])}, "
+            f"Redis {_ms_or_us(g['redis_p50_us'])})")
+    closed = g["closed_by_fix"]
+    if closed <= 0:
+        return f"{what}: they close none of the app path's read gap"
+    if closed >= 1:
+        return f"{what}: they close all of the app path's read gap"
+    return f"{what}: they close {closed:.0%} of the app path's read gap; {g['left_for_redis']:.0%} remains for Redis to close"
+
+
 def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], endpoints: Endpoints,
                  scenario: Scenario, *, fix: dict[str, Any] | None = None) -> list[Claim]:
+    """The claims ``compare`` fills: performance (each path's verdict on "10x+" for the session
+    read, combined) and install (the provisioning times). Reads the measurements only."""
     claims = blank_claims()
     per_path: dict[str, dict[str, Any]] = {}
     for path in ("app", "server"):
@@ -419,39 +483,40 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         per_path[path] = {"baseline": c["baseline"], "other": c["other"], "verdict": verdict, "word": word,
                           "load": load, "get_p50_us": {c["baseline"]: pg["p50_us"], c["other"]: rd["p50_us"]},
                           "get_p99_us": {c["baseline"]: pg["p99_us"], c["other"]: rd["p99_us"]},
-                          "get_p50_ratio": c["p50_ratio"], "significant": c["significant"],
-                          "p50_ratio_by_op": {x["op"]: x["p50_ratio"] for x in rows}}
+                          "get_p50_ratio": c["p50_ratio"], "get_p50_ratio_ci95": c.get("p50_ratio_ci95"),
+                          "significant": c["significant"],
+                          "p50_ratio_by_op": {x["op"]: x["p50_ratio"] for x in rows},
+                          "significant_by_op": {x["op"]: x["significant"] for x in rows}}
     if per_path:
         primary = "server" if "server" in per_path else "app"
         first = per_path[primary]
         io = runs[first["baseline"]].extra.get("server_io") or {}
         parts = []
-        if "app" in per_path:
-            a = per_path["app"]
-            pg_us, rd_us = a["get_p50_us"][a["baseline"]], a["get_p50_us"][a["other"]]
-            parts.append(f"session read p50 as fridge2fork's code uses them: PostgreSQL {_ms_or_us(pg_us)} vs Redis "
-                         f"{_ms_or_us(rd_us)}, {a['get_p50_ratio']:g}× ({a['baseline']} vs {a['other']}, {a['load']}): "
-                         f"{a['verdict']} — {a['word']}")
-        if "server" in per_path:
-            v = per_path["server"]
+        for path in ("app", "server"):
+            if path not in per_path:
+                continue
+            v = per_path[path]
             pg_us, rd_us = v["get_p50_us"][v["baseline"]], v["get_p50_us"][v["other"]]
-            lead = "as the servers can serve them" if "app" in per_path else "session read p50"
-            parts.append(f"{lead}: {v['get_p50_ratio']:g}× (PostgreSQL {_ms_or_us(pg_us)} vs Redis {_ms_or_us(rd_us)}, "
-                         f"{v['baseline']} vs {v['other']}, {v['load']}): {v['verdict']} — {v['word']}")
+            lead = ("" if parts else "session read p50 ") + PATH_LEADS[path]
+            parts.append(f"{lead}: PostgreSQL {_ms_or_us(pg_us)} vs Redis {_ms_or_us(rd_us)} ({v['baseline']} vs "
+                         f"{v['other']}, {v['load']}): {v['verdict']} — {v['word']}")
         text = " — ".join(parts)
+        if len(per_path) == 1:
+            missing = "server" if primary == "app" else "app"
+            text += (f" (the {missing} path, {PATH_HOW[missing]}, was not run: "
+                     "--paths app,server measures both)")
         g = (fix or {}).get("by_op", {}).get("get")
         if g and "closed_by_fix" in g:
-            text += (f". The two cheapest fixes (no last_accessed write on every read, one query instead of N+1 "
-                     f"for adds; postgres-app-fixed) read in {_ms_or_us(g['fixed_p50_us'])}: they close "
-                     f"{g['closed_by_fix']:.0%} of the app path's read gap; {g['left_for_redis']:.0%} remains for Redis "
-                     "to close")
-            if "server" in per_path:
+            text += ". " + _fix_text(g)
+            if "server" in per_path and 0 < g["closed_by_fix"] < 1:
                 v = per_path["server"]
                 text += (f" (or a lean query: PostgreSQL's own read, as the servers serve it, takes "
                          f"{_ms_or_us(v['get_p50_us'][v['baseline']])})")
         for path in ("app", "server"):
             if path in per_path:
-                spread = ", ".join(f"{op} {r:g}x" for op, r in per_path[path]["p50_ratio_by_op"].items())
+                sig = per_path[path]["significant_by_op"]
+                spread = ", ".join(f"{op} {times(r)}" + ("" if sig[op] else " (not significant)")
+                                   for op, r in per_path[path]["p50_ratio_by_op"].items())
                 text += f"; p50 ratio per op ({path} path): {spread}"
         if io.get("buffer_hit_ratio") is not None:
             text += (f". Disk I/O ({first['baseline']}): PostgreSQL served {io['buffer_hit_ratio']:.2%} of block reads "
@@ -467,13 +532,29 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
         if fix is not None:
             figures["fix"] = fix
         fill(claims, "performance", command="compare", verdict=verdict, measured=text, figures=figures)
-    times = {k: getattr(endpoints, k).started_in_s for k in ("postgres", "redis")}
-    if all(v is not None for v in times.values()):
+    elif comparisons:  # PostgreSQL and Redis both ran, but the scenario has no session reads to judge
+        spread = ", ".join(f"{c['op']} {times(c['p50_ratio'])} ({c['baseline']} vs {c['other']})" for c in comparisons)
+        fill(claims, "performance", command="compare", verdict="not measured", figures={},
+             measured=("not judged: the scenario has no session reads (get), and the seed's \"10x faster\" is about "
+                       f"session lookups — add get to its [mix]; p50 ratio per op: {spread}"))
+    took = {k: getattr(endpoints, k).started_in_s for k in ("postgres", "redis")}
+    src = {k: getattr(endpoints, k).source for k in took}
+    if all(v is not None for v in took.values()):
         fill(claims, "install", command="compare", verdict="partly supported", figures={
-            "provision_seconds": times, "sources": {k: getattr(endpoints, k).source for k in times}},
-            measured=(f"provisioned here from {endpoints.postgres.source} binaries: PostgreSQL in "
-                      f"{times['postgres']:.1f} s (initdb + start + schema), Redis in {times['redis']:.1f} s; "
+            "provision_seconds": took, "sources": src},
+            measured=(f"provisioned here: PostgreSQL in {took['postgres']:.1f} s from {src['postgres']} binaries "
+                      f"(initdb + start + schema), Redis in {took['redis']:.1f} s from {src['redis']} binaries; "
                       "both are one step for fridgebench, Redis is one more server to run; Helm not measured here"))
+    else:  # say why, rather than "measured by: fridgebench compare" to someone who ran it
+        why = []
+        for kind, name, flag in (("postgres", "PostgreSQL", "--postgres-dsn"), ("redis", "Redis", "--redis-url")):
+            info = getattr(endpoints, kind)
+            if took[kind] is None:
+                why.append(f"{name} was not needed by the stores chosen" if not info.url
+                           else f"{name} was given ({flag}), not provisioned by this run")
+        fill(claims, "install", command="compare", verdict="not measured", figures={"sources": src},
+             measured=("not timed: " + " and ".join(why) + " — compare times provisioning when it starts both "
+                       "servers itself"))
     return list(claims.values())
 
 

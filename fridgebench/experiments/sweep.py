@@ -127,12 +127,22 @@ def judge_scalability(section: dict[str, Any]) -> list[Claim]:
     elif best["driver_bound"] and pg["driver_bound"]:
         verdict = "inconclusive"
         text += " — both reach the driver's ceiling; run the load from more cores (roadmap: fridgebench load)"
+    elif pg["max_sustained_per_s"] is None and best["max_sustained_per_s"] is None:
+        verdict = "inconclusive"
+        lowest = min(section["rates"]) if section.get("rates") else None
+        text += (" — neither store sustained even the lowest step"
+                 + (f" ({lowest:g} ops/s)" if lowest is not None else "")
+                 + " though the driver did: a store far away (network round trips above the p99 limit) or a "
+                   "busy machine; nothing here tells them apart")
     elif rk >= 2 * max(pk, 1):
         verdict = "supported"
+        text += " — Redis sustained at least twice PostgreSQL's load"
     elif rk > pk:
         verdict = "partly supported"
+        text += " — Redis sustained more than PostgreSQL, but less than twice its load"
     else:
         verdict = "contradicted"
+        text += " — PostgreSQL sustained as much load as Redis, or more"
     text += "; single node only — horizontal scaling (replicas, cluster) not measured"
     fill(claims, "scalability", command="compare --sweep", verdict=verdict, measured=text,
          figures={n: s["max_sustained_per_s"] for n, s in st.items()})

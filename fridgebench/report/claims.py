@@ -29,6 +29,9 @@ MEASURED_BY: dict[str, str] = {
 }
 
 
+NOT_MEASURED: str = Claim.model_fields["measured"].default  # a blank row's text
+
+
 def blank_claims() -> dict[str, Claim]:
     return {
         key: Claim(key=key, topic=t, seed_postgres=pg, seed_redis=rd)  # type: ignore[arg-type]
@@ -42,11 +45,24 @@ def fill(claims: dict[str, Claim], key: str, *, measured: str, verdict: str, fig
                                                      figures=figures or {}, command=command))
 
 
+def explained(claim: Claim) -> bool:
+    """A row left "not measured" with a reason (e.g. a scenario without session reads), not blank."""
+    return claim.verdict == "not measured" and claim.measured != NOT_MEASURED
+
+
 def merge(*tables: list[Claim]) -> list[Claim]:
-    """Combine claims from several results documents: a measured row wins over 'not measured'."""
+    """Combine claims from several results documents, in the seed's order: a measured row wins over
+    "not measured" whatever the order (the later of two measured rows wins); a "not measured" row
+    that says why wins over a blank one."""
     out = blank_claims()
     for table in tables:
         for c in table:
-            if c.verdict != "not measured":
+            if c.verdict != "not measured" or (explained(c) and out[c.key].verdict == "not measured"):
                 out[c.key] = c
     return list(out.values())
+
+
+def inconclusive(claims: list[Claim]) -> list[Claim]:
+    """The rows a run measured but could not judge (too noisy, nothing significant, a driver's
+    ceiling, expiry that could not be observed): what ``compare --strict`` exits 4 on."""
+    return [c for c in claims if c.verdict == "inconclusive"]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from fridgebench.measure.runs import Run
 from fridgebench.report import plots
 from fridgebench.report.blocks import Block, Figure, Heading, Para, Table
-from fridgebench.report.claims import MEASURED_BY, merge
+from fridgebench.report.claims import MEASURED_BY, explained, merge
 from fridgebench.measure.results import Claim
 
 KNOWN = ("compare", "sweep", "ttl", "migrate")
@@ -152,7 +152,8 @@ def _claims(runs: list[Run], labels: Labels) -> list[Block]:
         if labels.many and len(set(per_run.get(c.key, []))) > 1 and \
                 len({v.rsplit(' (', 1)[0] for v in per_run[c.key]}) > 1:
             verdict = "; ".join(per_run[c.key])
-        measured = c.measured if c.verdict != "not measured" else f"not measured — run {MEASURED_BY.get(c.key, '?')}"
+        measured = (c.measured if c.verdict != "not measured" or explained(c)
+                    else f"not measured — run {MEASURED_BY.get(c.key, '?')}")
         rows.append([c.topic, c.seed_postgres, c.seed_redis, verdict, measured])
         styles[(i, 3)] = "v-" + c.verdict.replace(" ", "-")
     out: list[Block] = [

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fridgebench.report.claims import MEASURED_BY
+from fridgebench.report.claims import MEASURED_BY, NOT_MEASURED
 
 VERDICT_STYLE = {"supported": "green", "contradicted": "red", "partly supported": "yellow", "inconclusive": "magenta",
                  "not measured": "dim"}
@@ -134,7 +134,7 @@ def render_claims(claims: list[dict[str, Any]], console: Console) -> None:
         st = VERDICT_STYLE.get(c["verdict"], "")
         console.print(f"  [bold]{c['topic']}[/] — seed: PostgreSQL “{c['seed_postgres']}”, "
                       f"Redis “{c['seed_redis']}” → [{st}]{c['verdict']}[/]")
-        if c["verdict"] != "not measured":
+        if c["verdict"] != "not measured" or c.get("measured", NOT_MEASURED) != NOT_MEASURED:
             console.print(f"    {c['measured']}", soft_wrap=False)
         else:
             console.print(f"    [dim]measured by: {MEASURED_BY.get(c['key'], '?')}[/]")

@@ -223,6 +223,11 @@ def _ms(d: dict[str, Any], key: str) -> str:
     return "—" if v is None else f"{v:,.1f}" if v >= 10 else f"{v:.2f}"
 
 
+def _factor(x: float) -> str:
+    """1.04× stays 1.04× (not "1.0×"), 4.73× reads 4.7×."""
+    return f"{x:.2f}×" if x < 1.95 else f"{x:.1f}×"
+
+
 def build_claims(section: dict[str, Any]) -> list[Claim]:
     claims = blank_claims()
     expiry, memory, cleanup = section["expiry"], section["memory"], section.get("cleanup")
@@ -246,12 +251,19 @@ def build_claims(section: dict[str, Any]) -> list[Claim]:
         else:
             text += "physical removal not timed (keyspace notifications unavailable on this server)"
         parts.append(text)
+    # PostgreSQL hides an expired session itself (the expires_at filter) when none stayed readable
+    # and the last became unreadable within a second
+    pg_hidden = pg is not None and pg["readable_never_gone"] == 0 and (pg["readable_lag_ms"].get("p99") or 0) < 1000
     if pg:
-        parts.append(
-            f"PostgreSQL: unreadable {_ms(pg['readable_lag_ms'], 'p99')} ms after expiry (p99) through the "
-            f"expires_at filter "
-            f"but rows stay until a cleanup job deletes them (up to {pg.get('max_expired_rows_waiting_for_cleanup', 0)} "
-            f"expired rows waiting with a {pg.get('cleanup_every_s', 0):.3g} s job)")
+        waiting = (f"rows stay until a cleanup job deletes them (up to {pg.get('max_expired_rows_waiting_for_cleanup', 0)} "
+                   f"expired rows waiting with a {pg.get('cleanup_every_s', 0):.3g} s job)")
+        if pg_hidden:
+            parts.append(f"PostgreSQL: unreadable {_ms(pg['readable_lag_ms'], 'p99')} ms after expiry (p99) through the "
+                         f"expires_at filter but {waiting}")
+        else:
+            parts.append(f"PostgreSQL: its expires_at filter did not hide expired sessions in time "
+                         f"({pg['readable_never_gone']} still readable, p99 {_ms(pg['readable_lag_ms'], 'p99')} ms after "
+                         f"expiry); {waiting}")
     if cleanup:
         single = next((v for v in cleanup["variants"] if v["variant"] == "single"), None)
         if single:
@@ -271,26 +283,37 @@ def build_claims(section: dict[str, Any]) -> list[Claim]:
     viol = {k: v["sliding"]["total_violations"] for k, v in expiry.items()}
     if viol:
         parts.append("sliding-expiry violations: " + ", ".join(f"{k} {v}" for k, v in viol.items()))
+    # what contradicts "Redis expires sessions itself": a key still readable after its expiry, a key
+    # never removed (when removal could be timed), a sliding session lost or kept against its TTL.
+    # Removal that could not be timed (no keyspace notifications) is no evidence either way.
+    redis_faults = []
+    for name, e in redis.items():
+        if e["readable_never_gone"]:
+            redis_faults.append(f"{name}: {e['readable_never_gone']} sessions still readable after their expiry")
+        if e["removed_not_observed"] and e.get("notifications"):
+            redis_faults.append(f"{name}: {e['removed_not_observed']} expired keys never removed")
+        if e["sliding"]["total_violations"]:
+            redis_faults.append(f"{name}: {e['sliding']['total_violations']} sessions expired against the sliding "
+                                "TTL (lost though touched, or kept though idle)")
     if redis and pg:
-        # a key still readable after its expiry, or (when timed) never removed, contradicts "TTL does it";
-        # removal that could not be timed (no keyspace notifications) is no evidence either way
-        redis_ok = all(e["readable_never_gone"] == 0 and (e["removed_not_observed"] == 0 or not e.get("notifications"))
-                       for e in redis.values())
-        pg_reads_ok = pg["readable_never_gone"] == 0 and (pg["readable_lag_ms"].get("p99") or 0) < 1000
         pg_needs_job = (pg.get("max_expired_rows_waiting_for_cleanup") or 0) > 0 or cleanup is not None
-        if not redis_ok:
+        if redis_faults:
             verdict = "contradicted"
+            parts.append("so: Redis's TTL did not do it alone — " + "; ".join(redis_faults))
         elif not timed:
             verdict = "inconclusive"
             parts.append("Redis's own removal of expired keys could not be observed here")
-        elif pg_needs_job and pg_reads_ok:
+        elif pg_needs_job and pg_hidden:
             verdict = "partly supported"
             parts.append("so: Redis removes expired sessions itself; PostgreSQL hides them itself too and needs "
                          "the job only to reclaim rows")
         else:
             verdict = "supported"
+            parts.append("so: Redis removes expired sessions itself; PostgreSQL needs the cleanup job")
     else:
         verdict = "not measured"
+        if parts:
+            parts.append("no verdict: it needs PostgreSQL and a Redis store in the same run")
     if parts:
         fill(claims, "auto_expiry", measured="; ".join(parts), verdict=verdict, figures=figures, command=COMMAND)
 
@@ -309,13 +332,14 @@ def build_claims(section: dict[str, Any]) -> list[Claim]:
             p = pg_mem["bytes_per_session"]
             if r >= p:
                 verdict = "supported"
-                text += f"; Redis needs {r / p:.1f}× PostgreSQL's bytes, and all of it in RAM"
+                text += f"; Redis needs {_factor(r / p)} PostgreSQL's bytes, and all of it in RAM"
             else:
                 verdict = "partly supported"
-                text += (f"; Redis holds every session in RAM (used_memory), but {p / r:.1f}× fewer bytes than "
+                text += (f"; Redis holds every session in RAM (used_memory), but {_factor(p / r)} fewer bytes than "
                          "PostgreSQL's tables + indexes, which live on disk and use RAM only as a cache")
         else:
             verdict = "not measured"
+            text += "; no verdict: it needs PostgreSQL and a Redis store in the same run"
         fill(claims, "memory_use", measured=text, verdict=verdict, figures=figs, command=COMMAND)
     return list(claims.values())
 
