@@ -35,6 +35,7 @@ BOTH_FLAGS: dict[str, list[str]] = {
     "ttl": ["ttl", "--sessions", "10", "--ttl", "1"],
     "up": ["up"],
     "load": ["load", "--duration", "1"],
+    "failure": ["failure", "reset", "--stores", "redis-atomic", "--duration", "4"],
     "rehearse fill": ["rehearse", "fill", "--dsn", f"postgresql://app:{SECRET}@127.0.0.1:1/fridge"],
 }
 
