@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-import pytest
 
 from fridgebench.engine.driver import run_closed_loop, run_open_loop
 from fridgebench.measure.summary import summarize

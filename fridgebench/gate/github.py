@@ -64,7 +64,7 @@ def summary_markdown(res: GateResult, *, limit: int = SUMMARY_LIMIT, report_hint
             break
         kept.append(line)
         used += size
-    cut = [f"", f"*{len(rows) - len(kept)} more rows left out (GitHub's 1 MiB summary limit): see the gate's --json "
+    cut = ["", f"*{len(rows) - len(kept)} more rows left out (GitHub's 1 MiB summary limit): see the gate's --json "
                 f"output or the report artifact.*"]
     return "\n".join(head + table + kept + cut + tail) + "\n"
 

@@ -7,7 +7,6 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from fridgebench.stores import schema
 from fridgebench.stores.base import SessionStore
