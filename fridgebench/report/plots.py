@@ -188,11 +188,13 @@ def over_time(frame: pd.DataFrame, *, title: str) -> str | None:
 
 def ratio_with_ci(rows: list[dict[str, Any]], *, title: str) -> str | None:
     """PostgreSQL ÷ Redis p50 ratio per operation with its 95% interval; the seed's "10x" marked.
-    ``rows``: {"op", "other", "label", "run", "ratio", "ci": (lo, hi) | None, "significant"}."""
+    ``rows``: {"op", "other", "label", "run", "ratio", "ci": (lo, hi) | None, "significant"}, and optionally
+    "group" (the pair compared: a thin rule separates consecutive rows of different pairs)."""
     rows = [r for r in rows if r.get("ratio")]
     if not rows:
         return None
-    fig, axes = _figure(1, 1, width=7.0, height=0.32 * len(rows) + 1.2)
+    grouped = any(r.get("group") is not None for r in rows)  # labels name path and pair: long, so room for them
+    fig, axes = _figure(1, 1, width=9.0 if grouped else 7.0, height=0.32 * len(rows) + (1.4 if grouped else 1.2))
     ax = axes[0][0]
     plt = _plt()
     with plt.rc_context(SVG_RC):
@@ -202,6 +204,9 @@ def ratio_with_ci(rows: list[dict[str, Any]], *, title: str) -> str | None:
             lo, hi = r["ci"] if r.get("ci") else (r["ratio"], r["ratio"])
             ax.plot([lo, hi], [y, y], color=c, linewidth=2.2, alpha=0.6, solid_capstyle="butt")
             ax.plot([r["ratio"]], [y], color=c, marker="o" if r["significant"] else "x", markersize=5)
+        for y, a, b in zip(ys[1:], rows, rows[1:]):  # a thin rule where the pair (path, baseline) changes
+            if a.get("group") is not None and b.get("group") is not None and a["group"] != b["group"]:
+                ax.axhline(y + 0.5, color="#bbb", linewidth=0.6)
         ax.axvline(1.0, color="#333", linewidth=0.8)
         ax.axvline(10.0, color="#2ca02c", linewidth=0.8, linestyle="--")
         ax.text(10.0, 1.0, " seed: 10x", color="#2ca02c", fontsize=7, transform=ax.get_xaxis_transform(), va="bottom")
@@ -210,7 +215,8 @@ def ratio_with_ci(rows: list[dict[str, Any]], *, title: str) -> str | None:
         from matplotlib.ticker import FuncFormatter
 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: f"{v:g}x"))
-        ax.set_xlabel("PostgreSQL p50 ÷ Redis p50 (>1: Redis faster); bar: 95% interval; x: not significant")
+        ax.set_xlabel("PostgreSQL p50 ÷ Redis p50 (>1: Redis faster)" + ("\n" if grouped else "; ")
+                      + "bar: 95% interval; x: not significant")
         ax.grid(axis="y", alpha=0)
         ax.set_title(title, loc="left")
         fig.tight_layout()
