@@ -1,10 +1,10 @@
 """Turn runs (results documents and their interval logs) into report blocks: text, tables, plots.
 
 The page is read by someone who never ran the tool, so it opens with the seed's claims and
-their verdicts in plain words, then each kind of measurement a run holds: ``compare``,
-``sweep``, ``ttl``, ``migrate``. Any other section — a newer command, or one this version
-does not know — is shown as tables of its values rather than refused. Several runs are
-overlaid (line style per run) so a before/after reads at a glance.
+their verdicts in plain words, then each kind of measurement a run holds: ``compare`` (and its
+``profile``, in ``sections_profile``), ``sweep``, ``ttl``, ``migrate``. Any other section — a newer
+command, or one this version does not know — is shown as tables of its values rather than
+refused. Several runs are overlaid (line style per run) so a before/after reads at a glance.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fridgebench.report.blocks import Block, Figure, Heading, Para, Table
 from fridgebench.report.claims import MEASURED_BY, explained, merge
 from fridgebench.measure.results import Claim
 
-KNOWN = ("compare", "sweep", "ttl", "migrate")
+KNOWN = ("compare", "profile", "sweep", "ttl", "migrate")
 VERDICT_WORDS = {
     "supported": "the measurements agree with the seed",
     "partly supported": "true in part: the direction holds, the size or the reason does not",
@@ -72,17 +72,30 @@ class Labels:
         return f"{store} · {self.name(r)}" if self.many else store
 
 
+def _section(run: Run, name: str) -> Any:
+    """A section's value; the profile also where ``compare`` keeps it (``sections.compare.profile``)."""
+    if name == "profile" and name not in run.doc.sections:
+        return run.doc.sections["compare"]["profile"]
+    return run.doc.sections[name]
+
+
 def build(runs: list[Run]) -> tuple[str, list[Block]]:
+    from fridgebench.report import sections_profile
+
     labels = Labels(runs)
     blocks: list[Block] = []
     blocks += _intro(runs, labels)
     blocks += _claims(runs, labels)
     with_section: dict[str, list[Run]] = {}
     for r in runs:
-        for name in r.doc.sections:
+        names = list(r.doc.sections)
+        if "profile" not in names and sections_profile.profile_of(r) is not None:
+            names.append("profile")
+        for name in names:
             with_section.setdefault(name, []).append(r)
     builders: dict[str, Callable[[list[Run], Labels], list[Block]]] = {
-        "compare": _compare, "sweep": _sweep, "ttl": _ttl, "migrate": _migrate}
+        "compare": _compare, "profile": sections_profile.build, "sweep": _sweep, "ttl": _ttl,
+        "migrate": _migrate}
     for name in [*KNOWN, *sorted(set(with_section) - set(KNOWN))]:
         rs = with_section.get(name)
         if not rs:
@@ -98,7 +111,7 @@ def build(runs: list[Run]) -> tuple[str, list[Block]]:
                 blocks.append(Para(f"This report could not draw the {name} section ({type(err).__name__}: {err}); "
                                    "its values follow as tables.", "warning"))
                 for r in rs:
-                    blocks += _generic(name, r.doc.sections[name], labels, r, level=3, heading=False)
+                    blocks += _generic(name, _section(r, name), labels, r, level=3, heading=False)
                 continue
         blocks.append(Heading(f"{name} (shown as tables)", 2, anchor=name))
         blocks.append(Para(f"This version of fridgebench has no plots for “{name}” results; here are their values.",
