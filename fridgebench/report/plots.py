@@ -186,6 +186,47 @@ def over_time(frame: pd.DataFrame, *, title: str) -> str | None:
     return to_svg(fig)
 
 
+def fault_timelines(panels: Sequence[dict[str, Any]], *, title: str) -> str | None:
+    """One small panel per fault case: requests served and requests failed per second (from the
+    case's per-bucket counts), the fault window shaded. ``panels``: {"title", "store", "t_s": [...],
+    "bucket_s", "served": [...], "errors": [...], "inject_s", "heal_s"}; counts per bucket."""
+    panels = [p for p in panels if p["t_s"]]
+    if not panels:
+        return None
+    cols = 2 if len(panels) > 1 else 1
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = _figure(rows, cols, width=7.0, height=1.9 * rows + 0.7, sharex=False)
+    plt = _plt()
+    with plt.rc_context(SVG_RC):
+        for i, p in enumerate(panels):
+            ax = axes[i // cols][i % cols]
+            per_s = 1.0 / float(p["bucket_s"])
+            x = [t + p["bucket_s"] / 2 for t in p["t_s"]]
+            ax.axvspan(p["inject_s"], p["heal_s"], color="#d62728", alpha=0.12, linewidth=0)
+            ax.plot(x, [v * per_s for v in p["served"]], color=color(p["store"]), linewidth=1.3, label="served / s")
+            ax.plot(x, [v * per_s for v in p["errors"]], color="#d62728", linewidth=1.0, linestyle="--",
+                    label="failed / s")
+            ax.set_ylim(bottom=0)
+            ax.set_xlim(0, p["t_s"][-1] + p["bucket_s"])
+            ax.set_title(p["title"], loc="left", fontsize=8)
+            if i % cols == 0:
+                ax.set_ylabel("requests / s")
+            if i // cols == rows - 1 or i + cols >= len(panels):
+                ax.set_xlabel("seconds into the measured window")
+        for j in range(len(panels), rows * cols):
+            axes[j // cols][j % cols].set_visible(False)
+        from matplotlib.patches import Patch
+
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        handles.append(Patch(color="#d62728", alpha=0.12))
+        labels.append("the fault (injected → healed)")
+        height = fig.get_figheight()
+        fig.suptitle(title, y=1.0 - 0.04 / height, va="top", fontsize=10, x=0.02, ha="left")
+        fig.legend(handles, labels, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.0 - 0.28 / height))
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
+    return to_svg(fig)
+
+
 def ratio_with_ci(rows: list[dict[str, Any]], *, title: str) -> str | None:
     """PostgreSQL ÷ Redis p50 ratio per operation with its 95% interval; the seed's "10x" marked.
     ``rows``: {"op", "other", "label", "run", "ratio", "ci": (lo, hi) | None, "significant"}, and optionally

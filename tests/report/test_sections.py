@@ -1,8 +1,10 @@
 """The report's builders for the sections added after compare/sweep/ttl/migrate, from real runs.
 
 ``data/v2-compare-paths``: ``compare --paths app,server --duration 6 --warmup 1 --sessions 500``
-(five stores, two paths, the profile inside the compare section), on a shared, busy 2-core VM:
-the tests read the shape and the figures the document holds, not how fast anything was.
+(five stores, two paths, the profile inside the compare section); ``data/v2-failure``: ``failure
+crash --stores postgres,redis-atomic,redis-fallback --durability none,sync --duration 4 --warmup
+0.5 --sessions 500 --rate 200 --at 1 --down 1``. Both on a shared, busy 2-core VM: the tests read
+the shape and the figures the documents hold, not how fast anything was.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 from fridgebench.measure.runs import load_runs
 from fridgebench.report.build import render
 from fridgebench.report.sections import us
+from fridgebench.report.sections_failure import case_name
 from fridgebench.report.sections_profile import why_app_is_slower
 
 DATA = Path(__file__).parent / "data"
 V1 = DATA / "v1-compare"
 COMPARE = DATA / "v2-compare-paths"
+FAILURE = DATA / "v2-failure"
 
 
 def _doc(run: Path) -> dict[str, Any]:
@@ -113,5 +117,33 @@ def test_a_profile_kept_at_the_top_level_is_read_the_same(tmp_path: Path) -> Non
     (run / "results.json").write_text(json.dumps(doc))
     html, _ = render(load_runs(run))
     assert html.count("Why the app path is slower") == 1 and "profile (shown as tables)" not in html
+
+
+# -------------------------------------------------------------------------------------------- failure
+
+
+def test_failure_shows_each_case_its_data_its_durability_and_a_timeline() -> None:
+    sec = _doc(FAILURE)["sections"]["failure"]
+    html, md = render(load_runs(FAILURE))
+    assert "Failures: faults under load" in html and "could not draw" not in html
+    part = md[md.index("## Failures"):md.index("## The runs")]
+    for name, m in sec["durability_modes"].items():
+        assert f"| {m['kind']} {name} |" in part and m["process_crash_promise"] in part
+    for c in sec["cases"]:
+        a, d = c["accounting"], c["during"]
+        assert (f"| {case_name(c)} | {a['sessions_lost']:,} of {a['sessions_judged']:,} | "
+                f"{a['sessions_lost_by_phase']['before']:,} of {a['sessions_acknowledged_before_fault']:,} | "
+                f"{a['adds_lost']:,} | {a['false_not_found']:,} |") in part
+        assert f"| {case_name(c)} | {d['errors']:,} ({d['error_rate']:.1%}) |" in part
+    lost = {c["store"]: c["accounting"]["sessions_lost"] for c in sec["cases"]}
+    assert lost["postgres"] == 0 and lost["redis-atomic"] > 0  # sync kept them, `none` did not
+    assert "OS crash / kernel panic" in part  # what the machine cannot produce, stated
+    # one timeline panel per case, the fault window in the legend
+    assert html.count("<svg") == 1
+    titles = [t for t in _svg_texts(html) if " × crash · " in t]
+    assert sorted(titles) == sorted(f"{c['store']} × crash · {c['durability']}" for c in sec["cases"])
+    assert "the fault (injected → healed)" in _svg_texts(html)
+    # the claims table carries the seed's two failure rows
+    assert "failure recovery" in md and "fault isolation" in md
 
 
