@@ -150,7 +150,7 @@ def latency_by_percentile(panels: Sequence[tuple[str, list[dict[str, Any]]]], *,
     return to_svg(fig)
 
 
-def over_time(frame: pd.DataFrame, *, title: str) -> str | None:
+def over_time(frame: pd.DataFrame, *, title: str, latency_label: str = "latency from intended start") -> str | None:
     """Latency (p50 solid, p99 dotted) and throughput per second, warm-up (t < 0) shaded.
     ``frame`` columns: label, store, run, t_s, ops, p50_us, p99_us."""
     if frame.empty:
@@ -176,7 +176,7 @@ def over_time(frame: pd.DataFrame, *, title: str) -> str | None:
             ax_l.text(t_min + 0.05, 0.97, "warm-up (excluded)", transform=ax_l.get_xaxis_transform(), fontsize=7,
                       color="#555", va="top")
         _log_latency_axis(ax_l)
-        ax_l.set_ylabel("latency from intended start")
+        ax_l.set_ylabel(latency_label)
         ax_t.set_ylabel("operations / s")
         ax_t.set_xlabel("seconds since the end of warm-up")
         ax_t.set_ylim(bottom=0)

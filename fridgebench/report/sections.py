@@ -2,10 +2,10 @@
 
 The page is read by someone who never ran the tool, so it opens with the seed's claims and
 their verdicts in plain words, then each kind of measurement a run holds: ``compare`` (and its
-``profile``), ``sweep``, ``ttl``, ``migrate``, ``failure`` (the last two in ``sections_profile``,
-``sections_failure``). Any other section — a newer command, or one this version does not know —
-is shown as tables of its values rather than refused. Several runs are overlaid (line style per
-run) so a before/after reads at a glance.
+``profile``), ``sweep``, ``ttl``, ``migrate``, ``failure``, ``load`` (the last three in
+``sections_profile``, ``sections_failure``, ``sections_load``). Any other section — a newer
+command, or one this version does not know — is shown as tables of its values rather than
+refused. Several runs are overlaid (line style per run) so a before/after reads at a glance.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fridgebench.report.blocks import Block, Figure, Heading, Para, Table
 from fridgebench.report.claims import MEASURED_BY, explained, merge
 from fridgebench.measure.results import Claim
 
-KNOWN = ("compare", "profile", "sweep", "ttl", "migrate", "failure")
+KNOWN = ("compare", "profile", "sweep", "ttl", "migrate", "failure", "load")
 VERDICT_WORDS = {
     "supported": "the measurements agree with the seed",
     "partly supported": "true in part: the direction holds, the size or the reason does not",
@@ -81,7 +81,7 @@ def _section(run: Run, name: str) -> Any:
 
 
 def build(runs: list[Run]) -> tuple[str, list[Block]]:
-    from fridgebench.report import sections_failure, sections_profile
+    from fridgebench.report import sections_failure, sections_load, sections_profile
 
     labels = Labels(runs)
     blocks: list[Block] = []
@@ -96,7 +96,7 @@ def build(runs: list[Run]) -> tuple[str, list[Block]]:
             with_section.setdefault(name, []).append(r)
     builders: dict[str, Callable[[list[Run], Labels], list[Block]]] = {
         "compare": _compare, "profile": sections_profile.build, "sweep": _sweep, "ttl": _ttl,
-        "migrate": _migrate, "failure": sections_failure.build}
+        "migrate": _migrate, "failure": sections_failure.build, "load": sections_load.build}
     for name in [*KNOWN, *sorted(set(with_section) - set(KNOWN))]:
         rs = with_section.get(name)
         if not rs:

@@ -3,18 +3,26 @@
 ``data/v2-compare-paths``: ``compare --paths app,server --duration 6 --warmup 1 --sessions 500``
 (five stores, two paths, the profile inside the compare section); ``data/v2-failure``: ``failure
 crash --stores postgres,redis-atomic,redis-fallback --durability none,sync --duration 4 --warmup
-0.5 --sessions 500 --rate 200 --at 1 --down 1``. Both on a shared, busy 2-core VM: the tests read
-the shape and the figures the documents hold, not how fast anything was.
+0.5 --sessions 500 --rate 200 --at 1 --down 1``; ``data/v2-load``: ``load --stores
+postgres,redis-atomic --users 4 --duration 3 --warmup 1 --rate 200 --sessions 500`` (Locust's own
+CSV/HTML files left out). All three on a shared, busy 2-core VM: the tests read the shape and the
+figures the documents hold, not how fast anything was.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import pytest
 
 from fridgebench.measure.runs import load_runs
 from fridgebench.report.build import render
@@ -26,6 +34,7 @@ DATA = Path(__file__).parent / "data"
 V1 = DATA / "v1-compare"
 COMPARE = DATA / "v2-compare-paths"
 FAILURE = DATA / "v2-failure"
+LOAD = DATA / "v2-load"
 
 
 def _doc(run: Path) -> dict[str, Any]:
@@ -147,3 +156,78 @@ def test_failure_shows_each_case_its_data_its_durability_and_a_timeline() -> Non
     assert "failure recovery" in md and "fault isolation" in md
 
 
+# -------------------------------------------------------------------------------------------- load
+
+
+def test_load_shows_percentiles_rates_the_closed_loop_caveat_and_a_plot() -> None:
+    sec = _doc(LOAD)["sections"]["load"]
+    html, md = render(load_runs(LOAD))
+    assert "Load through Locust" in html and "could not draw" not in html
+    part = md[md.index("## Load through Locust"):md.index("## The runs")]
+    assert "coordinated omission, not corrected here" in part and "from the actual send" in part
+    for name, s in sec["stores"].items():
+        o = s["overall"]
+        assert (f"| {name} | {o['users']} | {o['measured_seconds']:g} s | {o['offered_rate_per_s']:g}/s | "
+                f"{o['achieved_rate_per_s']:,.0f}/s ({o['achieved_vs_offered']:.0%}) |") in part
+        for op, r in s["ops"].items():
+            li = r["latency_service"]
+            assert (f"| {name} | {op} | {r['throughput_per_s']:,.0f} | {us(li['p50_us'])} | {us(li['p90_us'])} | "
+                    f"{us(li['p99_us'])} |") in part
+    assert html.count("<svg") == 1 and "latency from the actual send" in _svg_texts(html)
+
+
+# -------------------------------------------------------------------------------------------- together
+
+
+def test_every_kind_of_run_overlaid_on_one_page() -> None:
+    runs = [*load_runs(V1), *load_runs(COMPARE), *load_runs(FAILURE), *load_runs(LOAD)]
+    html, md = render(runs)
+    assert "could not draw" not in html and "shown as tables" not in html
+    order = [html.index(h) for h in ("Performance: the same workload", "Where the time goes", "Failures: faults",
+                                     "Load through Locust", "The runs")]
+    assert order == sorted(order)
+    assert "| run | op | path | PostgreSQL ÷ Redis |" in md  # the old run's rows join the named ones
+    assert "| run 1 | add | – | postgres ÷ redis-seed |" in md
+    assert "| run 3 | postgres × crash" in md and "| run 4 | postgres | create |" in md
+
+
+def _reshape_failure(doc: dict[str, Any]) -> None:
+    doc["sections"]["failure"] = {"cases": "a newer shape", "durability_modes": {}}
+
+
+def _reshape_load(doc: dict[str, Any]) -> None:
+    doc["sections"]["load"]["stores"] = [{"store": "postgres", "p50": "a newer shape"}]
+
+
+def _reshape_profile(doc: dict[str, Any]) -> None:
+    doc["sections"]["compare"]["profile"] = {"stores": "a newer shape"}
+
+
+@pytest.mark.parametrize("source, reshape, name", [
+    (FAILURE, _reshape_failure, "failure"),
+    (LOAD, _reshape_load, "load"),
+    (COMPARE, _reshape_profile, "profile"),
+])
+def test_a_section_shaped_differently_is_shown_as_tables(tmp_path: Path, source: Path,
+                                                         reshape: Callable[[dict[str, Any]], None], name: str) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    doc = _doc(run)
+    reshape(doc)
+    (run / "results.json").write_text(json.dumps(doc))
+    html, md = render(load_runs(run))
+    assert f"could not draw the {name} section" in html and "a newer shape" in html and "a newer shape" in md
+
+
+def test_the_new_plots_are_byte_for_byte_reproducible() -> None:
+    code = ("import sys, hashlib; from fridgebench.measure.runs import load_runs; "
+            "from fridgebench.report.build import render; "
+            f"runs = [r for p in {[str(COMPARE), str(FAILURE), str(LOAD)]!r} for r in load_runs(p)]; "
+            "print(hashlib.sha256(render(runs)[0].encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin",
+                                   "HOME": os.environ.get("HOME", "/tmp")}).stdout
+               for seed in (1, 2)}
+    assert len(digests) == 1
+    here = [r for p in (COMPARE, FAILURE, LOAD) for r in load_runs(p)]
+    assert hashlib.sha256(render(here)[0].encode()).hexdigest() + "\n" in digests  # and the same in this process
