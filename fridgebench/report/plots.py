@@ -150,7 +150,7 @@ def latency_by_percentile(panels: Sequence[tuple[str, list[dict[str, Any]]]], *,
     return to_svg(fig)
 
 
-def over_time(frame: pd.DataFrame, *, title: str) -> str | None:
+def over_time(frame: pd.DataFrame, *, title: str, latency_label: str = "latency from intended start") -> str | None:
     """Latency (p50 solid, p99 dotted) and throughput per second, warm-up (t < 0) shaded.
     ``frame`` columns: label, store, run, t_s, ops, p50_us, p99_us."""
     if frame.empty:
@@ -176,7 +176,7 @@ def over_time(frame: pd.DataFrame, *, title: str) -> str | None:
             ax_l.text(t_min + 0.05, 0.97, "warm-up (excluded)", transform=ax_l.get_xaxis_transform(), fontsize=7,
                       color="#555", va="top")
         _log_latency_axis(ax_l)
-        ax_l.set_ylabel("latency from intended start")
+        ax_l.set_ylabel(latency_label)
         ax_t.set_ylabel("operations / s")
         ax_t.set_xlabel("seconds since the end of warm-up")
         ax_t.set_ylim(bottom=0)
@@ -186,13 +186,56 @@ def over_time(frame: pd.DataFrame, *, title: str) -> str | None:
     return to_svg(fig)
 
 
+def fault_timelines(panels: Sequence[dict[str, Any]], *, title: str) -> str | None:
+    """One small panel per fault case: requests served and requests failed per second (from the
+    case's per-bucket counts), the fault window shaded. ``panels``: {"title", "store", "t_s": [...],
+    "bucket_s", "served": [...], "errors": [...], "inject_s", "heal_s"}; counts per bucket."""
+    panels = [p for p in panels if p["t_s"]]
+    if not panels:
+        return None
+    cols = 2 if len(panels) > 1 else 1
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = _figure(rows, cols, width=7.0, height=1.9 * rows + 0.7, sharex=False)
+    plt = _plt()
+    with plt.rc_context(SVG_RC):
+        for i, p in enumerate(panels):
+            ax = axes[i // cols][i % cols]
+            per_s = 1.0 / float(p["bucket_s"])
+            x = [t + p["bucket_s"] / 2 for t in p["t_s"]]
+            ax.axvspan(p["inject_s"], p["heal_s"], color="#d62728", alpha=0.12, linewidth=0)
+            ax.plot(x, [v * per_s for v in p["served"]], color=color(p["store"]), linewidth=1.3, label="served / s")
+            ax.plot(x, [v * per_s for v in p["errors"]], color="#d62728", linewidth=1.0, linestyle="--",
+                    label="failed / s")
+            ax.set_ylim(bottom=0)
+            ax.set_xlim(0, p["t_s"][-1] + p["bucket_s"])
+            ax.set_title(p["title"], loc="left", fontsize=8)
+            if i % cols == 0:
+                ax.set_ylabel("requests / s")
+            if i // cols == rows - 1 or i + cols >= len(panels):
+                ax.set_xlabel("seconds into the measured window")
+        for j in range(len(panels), rows * cols):
+            axes[j // cols][j % cols].set_visible(False)
+        from matplotlib.patches import Patch
+
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        handles.append(Patch(color="#d62728", alpha=0.12))
+        labels.append("the fault (injected → healed)")
+        height = fig.get_figheight()
+        fig.suptitle(title, y=1.0 - 0.04 / height, va="top", fontsize=10, x=0.02, ha="left")
+        fig.legend(handles, labels, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.0 - 0.28 / height))
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
+    return to_svg(fig)
+
+
 def ratio_with_ci(rows: list[dict[str, Any]], *, title: str) -> str | None:
     """PostgreSQL ÷ Redis p50 ratio per operation with its 95% interval; the seed's "10x" marked.
-    ``rows``: {"op", "other", "label", "run", "ratio", "ci": (lo, hi) | None, "significant"}."""
+    ``rows``: {"op", "other", "label", "run", "ratio", "ci": (lo, hi) | None, "significant"}, and optionally
+    "group" (the pair compared: a thin rule separates consecutive rows of different pairs)."""
     rows = [r for r in rows if r.get("ratio")]
     if not rows:
         return None
-    fig, axes = _figure(1, 1, width=7.0, height=0.32 * len(rows) + 1.2)
+    grouped = any(r.get("group") is not None for r in rows)  # labels name path and pair: long, so room for them
+    fig, axes = _figure(1, 1, width=9.0 if grouped else 7.0, height=0.32 * len(rows) + (1.4 if grouped else 1.2))
     ax = axes[0][0]
     plt = _plt()
     with plt.rc_context(SVG_RC):
@@ -202,6 +245,9 @@ def ratio_with_ci(rows: list[dict[str, Any]], *, title: str) -> str | None:
             lo, hi = r["ci"] if r.get("ci") else (r["ratio"], r["ratio"])
             ax.plot([lo, hi], [y, y], color=c, linewidth=2.2, alpha=0.6, solid_capstyle="butt")
             ax.plot([r["ratio"]], [y], color=c, marker="o" if r["significant"] else "x", markersize=5)
+        for y, a, b in zip(ys[1:], rows, rows[1:]):  # a thin rule where the pair (path, baseline) changes
+            if a.get("group") is not None and b.get("group") is not None and a["group"] != b["group"]:
+                ax.axhline(y + 0.5, color="#bbb", linewidth=0.6)
         ax.axvline(1.0, color="#333", linewidth=0.8)
         ax.axvline(10.0, color="#2ca02c", linewidth=0.8, linestyle="--")
         ax.text(10.0, 1.0, " seed: 10x", color="#2ca02c", fontsize=7, transform=ax.get_xaxis_transform(), va="bottom")
@@ -210,7 +256,8 @@ def ratio_with_ci(rows: list[dict[str, Any]], *, title: str) -> str | None:
         from matplotlib.ticker import FuncFormatter
 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: f"{v:g}x"))
-        ax.set_xlabel("PostgreSQL p50 ÷ Redis p50 (>1: Redis faster); bar: 95% interval; x: not significant")
+        ax.set_xlabel("PostgreSQL p50 ÷ Redis p50 (>1: Redis faster)" + ("\n" if grouped else "; ")
+                      + "bar: 95% interval; x: not significant")
         ax.grid(axis="y", alpha=0)
         ax.set_title(title, loc="left")
         fig.tight_layout()

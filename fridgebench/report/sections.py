@@ -1,10 +1,11 @@
 """Turn runs (results documents and their interval logs) into report blocks: text, tables, plots.
 
 The page is read by someone who never ran the tool, so it opens with the seed's claims and
-their verdicts in plain words, then each kind of measurement a run holds: ``compare``,
-``sweep``, ``ttl``, ``migrate``. Any other section — a newer command, or one this version
-does not know — is shown as tables of its values rather than refused. Several runs are
-overlaid (line style per run) so a before/after reads at a glance.
+their verdicts in plain words, then each kind of measurement a run holds: ``compare`` (and its
+``profile``), ``sweep``, ``ttl``, ``migrate``, ``failure``, ``load`` (the last three in
+``sections_profile``, ``sections_failure``, ``sections_load``). Any other section — a newer
+command, or one this version does not know — is shown as tables of its values rather than
+refused. Several runs are overlaid (line style per run) so a before/after reads at a glance.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fridgebench.report.blocks import Block, Figure, Heading, Para, Table
 from fridgebench.report.claims import MEASURED_BY, explained, merge
 from fridgebench.measure.results import Claim
 
-KNOWN = ("compare", "sweep", "ttl", "migrate")
+KNOWN = ("compare", "profile", "sweep", "ttl", "migrate", "failure", "load")
 VERDICT_WORDS = {
     "supported": "the measurements agree with the seed",
     "partly supported": "true in part: the direction holds, the size or the reason does not",
@@ -72,17 +73,30 @@ class Labels:
         return f"{store} · {self.name(r)}" if self.many else store
 
 
+def _section(run: Run, name: str) -> Any:
+    """A section's value; the profile also where ``compare`` keeps it (``sections.compare.profile``)."""
+    if name == "profile" and name not in run.doc.sections:
+        return run.doc.sections["compare"]["profile"]
+    return run.doc.sections[name]
+
+
 def build(runs: list[Run]) -> tuple[str, list[Block]]:
+    from fridgebench.report import sections_failure, sections_load, sections_profile
+
     labels = Labels(runs)
     blocks: list[Block] = []
     blocks += _intro(runs, labels)
     blocks += _claims(runs, labels)
     with_section: dict[str, list[Run]] = {}
     for r in runs:
-        for name in r.doc.sections:
+        names = list(r.doc.sections)
+        if "profile" not in names and sections_profile.profile_of(r) is not None:
+            names.append("profile")
+        for name in names:
             with_section.setdefault(name, []).append(r)
     builders: dict[str, Callable[[list[Run], Labels], list[Block]]] = {
-        "compare": _compare, "sweep": _sweep, "ttl": _ttl, "migrate": _migrate}
+        "compare": _compare, "profile": sections_profile.build, "sweep": _sweep, "ttl": _ttl,
+        "migrate": _migrate, "failure": sections_failure.build, "load": sections_load.build}
     for name in [*KNOWN, *sorted(set(with_section) - set(KNOWN))]:
         rs = with_section.get(name)
         if not rs:
@@ -98,7 +112,7 @@ def build(runs: list[Run]) -> tuple[str, list[Block]]:
                 blocks.append(Para(f"This report could not draw the {name} section ({type(err).__name__}: {err}); "
                                    "its values follow as tables.", "warning"))
                 for r in rs:
-                    blocks += _generic(name, r.doc.sections[name], labels, r, level=3, heading=False)
+                    blocks += _generic(name, _section(r, name), labels, r, level=3, heading=False)
                 continue
         blocks.append(Heading(f"{name} (shown as tables)", 2, anchor=name))
         blocks.append(Para(f"This version of fridgebench has no plots for “{name}” results; here are their values.",
@@ -208,6 +222,49 @@ def _store_table(runs: list[Run], labels: Labels) -> Table:
                          "per-second CV: how much per-second medians wander (above 0.5 the run is too noisy to judge)")
 
 
+def _ratio_rows(runs: list[Run], labels: Labels) -> list[dict[str, Any]]:
+    """The ``comparisons`` rows, each labelled by what it compares: (op, path, baseline, other).
+    Since compare runs two paths, rows carry ``path`` and ``baseline`` and several PostgreSQL stores
+    share a Redis store: "get · app path: postgres-app ÷ redis-app". Documents from before (no
+    ``path``, one PostgreSQL store) keep their labels: "get vs redis-seed"."""
+    raw = [(r, c) for r in runs for c in r.doc.sections["compare"].get("comparisons") or []]
+    named = any(c.get("path") for _, c in raw) or len({c.get("baseline", "postgres") for _, c in raw}) > 1
+    comps = []
+    for r, c in raw:
+        path, base = c.get("path"), c.get("baseline", "postgres")
+        if named:
+            label = f"{c['op']} · {path + ' path: ' if path else ''}{base} ÷ {c['other']}"
+        else:
+            label = f"{c['op']} vs {c['other']}"
+        comps.append({"op": c["op"], "other": c["other"], "run": labels.run(r), "path": path, "baseline": base,
+                      "label": label + (f" · {labels.name(r)}" if labels.many else ""),
+                      "group": (path, base) if named else None,
+                      "ratio": c.get("p50_ratio"),
+                      "ci": tuple(c["p50_ratio_ci95"]) if c.get("p50_ratio_ci95") else None,
+                      "significant": bool(c.get("significant")), "p99": c.get("p99_ratio"),
+                      "run_name": labels.name(r)})
+    return comps
+
+
+def _ratio_table(comps: list[dict[str, Any]], labels: Labels) -> Table:
+    def cells(c: dict[str, Any]) -> list[Any]:
+        return [f"{c['ratio']:g}x" if c.get("ratio") is not None else "–",
+                f"{c['ci'][0]:g}–{c['ci'][1]:g}" if c["ci"] else "–",
+                f"{c['p99']:g}x" if c.get("p99") else "–", "yes" if c["significant"] else "no"]
+
+    tail = ["p50 ratio", "95% interval", "p99 ratio", "significant"]
+    if not any(c["group"] for c in comps):  # documents before the pairs were named: as they always rendered
+        return Table(["op", "vs", *tail], [[c["label"].split(" vs ")[0], c["label"].split(" vs ")[1], *cells(c)]
+                                           for c in comps], numeric=frozenset({2, 3, 4}))
+    with_path = any(c["path"] for c in comps)
+    first = (["run"] if labels.many else []) + ["op"] + (["path"] if with_path else []) + ["PostgreSQL ÷ Redis"]
+    rows = [([c["run_name"]] if labels.many else []) + [c["op"]] + ([c["path"] or "–"] if with_path else [])
+            + [f"{c['baseline']} ÷ {c['other']}", *cells(c)] for c in comps]
+    return Table([*first, *tail], rows, numeric=frozenset(range(len(first), len(first) + 3)),
+                 caption="p50 and p99 latency of the PostgreSQL store ÷ the Redis store of the same path, per "
+                         "operation; the 95% interval is a bootstrap over per-second medians")
+
+
 def _compare(runs: list[Run], labels: Labels) -> list[Block]:
     out: list[Block] = [Heading("Performance: the same workload against each store", 2, anchor="compare")]
     perf = [c for r in runs for c in r.doc.claims if c.key == "performance" and c.verdict != "not measured"]
@@ -256,23 +313,16 @@ def _compare(runs: list[Run], labels: Labels) -> list[Block]:
             "Shaded: the warm-up, excluded from every figure." if has_warm else
             "These runs did not record their warm-up (results format 1): only measured seconds are shown.")))
 
-    comps = []
-    for r in runs:
-        for c in r.doc.sections["compare"].get("comparisons") or []:
-            comps.append({"op": c["op"], "other": c["other"], "run": labels.run(r),
-                          "label": f"{c['op']} vs {c['other']}" + (f" · {labels.name(r)}" if labels.many else ""),
-                          "ratio": c.get("p50_ratio"), "ci": tuple(c["p50_ratio_ci95"]) if c.get("p50_ratio_ci95") else None,
-                          "significant": bool(c.get("significant")), "p99": c.get("p99_ratio")})
+    comps = _ratio_rows(runs, labels)
     if comps:
         svg = plots.ratio_with_ci(comps, title="PostgreSQL ÷ Redis, per operation (p50)")
         if svg:
             out.append(Figure(svg, "How many times faster Redis answered than PostgreSQL at the median, with the 95% "
-                                   "bootstrap interval over per-second medians; the dashed line is the seed's “10x”."))
-        out.append(Table(["op", "vs", "p50 ratio", "95% interval", "p99 ratio", "significant"],
-                         [[c["label"].split(" vs ")[0], c["label"].split(" vs ")[1], f"{c['ratio']:g}x",
-                           f"{c['ci'][0]:g}–{c['ci'][1]:g}" if c["ci"] else "–",
-                           f"{c['p99']:g}x" if c.get("p99") else "–", "yes" if c["significant"] else "no"]
-                          for c in comps], numeric=frozenset({2, 3, 4})))
+                                   "bootstrap interval over per-second medians; the dashed line is the seed's “10x”."
+                              + (" Each row names its path and pair: the app path (fridge2fork's own code) and the "
+                                 "server path (lean clients) are compared within themselves, never across."
+                                 if any(c["path"] for c in comps) else "")))
+        out.append(_ratio_table(comps, labels))
     out.append(_ops_table(runs, labels))
     for r in runs:
         ov = r.doc.sections["compare"].get("driver_overhead") or {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,43 @@ def test_without_interval_logs_the_gate_uses_per_second_figures_of_results_json(
     rows = {r.name: r for r in judge(load_runs(b), load_runs(c), GateOptions()).rows}
     assert rows["postgres add p50"].verdict == "regression"
     assert rows["postgres add p99"].verdict == "inconclusive" and "format 1" in rows["postgres add p99"].why
+
+
+# -------------------------------------------------------------------------------------------- a real run, two paths
+
+V2 = Path(__file__).parent / "data" / "v2-compare-paths"  # compare --paths app,server (tests/report/test_sections.py)
+APP_STORES = {"postgres-app", "postgres-app-fixed", "redis-app"}
+
+
+def test_a_real_run_of_both_paths_is_judged_per_store_and_operation() -> None:
+    runs = load_runs(V2)
+    stores = runs[0].doc.sections["compare"]["stores"]
+    assert len(stores) == 5 and APP_STORES <= set(stores)
+    res = judge(runs, runs, GateOptions())
+    expected = {(s, op, p) for s, v in stores.items() for op in v["ops"] for p in (50.0, 99.0)}
+    assert {(r.store, r.op, r.percentile) for r in res.rows} == expected  # every store × op, the app's too
+    assert "regression" not in _verdicts(res).values()
+    # 6 s a store: too short for a 10% verdict, so a wide threshold shows the rows are judged, not skipped
+    wide = judge(runs, runs, GateOptions(threshold=1.0, percentiles=(50.0,)))
+    v = _verdicts(wide)
+    assert all(v[f"{s} get p50"] == "unchanged" for s in stores)
+    assert wide.exit_status == ExitStatus.OK
+    res_cli = cli("gate", "--baseline", str(V2), "--current", str(V2), "--threshold", "100", "--percentile", "50",
+                  "--json")
+    assert res_cli.returncode == 0, res_cli.stderr
+    assert {r["store"] for r in json.loads(res_cli.stdout)["rows"]} == set(stores)
+
+
+def test_a_baseline_from_before_the_app_path_is_compared_on_the_stores_both_ran(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    shutil.copytree(V2, base)
+    doc = json.loads((base / "results.json").read_text())
+    for s in APP_STORES:
+        del doc["sections"]["compare"]["stores"][s]
+        for h in base.glob(f"{s}.*.hlog"):
+            h.unlink()
+    (base / "results.json").write_text(json.dumps(doc))
+    res = judge(load_runs(base), load_runs(V2), GateOptions(threshold=1.0, percentiles=(50.0,)))
+    assert {r.store for r in res.rows} == {"postgres", "redis-atomic"}
+    assert {n for n in res.notes if "ran on one side only" in n} == {
+        f"store {s} ran on one side only: not compared" for s in APP_STORES}

@@ -59,12 +59,12 @@ def test_an_unknown_section_is_shown_as_tables_not_refused(tmp_path: Path) -> No
     shutil.copytree(V1, run)
     doc = json.loads((run / "results.json").read_text())
     doc["schema_version"] = "fridgebench.results/2"
-    doc["sections"]["failure"] = {"fault": "kill -9 redis", "sessions_lost": 1234, "recovery_s": 0.8,
+    doc["sections"]["chaos"] = {"fault": "kill -9 redis", "sessions_lost": 1234, "recovery_s": 0.8,  # a newer command
                                   "timeline": [{"t_s": 0, "errors": 0}, {"t_s": 1, "errors": 57}],
                                   "per_store": {"postgres": {"lost": 0}, "redis-seed": {"lost": 1234}}}
     (run / "results.json").write_text(json.dumps(doc))
     html, md = render(load_runs(run))
-    assert "failure (shown as tables)" in html
+    assert "chaos (shown as tables)" in html
     for needle in ("kill -9 redis", "1,234", "sessions_lost", "recovery_s", "57", "redis-seed"):
         assert needle in html and needle in md, needle
 
