@@ -101,7 +101,12 @@ class Bench:
             c.execute(TRIGGER_SQL.format(n=self.burn_n) if on else DROP_SQL)  # type: ignore[arg-type]
 
     def calibrate(self) -> dict[str, Any]:
-        """Pick the trigger's work so an add takes about --slowdown longer at p50, and check it once."""
+        """Pick the trigger's work so an add takes about --slowdown longer at p50, and check it.
+
+        The trigger costs more than its loop (firing it, entering PL/pgSQL): a first guess from the loop's
+        cost alone overshot (+45% for a 25% target). So: 2 plain and 2 slowed runs with the first guess
+        give the trigger's fixed cost; the loop is then sized for the rest; 3 slowed and 3 plain runs,
+        interleaved, check the result (medians: one run on a busy machine misleads)."""
         with psycopg.connect(self.dsn, autocommit=True) as c:
             c.execute(BURN_SQL)  # type: ignore[arg-type]
             per = []
@@ -114,22 +119,34 @@ class Bench:
                 per.append((n, statistics.median(t)))
         (n1, t1), (n2, t2) = per
         us_per_iter = max(1e-6, (t2 - t1) / (n2 - n1) * 1e6)
-        # the median of 3 plain runs, then 3 slowed ones interleaved: one run on a busy machine misleads
-        plain = [_value(load_runs(self.compare(self.work / "calibration" / "a"))[-1], *TARGET_OP, 50.0)]
-        add_p50 = plain[0]
-        self.burn_n = max(1, int(self.args.slowdown * add_p50 / us_per_iter))
+
+        def add_p50(slowed: bool) -> float:
+            if slowed:
+                self.slow(True)
+            try:
+                d = self.work / "calibration" / ("b" if slowed else "a")
+                return _value(load_runs(self.compare(d))[-1], *TARGET_OP, 50.0)
+            finally:
+                if slowed:
+                    self.slow(False)
+
+        plain = [add_p50(False), add_p50(False)]
+        base = statistics.median(plain)
+        target_us = self.args.slowdown * base
+        self.burn_n = max(1, int(target_us / us_per_iter))
+        first = [add_p50(True), add_p50(True)]
+        fixed_us = max(0.0, statistics.median(first) - base - self.burn_n * us_per_iter)
+        first_n = self.burn_n
+        self.burn_n = max(1, int((target_us - fixed_us) / us_per_iter))
         slowed = []
         for _ in range(3):
-            self.slow(True)
-            try:
-                slowed.append(_value(load_runs(self.compare(self.work / "calibration" / "b"))[-1], *TARGET_OP, 50.0))
-            finally:
-                self.slow(False)
-            plain.append(_value(load_runs(self.compare(self.work / "calibration" / "a"))[-1], *TARGET_OP, 50.0))
+            slowed.append(add_p50(True))
+            plain.append(add_p50(False))
         got = statistics.median(slowed) / statistics.median(plain) - 1
-        return {"add_p50_us": add_p50, "add_p50_plain_us": plain, "add_p50_slowed_us": slowed,
-                "us_per_iteration": round(us_per_iter, 4), "iterations": self.burn_n,
-                "slowdown_measured": round(got, 3)}
+        return {"add_p50_us": base, "add_p50_plain_us": plain, "add_p50_first_guess_us": first,
+                "first_guess_iterations": first_n, "trigger_fixed_us": round(fixed_us, 1),
+                "add_p50_slowed_us": slowed, "us_per_iteration": round(us_per_iter, 4),
+                "iterations": self.burn_n, "slowdown_measured": round(got, 3)}
 
 
 def _value(run: Run, store: str, op: str, pct: float) -> float:
@@ -197,9 +214,10 @@ def _main(args: argparse.Namespace, work: Path) -> int:
         with provisioned(ProvisionOptions(run_dir=str(server_root))) as ep:
             bench = Bench(args, ep.postgres_dsn, ep.redis_url, work)
             cal = bench.calibrate()
-            console.print(f"calibration: add p50 {cal['add_p50_us']:.0f} µs; trigger burns {cal['iterations']:,} "
-                          f"iterations (~{cal['us_per_iteration'] * cal['iterations']:.0f} µs); 3 slowed vs 4 plain "
-                          f"runs measured {cal['slowdown_measured'] * 100:+.0f}% on add p50 (medians)")
+            console.print(f"calibration: add p50 {cal['add_p50_us']:.0f} µs; the trigger's fixed cost ~"
+                          f"{cal['trigger_fixed_us']:.0f} µs, then its loop burns {cal['iterations']:,} iterations "
+                          f"(~{cal['us_per_iteration'] * cal['iterations']:.0f} µs); 3 slowed vs 5 plain runs measured "
+                          f"{cal['slowdown_measured'] * 100:+.0f}% on add p50 (medians)")
             pairs = []
             for i in range(args.pairs):
                 d = work / f"pair{i:02d}"
@@ -227,8 +245,12 @@ def _main(args: argparse.Namespace, work: Path) -> int:
                                          "ab_caught": 0, "ab_untouched_flagged_pairs": 0, "ab_target_inconclusive": 0,
                                          "pairs": 0})
 
+    shifts: dict[str, list[float]] = {"aa": [], "ab": []}  # median add p50 of a side ÷ the baseline's, − 1
     for d in pairs:
         base, aa, ab = (load_runs(d / s) for s in ("base", "aa", "ab"))
+        b50 = statistics.median(_value(r, *TARGET_OP, 50.0) for r in base)
+        for name, side in (("aa", aa), ("ab", ab)):
+            shifts[name].append(statistics.median(_value(r, *TARGET_OP, 50.0) for r in side) / b50 - 1)
         for k in subsets:
             m = tally(f"gate, {k} run{'s' if k > 1 else ''} a side")
             m["pairs"] += 1
@@ -263,6 +285,11 @@ def _main(args: argparse.Namespace, work: Path) -> int:
                   f"{m['ab_caught']}/{n}" + (f" ({m['ab_target_inconclusive']} inconcl.)" if m["ab_target_inconclusive"] else ""),
                   f"{m['ab_untouched_flagged_pairs']}/{n}")
     console.print(t)
+    q = {k: statistics.quantiles(v, n=4) if len(v) > 1 else v * 3 for k, v in shifts.items()}
+    console.print(f"{target} per pair, median of a side's runs ÷ the baseline's: A/B {statistics.median(shifts['ab']):+.0%} "
+                  f"(quartiles {q['ab'][0]:+.0%} … {q['ab'][2]:+.0%}, range {min(shifts['ab']):+.0%} … "
+                  f"{max(shifts['ab']):+.0%}); A/A {statistics.median(shifts['aa']):+.0%} (range "
+                  f"{min(shifts['aa']):+.0%} … {max(shifts['aa']):+.0%})")
     minutes = (time.perf_counter() - t_start) / 60
     console.print(f"CPU: {_cpu_model()} × {os.cpu_count()}; {bench.runs} compare runs in {minutes:.1f} min "
                   f"({minutes * 60 / max(bench.runs, 1):.0f} s a run); load average now {os.getloadavg()[0]:.2f}")
@@ -274,7 +301,7 @@ def _main(args: argparse.Namespace, work: Path) -> int:
                   f"{'met' if ab_ok else 'MISSED'}")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "calibration": cal,
-                                         "methods": methods, "cpu": _cpu_model(), "runs": bench.runs,
+                                         "methods": methods, "shifts": shifts, "cpu": _cpu_model(), "runs": bench.runs,
                                          "minutes": round(minutes, 1)}, indent=2))
     return 0 if aa_ok and ab_ok else 3
 
