@@ -8,6 +8,11 @@
   a test that changes a setting there restores it (or starts its own with ``throwaway_redis``).
 
 Where those servers are: :mod:`tests.servers` (the one place; README's overrides).
+
+The suite runs in parallel (pytest-xdist, ``-n auto --dist loadgroup`` in pyproject.toml). Each
+worker has its own embedded servers, private Redis and ``fb_test_*`` databases; what workers
+would share is a db index of the machine's Redis, which its owner flushes — so every test that
+uses one runs in the group of that db (:func:`pytest_collection_modifyitems`), on one worker.
 """
 
 from __future__ import annotations
@@ -23,7 +28,65 @@ import pytest
 
 from fridgebench.provision import Endpoints, ProvisionOptions, down, provisioned
 from fridgebench.provision.probe import run_sync
+from tests import servers
 from tests.servers import REDIS_DB_SHARED, ThrowawayRedis, machine_database, machine_redis_db, throwaway_redis
+
+# Which of the machine's Redis db indexes a test uses, by fixture, by folder, or by file (the tests that
+# name a db directly). A new test module that uses one must be listed here, or use one of the fixtures.
+_DB_BY_FIXTURE = {"external_redis_url": servers.REDIS_DB_SHARED, "foreign_redis": servers.REDIS_DB_SAFETY}
+_DB_BY_FOLDER = {"stores": servers.REDIS_DB_STORES, "migrate": servers.REDIS_DB_MIGRATE}
+_DB_BY_FILE = {
+    "failure/test_failure_cli.py": servers.REDIS_DB_SHARED, "faults/test_faults_proxy.py": servers.REDIS_DB_SHARED,
+    "load/test_load_errors.py": servers.REDIS_DB_SHARED, "report/test_report.py": servers.REDIS_DB_SHARED,
+    "test_compare.py": servers.REDIS_DB_SHARED, "test_profile.py": servers.REDIS_DB_SHARED,
+    "test_external_safety.py": servers.REDIS_DB_SAFETY, "test_exit_codes.py": servers.REDIS_DB_SAFETY,
+}
+_TESTS = Path(__file__).resolve().parent
+
+
+def _machine_redis_dbs(item: pytest.Item) -> set[int]:
+    rel = Path(str(item.path)).resolve().relative_to(_TESTS).as_posix()
+    dbs = {db for name, db in _DB_BY_FIXTURE.items() if name in getattr(item, "fixturenames", ())}
+    dbs |= {db for folder, db in _DB_BY_FOLDER.items() if rel.startswith(folder + "/")}
+    if rel in _DB_BY_FILE:
+        dbs.add(_DB_BY_FILE[rel])
+    return dbs
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker hook, which reads the marks into the node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests sharing a db index of the machine's Redis go to one xdist group (one worker at a time
+    flushes and fills it); a test using two dbs joins their groups. Without xdist the marks do nothing."""
+    used = {id(it): _machine_redis_dbs(it) for it in items}
+    parent: dict[int, int] = {}
+
+    def root(db: int) -> int:
+        while parent.setdefault(db, db) != db:
+            db = parent[db]
+        return db
+
+    for dbs in used.values():
+        first, *rest = sorted(dbs) or [None]
+        for db in rest:
+            parent[root(db)] = root(first)  # type: ignore[arg-type]
+    for it in items:
+        if used[id(it)]:
+            it.add_marker(pytest.mark.xdist_group(f"machine-redis-db{root(min(used[id(it)]))}"))
+
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker with loadgroup, xdist has written each group into the node id; if it has not
+    (a pytest/xdist pair that disagree on node ids), the groups would silently do nothing and two workers
+    would flush each other's db: stop instead."""
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
+        return
+    lost = [it.nodeid for it in session.items if any(it.iter_markers("xdist_group")) and "@" not in it.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist's loadgroup did not apply to {len(lost)} tests (e.g. {lost[0]}): "
+                                "this pytest and pytest-xdist disagree on node ids; install the versions "
+                                "pyproject.toml's test extra names, or run with -n 0")
 
 
 def fresh_run_root() -> Path:

@@ -4,7 +4,9 @@
 2. What a Kubernetes pod of the Locust chart runs: the files `fridgebench helm` writes into its
    ConfigMaps (main.py, lib/fridgebench.zip, lib/scenario.toml), fridgebench *not* importable
    (so it comes from the zip), a plain ``locust --master --headless`` and a ``locust --worker``,
-   against the machine's PostgreSQL (an empty database: the master creates the schema) and Redis.
+   against the machine's PostgreSQL (an empty database: the master creates the schema) and a Redis
+   started for the test: the check against Redis's own counters (INFO commandstats) reads the whole
+   server's, which another test worker's commands to the machine's Redis would add to.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import base64
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fridgebench.measure.results import load_results
 from tests.load.conftest import fb, locust_processes
+from tests.servers import throwaway_redis
 from tests.load.test_load_run import _assert_counts_agree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,9 +56,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture
+def own_redis_url() -> Iterator[str]:
+    """An external Redis no other test sends commands to (its counters are the run's alone)."""
+    with throwaway_redis() as server:
+        yield server.url(0)
+
+
 def test_plain_locust_headless_runs_the_packaged_locustfile(tmp_path: Path, external_pg_dsn: str,
-                                                            external_redis_url: str) -> None:
-    env = {"FRIDGEBENCH_POSTGRES_DSN": external_pg_dsn, "FRIDGEBENCH_REDIS_URL": external_redis_url,
+                                                            own_redis_url: str) -> None:
+    env = {"FRIDGEBENCH_POSTGRES_DSN": external_pg_dsn, "FRIDGEBENCH_REDIS_URL": own_redis_url,
            "FRIDGEBENCH_SCENARIO": "read-heavy", "FRIDGEBENCH_STORES": "redis-seed", "FRIDGEBENCH_DURATION": "2",
            "FRIDGEBENCH_WARMUP": "0", "FRIDGEBENCH_SESSIONS": "500", "FRIDGEBENCH_REPORTS": str(tmp_path / "r")}
     proc = _locust(["-f", str(ROOT / "fridgebench/load/locustfile.py"), "--headless", "-u", "3", "-r", "3"],
@@ -69,10 +81,10 @@ def test_plain_locust_headless_runs_the_packaged_locustfile(tmp_path: Path, exte
 
 
 def test_a_pod_of_the_chart_master_and_worker_from_the_configmaps(tmp_path: Path, external_pg_dsn: str,
-                                                                  external_redis_url: str) -> None:
+                                                                  own_redis_url: str) -> None:
     k8s = tmp_path / "k8s"
     res = fb("helm", "session-lifecycle", "--out", str(k8s), "--postgres-dsn", external_pg_dsn,
-             "--redis-url", external_redis_url)
+             "--redis-url", own_redis_url)
     assert res.returncode == 0, res.stderr
     mnt = tmp_path / "mnt" / "locust"  # the chart: the locustfile ConfigMap here, the lib one in ./lib
     (mnt / "lib").mkdir(parents=True)
