@@ -16,11 +16,13 @@ run. A crashed server left down is stopped with its run folder by the fleet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from fridgebench.engine.driver import Progress, run_open_loop
+from fridgebench.errors import StoreUnavailable
 from fridgebench.experiments.compare import executor
 from fridgebench.experiments.failure import accounting as acct
 from fridgebench.experiments.failure.history import History, recording
@@ -232,12 +234,39 @@ async def _ensure_up(srv: Controlled, opts: FailureOptions, on_event: EventSink)
         await asyncio.to_thread(srv.wait_ready, opts.ready_timeout_s)
 
 
+OPEN_ATTEMPTS = 3
+
+
+@contextlib.asynccontextmanager
+async def _opened(store: SessionStore, name: str, on_event: EventSink) -> AsyncIterator[SessionStore]:
+    """``async with store``, except that connecting is tried up to :data:`OPEN_ATTEMPTS` times, 1 s apart:
+    the case has not started, and the client's short connect timeout (the one under test) can expire once
+    on a server still busy after an earlier case (a restarted PostgreSQL's end-of-recovery checkpoint)."""
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            await store.open()
+            break
+        except StoreUnavailable as exc:
+            if attempt == OPEN_ATTEMPTS:
+                raise
+            on_event(f"  {name}: {exc.message} -- connecting again in 1 s (attempt {attempt + 1} of "
+                     f"{OPEN_ATTEMPTS}; the case has not started)")
+            await asyncio.sleep(1.0)
+    try:
+        yield store
+    except BaseException as exc:
+        await store.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        await store.__aexit__(None, None, None)
+
+
 async def _drive(case: Case, opts: FailureOptions, fault: Fault, target: Controlled, urls: dict[str, str],
                  on_event: EventSink, overhead: dict[str, Any] | None) -> CaseResult:
     store = make_store(case.store, postgres_dsn=urls.get("postgres", ""), redis_url=urls.get("redis", ""),
                        pool_size=opts.scenario.load.concurrency, client=case.client)
     history = History()
-    async with store:  # leaving it deletes exactly what the store wrote -- after the heal, below
+    async with _opened(store, case.store, on_event):  # leaving it deletes exactly what the store wrote -- after the heal, below
         try:
             return await _measure(case, opts, fault, target, store, history, on_event, overhead)
         except BaseException:
