@@ -71,3 +71,40 @@ def fill(dsn: str, n: int, seed: int = 1) -> None:
     from fridgebench.migrate.rehearsal import fill as _fill
 
     _fill(dsn, n, seed=seed, existing="reuse")
+
+
+def read_hlog(path: "os.PathLike[str] | str") -> tuple[Any, int, float]:
+    """An interval log read back with HdrHistogram's own log reader: the intervals merged, how
+    many there were, and the log's start time (seconds since the epoch)."""
+    from hdrh.log import HistogramLogReader
+
+    from fridgebench.measure.summary import new_histogram
+
+    reader = HistogramLogReader(str(path), new_histogram())
+    merged, n = new_histogram(), 0
+    try:
+        while (h := reader.get_next_interval_histogram()) is not None:
+            merged.add(h)
+            n += 1
+        return merged, n, reader.get_start_time_sec()
+    finally:
+        reader.close()
+
+
+def db_now(dsn: str) -> Any:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        return c.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+
+
+def expired_since(dsn: str, t0: Any) -> int:
+    """Sessions that expired between ``t0`` (a :func:`db_now`) and now: a verify in between counted them
+    live when it read PostgreSQL and found them gone from Redis by the time it scanned it."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        return int(c.execute("SELECT count(*) FROM user_fridge_sessions WHERE expires_at > %s "
+                             "AND expires_at <= clock_timestamp()", [t0]).fetchone()[0])  # type: ignore[index]
+
+
+def assert_counted_on_both_sides(dsn: str, t0: Any, doc: dict[str, Any]) -> None:
+    """verify's live sessions (PostgreSQL) and session keys (Redis) agree, except sessions that expired
+    while it ran (the fills make some expire within minutes)."""
+    assert 0 <= doc["checked"] - doc["redis_keys"] <= expired_since(dsn, t0), (doc["checked"], doc["redis_keys"])

@@ -12,12 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hdrh.histogram import HdrHistogram
-from hdrh.log import HistogramLogReader
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, SCHEMA_VERSION, load_results
-from fridgebench.measure.summary import new_histogram
 from tests import servers
+from tests.helpers import read_hlog as _read_hlog
 from tests.procs import servers_under
 
 FB = [sys.executable, "-m", "fridgebench.cli"]
@@ -97,20 +95,6 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
     assert (run_dir / "intervals.csv").read_text().startswith("store,t_s,ops")
     assert servers_under(run_root) == []  # everything it started is stopped
     assert "The seed's claims" in res.stderr
-
-
-def _read_hlog(path: Path) -> tuple[HdrHistogram, int, float]:
-    """An interval log read back with HdrHistogram's own log reader: the intervals merged, how
-    many there were, and the log's start time (seconds since the epoch)."""
-    reader = HistogramLogReader(str(path), new_histogram())
-    merged, n = new_histogram(), 0
-    try:
-        while (h := reader.get_next_interval_histogram()) is not None:
-            merged.add(h)
-            n += 1
-        return merged, n, reader.get_start_time_sec()
-    finally:
-        reader.close()
 
 
 def _hot_scenario(tmp_path: Path) -> Path:

@@ -10,7 +10,7 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, run_async
+from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, report_run, run_async
 from fridgebench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ def failure(
                                 "allow CONFIG SET maxmemory (restored afterwards).", rich_help_panel=_F)] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     json_out: o.Json = False,
+    no_report: o.NoReport = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
     redis_bin: o.RedisBin = None, pg_user: o.PgUser = None, run_dir: o.RunDir = None,
     reuse: o.Reuse = False, reset: o.Reset = False,
@@ -142,6 +143,7 @@ def failure(
         if json_out:
             emit_json(doc.to_dict())
         console.print(f"results: {path}")
+        report_run(path.parent, no_report)
 
 
 def _run(p: Plan, opts: FailureOptions, popts: ProvisionOptions, out: Path,

@@ -13,7 +13,7 @@ import typer
 
 from fridgebench.cli import app
 from fridgebench.cli import _options as o
-from fridgebench.cli._common import console, emit_json, error_boundary
+from fridgebench.cli._common import console, emit_json, error_boundary, report_run
 
 _D = "Distributed (Locust master / workers)"
 
@@ -67,6 +67,7 @@ def load(
     web_port: Annotated[int, typer.Option("--web-port", help="Port of Locust's web UI (127.0.0.1).")] = 8089,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     json_out: o.Json = False,
+    no_report: o.NoReport = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
     redis_bin: o.RedisBin = None, pg_user: o.PgUser = None, run_dir: o.RunDir = None,
     reuse: o.Reuse = False, reset: o.Reset = False,
@@ -128,3 +129,4 @@ def load(
         if json_out:
             emit_json(doc.to_dict())
         console.print(f"results: {path}")
+        report_run(path.parent, no_report)

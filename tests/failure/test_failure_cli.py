@@ -20,6 +20,7 @@ import pytest
 from fridgebench.measure.results import load_results
 from tests import servers
 from tests.conftest import fresh_run_root
+from tests.helpers import read_hlog
 from tests.procs import servers_under
 
 pytestmark = pytest.mark.embedded
@@ -41,8 +42,9 @@ def run_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def run_failure(run_root: Path, out: Path, *args: str) -> dict[str, Any]:
-    res = fb("failure", *args, *SHORT, "--json", "--out", str(out), "--run-dir", str(run_root))
+def run_failure(run_root: Path, out: Path, *args: str, report: bool = False) -> dict[str, Any]:
+    res = fb("failure", *args, *SHORT, "--json", "--out", str(out), "--run-dir", str(run_root),
+             *(() if report else ("--no-report",)))
     assert res.returncode == 0, res.stderr[-3000:]
     doc = json.loads(res.stdout)
     assert doc["complete"] and doc["command"] == "failure"
@@ -50,9 +52,17 @@ def run_failure(run_root: Path, out: Path, *args: str) -> dict[str, Any]:
     assert load_results(run).run_id == doc["run_id"]
     assert (run / "timeline.csv").read_text().startswith("case,t_s,ops,ok,not_found,errors")
     for case in doc["sections"]["failure"]["cases"]:
-        assert (run / f"{case['id']}.hlog").read_text().count("\n") > 5
+        merged, intervals, start = read_hlog(run / f"{case['id']}.hlog")  # HdrHistogram's own log reader
+        assert merged.get_total_count() == sum(b["ops"] for b in case["timeline"]) > 0, case["id"]
+        assert intervals > 5 and start > 0
         assert len(case["timeline"]) == 25  # 2.5 s in 100 ms buckets
     assert servers_under(run_root) == []
+    if report:  # a run writes its report by default: the failure section drawn from this run's results
+        html = (run / "report.html").read_text()
+        assert "Requests served and failed over time, per case" in html and "<svg" in html
+        assert f"report: {run / 'report.html'}" in res.stderr.replace("\n", "")
+    else:
+        assert not (run / "report.html").exists()
     return doc
 
 
@@ -63,7 +73,7 @@ def cases(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_redis_crash_and_restart_none_loses_every_pre_crash_session_aof_always_none(run_root: Path, tmp_path: Path) -> None:
     doc = run_failure(run_root, tmp_path, "crash", "restart", "--stores", "redis-atomic",
-                      "--durability", "none,aof-always")
+                      "--durability", "none,aof-always", report=True)
     by = cases(doc)
     assert set(by) == {f"redis-atomic:{f}:{m}" for f in ("crash", "restart") for m in ("none", "aof-always")}
     for fault in ("crash", "restart"):
@@ -99,6 +109,22 @@ def test_postgres_crash_backend_and_pause(run_root: Path, tmp_path: Path) -> Non
     # a hung PostgreSQL: requests time out after 0.3 s (the client's timeout), not fail at once
     assert "timeout" in pause["during"]["errors_by_class"] or pause["during"]["longest_wait_s"] >= 0.25, pause["during"]
     assert pause["accounting"]["sessions_lost"] == 0
+
+
+def test_postgres_async_commit_runs_with_its_setting_read_back_from_the_server(run_root: Path, tmp_path: Path) -> None:
+    """synchronous_commit=off may lose the last acknowledged commits in a crash — how many is chance (the
+    WAL writer flushes every 200 ms), so this asserts the mode is applied and accounted, not a count."""
+    doc = run_failure(run_root, tmp_path, "crash", "--stores", "postgres", "--durability", "async")
+    (case,) = doc["sections"]["failure"]["cases"]
+    assert case["durability"] == "async" and case["fault"] == "crash"
+    (server,) = doc["sections"]["failure"]["servers"]
+    assert server["mode"] == "async" and server["durability_read"]["synchronous_commit"] == "off"
+    acc = case["accounting"]
+    assert acc["sessions_acknowledged_before_fault"] >= 100
+    assert 0 <= acc["sessions_lost"] <= acc["sessions_judged"] and 0 <= acc["adds_lost"] <= acc["adds_judged"]
+    assert sum(acc["sessions_lost_by_phase"].values()) == acc["sessions_lost"]
+    assert case["recovery"]["first_success_after_heal_s"] is not None
+    assert "synchronous_commit" in json.dumps(doc["sections"]["failure"]["durability_modes"]["async"])
 
 
 def test_each_network_fault_is_seen_by_the_client(run_root: Path, tmp_path: Path) -> None:

@@ -11,7 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
+from tests.helpers import read_hlog
 from tests.load.conftest import fb, locust_processes
 from tests.procs import servers_under
 
@@ -77,12 +80,17 @@ def test_one_locust_process_on_embedded_servers(tmp_path: Path, run_root: Path) 
         assert get["p50_us"] % 1000 != 0 or get["p99_us"] % 1000 != 0  # microseconds, not Locust's whole ms
         _assert_counts_agree(name, run, processes=1)
         assert run["generator"]["processes"][0]["cpu_percent"] is not None and run["generator"]["verdict"]
-        assert (run_dir / f"{name}.get.hlog").read_text().count("\n") >= 5
+        merged, intervals, _ = read_hlog(run_dir / f"{name}.get.hlog")  # HdrHistogram's own log reader
+        # the measured seconds (warm-up excluded), as the section's own percentiles
+        assert merged.get_total_count() == get["count"] > 0, (name, merged.get_total_count(), get)
+        assert intervals >= 2 and merged.get_value_at_percentile(50) == pytest.approx(get["p50_us"], rel=0.01)
     assert section["stores"]["postgres"]["correctness"]["lost_updates"] == 0
     assert section["stores"]["redis-atomic"]["correctness"]["lost_updates"] == 0
     for f in ("intervals.csv", "locust_stats.csv", "locust_failures.csv", "locust_report.html", "locust-local.log"):
         assert (run_dir / f).stat().st_size > 0, f
     assert "redis-seed,get," in (run_dir / "locust_stats.csv").read_text()  # Locust's own figures, beside ours
+    html = (run_dir / "report.html").read_text()  # written by default: the load section of this run
+    assert "Latency and throughput through Locust, second by second" in html and "<svg" in html
     assert {s["kind"] for s in doc["environment"]["servers"]} == {"postgres", "redis"}
     assert "achieved" in res.stderr and "load generator CPU" in res.stderr
     assert servers_under(run_root) == [] and locust_processes(str(out)) == []
@@ -118,9 +126,11 @@ duration_seconds = 2
 def test_master_and_two_workers_merge_exactly_and_the_seed_race_shows(tmp_path: Path, run_root: Path) -> None:
     out = tmp_path / "reports"
     res = fb("load", str(_hot_scenario(tmp_path)), "--processes", "2", "--stores", "redis-seed,postgres",
-             "--sessions", "30", "--users", "8", "--spawn-rate", "8", "--out", str(out), "--run-dir", str(run_root))
+             "--sessions", "30", "--users", "8", "--spawn-rate", "8", "--out", str(out), "--run-dir", str(run_root),
+             "--no-report")
     assert res.returncode == 0, res.stderr[-3000:]
     run_dir = next(out.iterdir())
+    assert not (run_dir / "report.html").exists()
     doc = load_results(run_dir).to_dict()
     section = doc["sections"]["load"]
     assert section["mode"] == "distributed" and section["offered_rate_per_s"] is None  # closed loop: back to back
