@@ -79,6 +79,11 @@ def redis_snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes, int]]:
     return {k: (client.dump(k), client.execute_command("PEXPIRETIME", k)) for k in client.scan_iter(count=1000)}
 
 
+def config_sets(client: redis.Redis) -> int:
+    """CONFIG SET calls the server has served (Redis 7 counts subcommands apart)."""
+    return int(client.info("commandstats").get("cmdstat_config|set", {}).get("calls", 0))
+
+
 @pytest.fixture
 def foreign_redis() -> Iterator[tuple[str, redis.Redis, dict[bytes, tuple[bytes, int]]]]:
     """Db REDIS_DB_SAFETY holding 5 foreign session:* keys (one without expiry), 3 recipe:* keys
@@ -132,11 +137,19 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
         assert cache["hits"] > 0 and cache["misses"] > 0, name  # it read foreign entries and cached its own
         assert f"{name}: deleted the" in err and f"{name}: profiled" in err
 
+    flags = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    sets_before = config_sets(client)
     res = cli("ttl", *TTL_SHORT, "--stores", "redis-seed,redis-atomic", "--reuse", "--redis-url", url,
-              "--out", str(tmp_path / "t"))
+              "--out", str(tmp_path / "t"), "--json")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Bytes per session" in res.stderr
     assert redis_snapshot(client) == before
+    # a server fridgebench did not start keeps its configuration: no CONFIG SET (server-wide) during the run
+    assert config_sets(client) == sets_before
+    expiry = json.loads(res.stdout)["sections"]["ttl"]["expiry"]
+    if not ("E" in flags and ("x" in flags or "A" in flags)):
+        assert "does not change the configuration of a server it did not start" in flat(res.stderr)
+        assert expiry["redis-atomic"]["notifications"] is False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -163,6 +176,24 @@ def test_an_interrupted_reuse_run_deletes_what_it_wrote_and_nothing_else(foreign
     assert proc.wait(timeout=60) == 130, rest
     assert "interrupted" in rest and "Traceback" not in rest
     assert redis_snapshot(client) == before  # its own keys gone, the foreign ones as they were
+
+
+def test_failure_refuses_foreign_sessions_and_with_reuse_leaves_them_as_they_were(foreign_redis, tmp_path: Path) -> None:
+    """failure writes sessions too (and faults the connection to the store): the same rule as compare."""
+    url, client, before = foreign_redis
+    args = ["failure", "reset", "--stores", "redis-atomic", "--warmup", "0.2", "--duration", "2", "--at", "0.5",
+            "--down", "0.5", "--rate", "200", "--sessions", "200", "--no-report", "--redis-url", url]
+    with servers.machine_database() as dsn:  # the recipe lookups read PostgreSQL
+        res = cli(*args, "--postgres-dsn", dsn, "--out", str(tmp_path / "refused"))
+        assert res.returncode == 2, res.stderr[-3000:]
+        line = error_line(res.stderr)
+        assert "5 session:* keys and 3 recipe:* keys" in line and "--reuse" in line, line
+        assert redis_snapshot(client) == before and not list(tmp_path.glob("**/results.json"))
+        res = cli(*args, "--postgres-dsn", dsn, "--reuse", "--json", "--out", str(tmp_path / "reused"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    case = json.loads(res.stdout)["sections"]["failure"]["cases"][0]
+    assert case["fault"] == "reset" and case["accounting"]["sessions_acknowledged_before_fault"] > 0
+    assert redis_snapshot(client) == before  # what the run wrote is gone; nothing else was touched
 
 
 def test_redis_reset_deletes_the_sessions_and_cache_keys_and_says_how_many(foreign_redis, tmp_path: Path) -> None:

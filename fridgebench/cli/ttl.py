@@ -60,6 +60,10 @@ def ttl(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for run directories.",
                                                 envvar="FRIDGEBENCH_REPORTS")] = None,
+    allow_config_set: Annotated[bool, typer.Option("--allow-config-set", help="An external Redis without keyspace "
+                                "notifications: switch them on for the run (CONFIG SET notify-keyspace-events, "
+                                "server-wide, restored afterwards) to time each key's removal. Without it the removal "
+                                "is sampled.")] = False,
     json_out: o.Json = False,
     no_report: o.NoReport = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,
@@ -83,7 +87,7 @@ def ttl(
 
         opts = TtlOptions(sessions=sessions, ttl_s=ttl_s, ingredients=ingredients, stores=_stores(stores),
                           memory_counts=_counts(memory_counts), seed=seed, cleanup_sessions=cleanup_sessions,
-                          cleanup_every_s=cleanup_every)
+                          cleanup_every_s=cleanup_every, allow_config_set=allow_config_set)
         validate(opts)  # before any server is started
         from fridgebench.measure.results import check_reports_root, default_reports_root
         from fridgebench.stores import servers_needed

@@ -64,7 +64,8 @@ def test_json_run_writes_a_valid_results_document(tmp_path: Path, ttl_pg_dsn: st
     result = runner.invoke(app, ["ttl", "--json", "--sessions", "60", "--ttl", "1", "--ingredients", "3",
                                  "--stores", "postgres,redis-seed",
                                  "--memory-counts", "300,600", "--cleanup-sessions", "400", "--cleanup-every", "0.1",
-                                 "--out", str(tmp_path), "--postgres-dsn", ttl_pg_dsn, "--redis-url", ttl_redis_url])
+                                 "--out", str(tmp_path), "--postgres-dsn", ttl_pg_dsn, "--redis-url", ttl_redis_url,
+                                 "--allow-config-set"])  # a Redis of the tests' own: time each key's removal
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)  # the document alone on stdout
     (tmp_path / "stdout.json").write_text(result.stdout)
@@ -83,5 +84,6 @@ def test_json_run_writes_a_valid_results_document(tmp_path: Path, ttl_pg_dsn: st
         assert claims[key].figures
     assert claims["performance"].verdict == "not measured"
     assert "B/session" in claims["memory_use"].measured
+    assert ttl["expiry"]["redis-seed"]["notifications"] is True  # switched on for the run, then restored:
     assert redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events") == flags_before
     assert "Expiry lag" in result.stderr and "Bytes per session" in result.stderr

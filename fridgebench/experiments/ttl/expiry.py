@@ -51,6 +51,9 @@ class ExpiryParams:
     cleanup_every_s: float  # PostgreSQL: the simulated application cleanup job's period
     spread_s: float  # creations are spread over this window
     id_salt: int = 0  # XORed into the session ids (per run: no collision with sessions already there)
+    # Redis: may keyspace notifications be switched on (CONFIG SET, server-wide, restored after)? Not on a
+    # server fridgebench did not start unless the user allowed it; without them removal is only sampled
+    configure_redis: bool = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,9 +65,10 @@ class RedisObserver:
 
     how = "active expiry, timed by 'expired' keyspace notifications"
 
-    def __init__(self, url: str, store: SessionStore) -> None:
+    def __init__(self, url: str, store: SessionStore, *, configure: bool = True) -> None:
         self.url = url
         self.store = store
+        self.configure = configure
         self.removed: dict[str, float] = {}
         self.timeline: list[tuple[float, int, int]] = []
         self.warnings: list[str] = []
@@ -92,6 +96,15 @@ class RedisObserver:
                 flags += "E"
             if "x" not in flags and "A" not in flags:
                 flags += "x"
+            if flags != old and not self.configure:
+                self.warnings.append(
+                    f"keyspace notifications are off on this Redis (notify-keyspace-events={old!r}) and fridgebench "
+                    "does not change the configuration of a server it did not start (CONFIG SET is server-wide): "
+                    "physical removal is sampled (INFO keyspace), not timed per key — --allow-config-set switches "
+                    "them on for the run and restores the setting after")
+                self._old_flags = None
+                self._tasks.append(asyncio.create_task(self._sample_info()))
+                return
             if flags != old:
                 await self.r.config_set("notify-keyspace-events", flags)
             self.pubsub = self.r.pubsub()
@@ -308,7 +321,7 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
 
     observer: RedisObserver | PgObserver
     if store.kind == "redis":
-        observer = RedisObserver(redis_url, store)
+        observer = RedisObserver(redis_url, store, configure=p.configure_redis)
     else:
         observer = PgObserver(postgres_dsn, store, p.cleanup_every_s)
     margin = min(0.2, 0.1 * p.ttl_s)

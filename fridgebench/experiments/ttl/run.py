@@ -56,6 +56,7 @@ class TtlOptions:
     cleanup_every_s: float | None = None  # the simulated application job's period; None: ttl / 24
     readers: int = 4  # foreground point-read workers during the cleanup
     spread_s: float | None = None  # creations spread over this window; None: min(2 s, ttl / 2)
+    allow_config_set: bool = False  # an external Redis: may keyspace notifications be switched on for the run?
 
     @property
     def job_interval_s(self) -> float:
@@ -167,7 +168,7 @@ async def run_ttl(endpoints: Endpoints, opts: TtlOptions, *,
     salt = secrets.randbits(128)  # this run's session ids never collide with sessions already there
     params = ExpiryParams(sessions=opts.sessions, ttl_s=int(opts.ttl_s), ingredients=opts.ingredients,
                           seed=opts.seed, cleanup_every_s=opts.job_interval_s, spread_s=opts.create_spread_s,
-                          id_salt=salt)
+                          id_salt=salt, configure_redis=endpoints.redis.source != "external" or opts.allow_config_set)
     expiry: dict[str, Any] = {}
     memory: dict[str, Any] = {}
     cleanup: dict[str, Any] | None = None
