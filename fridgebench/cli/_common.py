@@ -120,6 +120,10 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
                 signal.signal(signal.SIGTERM, previous)
 
 
+def _ignore_unraisable(_: Any) -> None:
+    return None
+
+
 @contextmanager
 def error_boundary() -> Iterator[None]:
     """Run a command body: map errors to one line + exit status; SIGTERM behaves like Ctrl-C."""
@@ -136,6 +140,11 @@ def error_boundary() -> Iterator[None]:
     except KeyboardInterrupt:
         if state.debug:
             console.print_exception()
+        else:
+            # an interrupt can land while an event loop is closing (asyncio.run's teardown); the loop is then
+            # collected at exit and its __del__ prints "Exception ignored in ... Traceback" — noise after the
+            # line below, which --debug keeps
+            sys.unraisablehook = _ignore_unraisable
         console.print("[yellow]interrupted:[/] stopped cleanly; anything fridgebench started was stopped")
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     except OSError as err:
