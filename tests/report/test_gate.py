@@ -204,7 +204,7 @@ def test_github_summary_stays_under_the_limit_with_many_rows() -> None:
 
 
 def test_exports_follow_the_documented_formats(sides: dict[str, Path], tmp_path: Path) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a test dependency (pyproject [test]): the exports are always validated
     gab, bmf = tmp_path / "gab.json", tmp_path / "bmf.json"
     for kind, path in (("github-action-benchmark", gab), ("bencher", bmf)):
         res = cli("gate", "--baseline", str(sides["base"]), "--current", str(sides["slow"]), "--export", kind, str(path))
