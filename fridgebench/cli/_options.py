@@ -99,3 +99,7 @@ def provision_options(
         pg_user=pg_user, run_dir=run_dir, existing="reuse" if reuse else "reset" if reset else "refuse",
         need=need,
     )
+AllowConfigSet = Annotated[bool, typer.Option(
+    "--allow-config-set", help="An external Redis: let fridgebench change a server-wide setting for the run "
+    "(CONFIG SET, restored afterwards) — failure's memory-full lowers maxmemory; ttl switches keyspace "
+    "notifications on to time each key's removal (without it, removal is sampled).")]

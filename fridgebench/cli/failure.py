@@ -71,8 +71,7 @@ def failure(
                            "--kill-cmd / --start-cmd.", rich_help_panel=_F)] = 60.0,
     ready_timeout: Annotated[float, typer.Option("--ready-timeout", metavar="SECONDS", help="How long a healed "
                              "server may take to serve again.", rich_help_panel=_F)] = 60.0,
-    allow_config_set: Annotated[bool, typer.Option("--allow-config-set", help="memory-full on an external Redis: "
-                                "allow CONFIG SET maxmemory (restored afterwards).", rich_help_panel=_F)] = False,
+    allow_config_set: o.AllowConfigSet = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for run directories.", envvar="FRIDGEBENCH_REPORTS")] = Path("reports"),
     json_out: o.Json = False,
     no_report: o.NoReport = False,

@@ -60,10 +60,7 @@ def ttl(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for run directories.",
                                                 envvar="FRIDGEBENCH_REPORTS")] = None,
-    allow_config_set: Annotated[bool, typer.Option("--allow-config-set", help="An external Redis without keyspace "
-                                "notifications: switch them on for the run (CONFIG SET notify-keyspace-events, "
-                                "server-wide, restored afterwards) to time each key's removal. Without it the removal "
-                                "is sampled.")] = False,
+    allow_config_set: o.AllowConfigSet = False,
     json_out: o.Json = False,
     no_report: o.NoReport = False,
     postgres_dsn: o.PostgresDsn = None, redis_url: o.RedisUrl = None, pg_bin: o.PgBin = None,

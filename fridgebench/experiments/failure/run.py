@@ -252,13 +252,9 @@ async def _opened(store: SessionStore, name: str, on_event: EventSink) -> AsyncI
             on_event(f"  {name}: {exc.message} -- connecting again in 1 s (attempt {attempt + 1} of "
                      f"{OPEN_ATTEMPTS}; the case has not started)")
             await asyncio.sleep(1.0)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_exit(store)  # opened: from here on, leaving is the store's own __aexit__
         yield store
-    except BaseException as exc:
-        await store.__aexit__(type(exc), exc, exc.__traceback__)
-        raise
-    else:
-        await store.__aexit__(None, None, None)
 
 
 async def _drive(case: Case, opts: FailureOptions, fault: Fault, target: Controlled, urls: dict[str, str],

@@ -103,14 +103,13 @@ class RedisObserver:
                     "physical removal is sampled (INFO keyspace), not timed per key — --allow-config-set switches "
                     "them on for the run and restores the setting after")
                 self._old_flags = None
-                self._tasks.append(asyncio.create_task(self._sample_info()))
-                return
-            if flags != old:
-                await self.r.config_set("notify-keyspace-events", flags)
-            self.pubsub = self.r.pubsub()
-            await self.pubsub.subscribe(f"__keyevent@{self.db}__:expired")
-            self.notifications = True
-            self._tasks.append(asyncio.create_task(self._listen()))
+            else:
+                if flags != old:
+                    await self.r.config_set("notify-keyspace-events", flags)
+                self.pubsub = self.r.pubsub()
+                await self.pubsub.subscribe(f"__keyevent@{self.db}__:expired")
+                self.notifications = True
+                self._tasks.append(asyncio.create_task(self._listen()))
         except ResponseError as err:  # CONFIG disabled (managed Redis): sample counts only
             self.warnings.append(f"keyspace notifications unavailable ({err}); physical removal not timed per key")
             self._old_flags = None
