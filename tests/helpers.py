@@ -11,17 +11,21 @@ from typing import Any
 
 import psycopg
 
+from tests import procs
+
+WITH_REPORT = {"FRIDGEBENCH_NO_REPORT": "0"}  # the environment of a run that writes its report (conftest turns it off)
+
 
 def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point in a subprocess (exit codes, stderr, signals as an operator sees them)."""
-    return subprocess.run([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return procs.run([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
+                     capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def popen_cli(*args: str) -> subprocess.Popen[str]:
     """The real console entry point, running in the background (to signal or kill it)."""
-    return subprocess.Popen([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return procs.popen([sys.executable, "-c", "from fridgebench.cli import main; main()", *args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def verify_cli(dsn: str, url: str, *extra: str) -> dict[str, Any]:

@@ -1,9 +1,14 @@
-"""Finding server processes a test run started (for "nothing left running" assertions)."""
+"""The processes a test run starts: tying them to the test process, and finding servers it left
+(for "nothing left running" assertions)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import psutil
 
@@ -28,3 +33,38 @@ def servers_under(root: Path) -> list[psutil.Process]:
             pass
     pids = {p.pid for p in found}
     return [p for p in found if p.ppid() not in pids]  # a postmaster, not also each of its backends
+
+
+def tied(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for a process a test starts (``PR_SET_PDEATHSIG``, Linux): ``sig`` reaches it when
+    the test process dies, so a killed pytest leaves no ``migrate --follow`` or server running. SIGTERM
+    for fridgebench's CLI (it unwinds: stops its servers, deletes what it wrote), SIGKILL for servers.
+
+    It also gives the child the default SIGINT: a run launched without job control (``nohup``, ``cmd &``
+    in a script) starts everything with SIGINT ignored, and the Ctrl-C tests would then test nothing.
+    None off Linux or off the main thread (the death signal follows the thread that forked)."""
+    import ctypes
+    import ctypes.util
+    import threading
+
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    parent = os.getpid()
+
+    def tie() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent is already gone
+            os._exit(1)
+    return tie
+
+
+def popen(cmd: list[str], **kw: Any) -> "subprocess.Popen[Any]":
+    """``subprocess.Popen`` for a fridgebench CLI a test runs in the background: tied to the test process."""
+    return subprocess.Popen(cmd, preexec_fn=tied(), **kw)
+
+
+def run(cmd: list[str], **kw: Any) -> "subprocess.CompletedProcess[Any]":
+    """``subprocess.run`` for a fridgebench CLI: tied to the test process, like :func:`popen`."""
+    return subprocess.run(cmd, preexec_fn=tied(), **kw)

@@ -27,6 +27,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import signal
 import tempfile
 import time
 import uuid
@@ -37,6 +38,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import redis
+
+from tests.procs import tied
 
 PG_ADMIN_DSN = os.environ.get("FRIDGEBENCH_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_HOST_URL = os.environ.get("FRIDGEBENCH_TEST_REDIS_HOST_URL", "redis://127.0.0.1:6379").rstrip("/")
@@ -132,28 +135,6 @@ def redis_server_binary() -> Path:
     return embedded_valkey()
 
 
-def _die_with_parent():  # type: ignore[no-untyped-def]
-    """A ``preexec_fn`` tying the server to this test process (``PR_SET_PDEATHSIG``, Linux): a
-    test run killed with -9 leaves no throwaway server behind. None elsewhere, or off the main
-    thread (the signal follows the thread that forked)."""
-    import ctypes
-    import ctypes.util
-    import signal
-    import sys
-    import threading
-
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    parent = os.getpid()
-
-    def tie() -> None:
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent is already gone
-            os._exit(1)
-    return tie
-
-
 class ThrowawayRedis:
     """A Redis/Valkey server for one test (or one test session): 127.0.0.1, a free port, no
     persistence, 16 dbs, in its own temp folder. ``extra`` are server arguments
@@ -191,7 +172,7 @@ class ThrowawayRedis:
             self.proc = subprocess.Popen(
                 [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(self.dir), "--databases", "16", *auth, *self.extra],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent())
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=tied(signal.SIGKILL))
         deadline = time.monotonic() + timeout
         client = self.client(socket_timeout=2)
         try:

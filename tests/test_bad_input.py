@@ -36,7 +36,7 @@ import redis
 
 from fridgebench.provision.binaries import embedded_valkey
 from fridgebench.provision.local import free_port
-from tests import servers
+from tests import procs, servers
 from tests.procs import servers_under
 
 FB = [sys.executable, "-m", "fridgebench.cli"]
@@ -438,8 +438,8 @@ def test_a_failed_results_write_leaves_no_tmp_file(pg_db: str, valkey: int, tmp_
 # --- also: servers a killed `up` left running ----------------------------------------------------------
 
 def test_status_and_down_see_the_servers_of_an_up_killed_mid_start(run_root: Path) -> None:
-    proc = subprocess.Popen([*FB, "up", "--run-dir", str(run_root)], stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = procs.popen([*FB, "up", "--run-dir", str(run_root)], stderr=subprocess.PIPE, text=True,
+                       start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr or []), daemon=True)
     reader.start()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, SCHEMA_VERSION, load_results
-from tests import servers
+from tests import procs, servers
 from tests.helpers import read_hlog as _read_hlog
 from tests.procs import servers_under
 
@@ -199,10 +199,10 @@ def test_debug_shows_the_traceback_of_a_bad_input(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_servers_and_leaves_no_complete_results(tmp_path: Path, run_root: Path, sig: int) -> None:
-    proc = subprocess.Popen([*FB, "compare", "--duration", "60", "--sessions", "2000", "--rate", "500",
-                             "--out", str(tmp_path), "--run-dir", str(run_root)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    proc = procs.popen([*FB, "compare", "--duration", "60", "--sessions", "2000", "--rate", "500",
+                        "--out", str(tmp_path), "--run-dir", str(run_root)],
+                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
     assert proc.stderr is not None
     deadline = time.monotonic() + 90
     seen = ""

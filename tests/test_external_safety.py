@@ -26,7 +26,7 @@ import redis
 
 from fridgebench.measure.results import load_results
 from fridgebench.stores import schema
-from tests import servers
+from tests import procs, servers
 from tests.helpers import cli
 
 SHORT = ["--duration", "1", "--warmup", "0.2", "--sessions", "300", "--rate", "400"]
@@ -156,10 +156,10 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
 def test_an_interrupted_reuse_run_deletes_what_it_wrote_and_nothing_else(foreign_redis, tmp_path: Path,
                                                                          sig: int) -> None:
     url, client, before = foreign_redis
-    proc = subprocess.Popen([sys.executable, "-c", "from fridgebench.cli import main; main()", "compare",
-                             "--stores", "redis-atomic", "--reuse", "--duration", "60", "--sessions", "2000",
-                             "--rate", "300", "--redis-url", url, "--out", str(tmp_path)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = procs.popen([sys.executable, "-c", "from fridgebench.cli import main; main()", "compare",
+                        "--stores", "redis-atomic", "--reuse", "--duration", "60", "--sessions", "2000",
+                        "--rate", "300", "--redis-url", url, "--out", str(tmp_path)],
+                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     assert proc.stderr is not None
     seen = ""
     deadline = time.monotonic() + 60

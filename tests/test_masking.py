@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from tests import procs
 from tests.conftest import fresh_run_root
 from tests.helpers import checkpoint, wait_until
 from tests.procs import servers_under
@@ -69,7 +70,9 @@ def _names_server(text: str, url: str) -> bool:
 
 
 def fb(*args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("FRIDGEBENCH_POSTGRES_DSN", "FRIDGEBENCH_REDIS_URL")}
+    # as a user runs it: no store from the environment, and each run writes its report (scanned too)
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("FRIDGEBENCH_POSTGRES_DSN", "FRIDGEBENCH_REDIS_URL", "FRIDGEBENCH_NO_REPORT")}
     return subprocess.run([*FB, *args], capture_output=True, text=True, timeout=timeout,
                           env={**base, "COLUMNS": "200", **(env or {})})
 
@@ -107,7 +110,8 @@ def test_compare_on_stores_with_passwords(tmp_path: Path, pg_pw, redis_pw) -> No
     ok(res, secrets, "compare")
     files = assert_tree_clean(tmp_path, secrets)
     names = {p.name for p in files}
-    assert {"results.json", "intervals.csv", "postgres.get.hlog", "redis-atomic.get.hlog"} <= names, names
+    assert {"results.json", "intervals.csv", "postgres.get.hlog", "redis-atomic.get.hlog", "report.html",
+            "report.md"} <= names, names  # the report too: written by default
     doc = json.loads(res.stdout)
     urls = {s["kind"]: s["url"] for s in doc["environment"]["servers"]}
     assert ":***@" in urls["postgres"] and ":***@" in urls["redis"]  # the URLs are there, masked
@@ -164,9 +168,9 @@ def test_rehearse_migrate_verify_cleanup_with_passwords(tmp_path: Path, pg_pw, r
     ok(fb("migrate", "--from", dsn, "--to", url, "--dry-run", "--json", env=env), secrets, "migrate --dry-run")
 
     # interrupted: the partial results of a --follow stopped with Ctrl-C
-    p = subprocess.Popen([*FB, "migrate", "--from", dsn, "--to", url, "--live", "--follow"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, **env, "COLUMNS": "200"})
+    p = procs.popen([*FB, "migrate", "--from", dsn, "--to", url, "--live", "--follow"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    env={**os.environ, **env, "COLUMNS": "200"})
     try:
         wait_until("the backfill", lambda: (checkpoint(dsn) or {}).get("done"))
         p.send_signal(signal.SIGINT)

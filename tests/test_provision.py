@@ -18,7 +18,7 @@ from typing import Iterator
 import asyncpg
 import psutil
 
-from tests import servers
+from tests import procs, servers
 from tests.procs import servers_under
 from tests.servers import throwaway_redis
 import pytest
@@ -355,7 +355,7 @@ CHILD = textwrap.dedent("""
 @pytest.mark.embedded
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_signal_inside_provisioned_leaves_no_server(root: Path, sig: signal.Signals) -> None:
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root)], stdout=subprocess.PIPE, text=True)
+    child = procs.popen([sys.executable, "-c", CHILD, str(root)], stdout=subprocess.PIPE, text=True)
     try:
         line = child.stdout.readline() if child.stdout else ""
         pg_pid, redis_pid, run_dir = json.loads(line)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, RESULTS_FILE
+from tests import procs
 from tests.procs import servers_under
 
 FB = [sys.executable, "-m", "fridgebench.cli"]
@@ -38,8 +39,8 @@ class Running:
 
     def __init__(self, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FRIDGEBENCH_") or k.startswith("FRIDGEBENCH_TEST")}
-        self.proc = subprocess.Popen([*FB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True, env={**env, "COLUMNS": "200"})
+        self.proc = procs.popen([*FB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, env={**env, "COLUMNS": "200"})
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr or []), daemon=True)
         self._reader.start()

@@ -24,6 +24,7 @@ import redis
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, RESULTS_FILE
 from fridgebench.provision import binaries, local
+from tests import procs
 from tests.conftest import fresh_run_root
 from tests.procs import servers_under
 
@@ -38,8 +39,8 @@ class Running:
 
     def __init__(self, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FRIDGEBENCH_") or k.startswith("FRIDGEBENCH_TEST")}
-        self.proc = subprocess.Popen([*FB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True, env={**env, "COLUMNS": "200"})
+        self.proc = procs.popen([*FB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, env={**env, "COLUMNS": "200"})
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr or []), daemon=True)
         self._reader.start()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER
-from tests import servers
+from tests import procs, servers
 from tests.load.conftest import FB, fb, locust_processes
 from tests.procs import servers_under
 
@@ -68,10 +68,10 @@ def test_a_worker_pointed_at_no_master_gives_up_with_one_line(tmp_path: Path) ->
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_locust_and_the_servers(tmp_path: Path, run_root: Path, sig: int) -> None:
     out = tmp_path / "reports"
-    proc = subprocess.Popen([*FB, "load", "--duration", "60", "--sessions", "1000", "--users", "4", "--processes", "2",
-                             "--out", str(out), "--run-dir", str(run_root)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    proc = procs.popen([*FB, "load", "--duration", "60", "--sessions", "1000", "--users", "4", "--processes", "2",
+                        "--out", str(out), "--run-dir", str(run_root)],
+                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
     assert proc.stderr is not None
     deadline = time.monotonic() + 120
     seen = ""

@@ -28,7 +28,7 @@ import psycopg
 import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
-from tests import servers
+from tests import procs, servers
 from tests.load.conftest import FB, fb, locust_processes
 from tests.procs import servers_under
 from tests.test_external_safety import (MIXED, error_line, flat, foreign_pg, foreign_redis,  # noqa: F401 - fixtures
@@ -136,11 +136,11 @@ def test_an_interrupted_reuse_run_deletes_what_every_worker_wrote_and_nothing_el
     url, client, before = foreign_redis
     dsn, pg_before = foreign_pg
     out = tmp_path / "reports"
-    proc = subprocess.Popen([*FB, "load", str(_scenario(tmp_path, duration=60)), "--stores", "redis-atomic,postgres",
-                             "--reuse", "--processes", "2", "--sessions", "2000", "--users", "4", "--spawn-rate", "4",
-                             "--warmup", "0.2", "--redis-url", url, "--postgres-dsn", dsn, "--out", str(out)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    proc = procs.popen([*FB, "load", str(_scenario(tmp_path, duration=60)), "--stores", "redis-atomic,postgres",
+                        "--reuse", "--processes", "2", "--sessions", "2000", "--users", "4", "--spawn-rate", "4",
+                        "--warmup", "0.2", "--redis-url", url, "--postgres-dsn", dsn, "--out", str(out)],
+                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
     assert proc.stderr is not None
     seen = ""
     deadline = time.monotonic() + 120
@@ -221,7 +221,7 @@ def test_plain_locust_stopped_mid_run_deletes_what_it_wrote(foreign_redis, tmp_p
     """A pod's termination (SIGTERM) or Ctrl-C: plain Locust, headless with fridgebench's load shape,
     has no SIGTERM handler of its own while the test runs; the locustfile's deletes what the run wrote."""
     url, client, before = foreign_redis
-    proc = subprocess.Popen(**_plain_locust_args({
+    proc = subprocess.Popen(preexec_fn=procs.tied(), **_plain_locust_args({
         "FRIDGEBENCH_REDIS_URL": url, "FRIDGEBENCH_STORES": "redis-atomic", "FRIDGEBENCH_SCENARIO": "session-lifecycle",
         "FRIDGEBENCH_DURATION": "60", "FRIDGEBENCH_SESSIONS": "1000", "FRIDGEBENCH_EXISTING": "reuse"}, tmp_path),
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)

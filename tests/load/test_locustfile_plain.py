@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from fridgebench.measure.results import load_results
+from tests import procs
 from tests.load.conftest import fb, locust_processes
 from tests.servers import throwaway_redis
 from tests.load.test_load_run import _assert_counts_agree
@@ -44,8 +45,8 @@ main()
 
 def _locust(args: list[str], *, cwd: Path, env: dict[str, str], hide: bool) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-c", LOCUST_WITHOUT_FRIDGEBENCH, *args] if hide else [sys.executable, "-m", "locust", *args]
-    return subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return procs.popen(cmd, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
 
 
 def _free_port() -> int:

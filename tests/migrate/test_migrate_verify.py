@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import redis
 
+from tests import procs
 from tests.helpers import assert_counted_on_both_sides, fill
 from fridgebench.migrate import capture, run, target, verify
 from fridgebench.migrate.rehearsal import Writer
@@ -146,9 +147,9 @@ def test_in_flight_only_when_a_change_is_not_applied_yet(pg_dsn, redis_url, rds,
 
 def test_verify_during_follow_under_three_fast_writers_never_reports_false_differences(pg_dsn, redis_url, rds, reports):
     fill(pg_dsn, 3000, seed=9)
-    p = subprocess.Popen([sys.executable, "-c", "from fridgebench.cli import main; main()", "migrate",
-                          "--from", pg_dsn, "--to", redis_url, "--live", "--follow"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = procs.popen([sys.executable, "-c", "from fridgebench.cli import main; main()", "migrate",
+                     "--from", pg_dsn, "--to", redis_url, "--live", "--follow"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         with psycopg.connect(pg_dsn, autocommit=True) as c:
             deadline = time.time() + 30
