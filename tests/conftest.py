@@ -43,6 +43,12 @@ _DB_BY_FILE = {
 }
 _TESTS = Path(__file__).resolve().parent
 
+# The runs tests start write no report.html unless a test asks for one (FRIDGEBENCH_NO_REPORT=0 in its
+# environment): drawing a report costs seconds of CPU per run, and most tests read the results, not the
+# page. The report's own tests, the masking scans and one test per command that writes one by default
+# turn it back on. A value set before pytest starts is kept.
+os.environ.setdefault("FRIDGEBENCH_NO_REPORT", "1")  # tests.helpers.WITH_REPORT turns it back on
+
 
 def _machine_redis_dbs(item: pytest.Item) -> set[int]:
     rel = Path(str(item.path)).resolve().relative_to(_TESTS).as_posix()

@@ -55,7 +55,8 @@ Reuse = Annotated[bool, typer.Option("--reuse", help="Run beside sessions (and r
 Reset = Annotated[bool, typer.Option("--reset", help="Delete the sessions (and recipe:* cache keys) already in a "
     "store first.", rich_help_panel=_P)]
 Json = Annotated[bool, typer.Option("--json", help="Print the machine-readable document alone on stdout.")]
-NoReport = Annotated[bool, typer.Option("--no-report", help="Do not write report.html / report.md into the run folder.")]
+NoReport = Annotated[bool, typer.Option("--no-report", envvar="FRIDGEBENCH_NO_REPORT", show_envvar=True,
+                                        help="Do not write report.html / report.md into the run folder.")]
 
 
 def postgres_target(value: str, *, param: str = "postgres_dsn", flag: str = "--postgres-dsn",

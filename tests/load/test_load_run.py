@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
-from tests.helpers import read_hlog
+from tests.helpers import WITH_REPORT, read_hlog
 from tests.load.conftest import fb, locust_processes
 from tests.procs import servers_under
 
@@ -61,7 +61,7 @@ def _assert_counts_agree(name: str, run: dict[str, Any], processes: int) -> None
 
 def test_one_locust_process_on_embedded_servers(tmp_path: Path, run_root: Path) -> None:
     out = tmp_path / "reports"
-    res = fb("load", *SHORT, "--json", "--out", str(out), "--run-dir", str(run_root))
+    res = fb("load", *SHORT, "--json", "--out", str(out), "--run-dir", str(run_root), env=WITH_REPORT)
     assert res.returncode == 0, res.stderr[-3000:]
     doc = json.loads(res.stdout)  # --json: the document alone on stdout
     assert doc["command"] == "load" and doc["complete"] is True

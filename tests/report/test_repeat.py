@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from fridgebench.measure.results import load_results
-from tests.helpers import cli
+from tests.helpers import WITH_REPORT, cli
 
 SHORT = ["--duration", "2", "--warmup", "0.5", "--sessions", "500", "--rate", "400"]
 
@@ -14,7 +14,7 @@ SHORT = ["--duration", "2", "--warmup", "0.5", "--sessions", "500", "--rate", "4
 def test_repeat_writes_one_folder_of_runs_in_alternating_order_and_the_gate_reads_it(
         tmp_path: Path, fb_run_root: Path) -> None:
     res = cli("compare", *SHORT, "--repeat", "2", "--stores", "postgres,redis-atomic", "--json",
-              "--out", str(tmp_path), "--run-dir", str(fb_run_root), timeout=300)
+              "--out", str(tmp_path), "--run-dir", str(fb_run_root), timeout=300, env=WITH_REPORT)
     assert res.returncode == 0, res.stderr[-2000:]
     docs = json.loads(res.stdout)  # --json with repeats: the documents, in order
     assert [d["group"]["index"] for d in docs] == [0, 1]

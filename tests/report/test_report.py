@@ -120,13 +120,13 @@ def test_the_committed_example_is_what_the_current_code_renders(tmp_path: Path) 
 
 
 def test_a_migrate_run_plots_its_rate_and_lag(tmp_path: Path) -> None:
-    from tests.helpers import fill
+    from tests.helpers import WITH_REPORT, fill
     from tests.servers import REDIS_DB_SHARED, machine_database, machine_redis_db
 
     with machine_database() as dsn, machine_redis_db(REDIS_DB_SHARED) as url:  # its own database: dropped after
         fill(dsn, 3000)
         res = cli("migrate", "--from", dsn, "--to", url, "--live", "--until-caught-up",
-                  env={"FRIDGEBENCH_REPORTS": str(tmp_path)})
+                  env={"FRIDGEBENCH_REPORTS": str(tmp_path), **WITH_REPORT})  # written by default
         assert res.returncode == 0, res.stderr
         cli("migrate", "cleanup", "--from", dsn, "--to", url)
     run = next(tmp_path.glob("*-migrate-*"))

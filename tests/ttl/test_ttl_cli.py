@@ -65,7 +65,8 @@ def test_json_run_writes_a_valid_results_document(tmp_path: Path, ttl_pg_dsn: st
                                  "--stores", "postgres,redis-seed",
                                  "--memory-counts", "300,600", "--cleanup-sessions", "400", "--cleanup-every", "0.1",
                                  "--out", str(tmp_path), "--postgres-dsn", ttl_pg_dsn, "--redis-url", ttl_redis_url,
-                                 "--allow-config-set"])  # a Redis of the tests' own: time each key's removal
+                                 "--allow-config-set"],  # a Redis of the tests' own: time each key's removal
+                           env={"FRIDGEBENCH_NO_REPORT": None})  # the default: a run writes its report
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)  # the document alone on stdout
     (tmp_path / "stdout.json").write_text(result.stdout)
