@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from fridgebench.experiments.ttl.common import dist, pg_clock, redis_clock, redis_db, session_ids
 from fridgebench.stores import schema
@@ -172,12 +172,22 @@ class RedisObserver:
                 pass
         try:
             if self.notifications:
-                await self.pubsub.unsubscribe()
-                await self.pubsub.aclose()
+                # bounded: PubSub.aclose() can hang in the writer's wait_closed (redis-py#3941); then the
+                # connection is dropped without waiting, as that workaround does
+                try:
+                    await asyncio.wait_for(self._close_pubsub(), timeout=5.0)
+                except (asyncio.TimeoutError, OSError, RedisError):
+                    conn = self.pubsub.connection
+                    if conn is not None:
+                        await conn.disconnect(nowait=True)
             if self._old_flags is not None:
                 await self.r.config_set("notify-keyspace-events", self._old_flags)
         finally:
             await self.r.aclose()
+
+    async def _close_pubsub(self) -> None:
+        await self.pubsub.unsubscribe()
+        await self.pubsub.aclose()
 
     def summary(self, t_ref: float) -> dict[str, Any]:
         pts = self.timeline
