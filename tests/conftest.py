@@ -48,6 +48,8 @@ _TESTS = Path(__file__).resolve().parent
 # page. The report's own tests, the masking scans and one test per command that writes one by default
 # turn it back on. A value set before pytest starts is kept.
 os.environ.setdefault("FRIDGEBENCH_NO_REPORT", "1")  # tests.helpers.WITH_REPORT turns it back on
+# Likewise compare's profile of each store (seconds per store): the tests of it pass --profile.
+os.environ.setdefault("FRIDGEBENCH_PROFILE", "0")
 
 
 def _machine_redis_dbs(item: pytest.Item) -> set[int]:

@@ -38,7 +38,7 @@ def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path: Path, run_root: Path) -> None:
-    res = _fb("compare", *SHORT, "--json", "--out", str(tmp_path), "--run-dir", str(run_root))
+    res = _fb("compare", *SHORT, "--json", "--profile", "--out", str(tmp_path), "--run-dir", str(run_root))
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads(res.stdout)  # --json: the document alone on stdout
     assert doc["schema_version"] == SCHEMA_VERSION and doc["complete"] is True
@@ -145,7 +145,7 @@ def test_external_stores_and_the_seed_race_shows_as_lost_updates(
 def test_the_app_pair_alone_on_external_stores(tmp_path: Path, external_pg_dsn: str, external_redis_url: str) -> None:
     """`--stores postgres-app,redis-app` works like any pair; its profile counts round trips on its own
     connections even on a server others use (the machine's PostgreSQL has no pg_stat_statements)."""
-    res = _fb("compare", *SHORT, "--stores", "postgres-app,redis-app", "--json", "--out", str(tmp_path),
+    res = _fb("compare", *SHORT, "--stores", "postgres-app,redis-app", "--json", "--profile", "--out", str(tmp_path),
               "--postgres-dsn", external_pg_dsn, "--redis-url", external_redis_url)
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads(res.stdout)

@@ -124,6 +124,7 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
     scenario.write_text(MIXED, encoding="utf-8")
     with servers.machine_database() as dsn:  # the recipe cache reads PostgreSQL on a miss
         res = cli("compare", str(scenario), "--stores", "redis-seed,redis-atomic,redis-app", "--reuse", "--json",
+                  "--profile",  # it writes (and deletes) sessions of its own too
                   "--redis-url", url, "--postgres-dsn", dsn, "--out", str(tmp_path / "c"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert redis_snapshot(client) == before  # values and expiry instants, to the millisecond; nothing added
@@ -263,7 +264,7 @@ def test_postgres_reuse_leaves_every_foreign_row_as_it_was(foreign_pg, tmp_path:
     dsn, before = foreign_pg
     scenario = tmp_path / "every-write.toml"
     scenario.write_text(MIXED, encoding="utf-8")
-    res = cli("compare", str(scenario), "--stores", "postgres,postgres-app,postgres-app-fixed", "--reuse",
+    res = cli("compare", str(scenario), "--stores", "postgres,postgres-app,postgres-app-fixed", "--reuse", "--profile",
               "--postgres-dsn", dsn, "--out", str(tmp_path / "c"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert pg_snapshot(dsn) == before  # every column of every row, the expired ones included; nothing added

@@ -70,9 +70,10 @@ def _names_server(text: str, url: str) -> bool:
 
 
 def fb(*args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    # as a user runs it: no store from the environment, and each run writes its report (scanned too)
+    # as a user runs it: no store from the environment; each run writes its report and compare profiles
+    # (both scanned too)
     base = {k: v for k, v in os.environ.items()
-            if k not in ("FRIDGEBENCH_POSTGRES_DSN", "FRIDGEBENCH_REDIS_URL", "FRIDGEBENCH_NO_REPORT")}
+            if k not in ("FRIDGEBENCH_POSTGRES_DSN", "FRIDGEBENCH_REDIS_URL", "FRIDGEBENCH_NO_REPORT", "FRIDGEBENCH_PROFILE")}
     return subprocess.run([*FB, *args], capture_output=True, text=True, timeout=timeout,
                           env={**base, "COLUMNS": "200", **(env or {})})
 
