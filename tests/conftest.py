@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +28,7 @@ import pytest
 from fridgebench.provision import Endpoints, ProvisionOptions, down, provisioned
 from fridgebench.provision.probe import run_sync
 from tests import servers
+from tests.helpers import fresh_run_root
 from tests.servers import REDIS_DB_SHARED, ThrowawayRedis, machine_database, machine_redis_db, throwaway_redis
 
 # Which of the machine's Redis db indexes a test uses, by fixture, by folder, or by file (the tests that
@@ -95,14 +95,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(f"pytest-xdist's loadgroup did not apply to {len(lost)} tests (e.g. {lost[0]}): "
                                 "this pytest and pytest-xdist disagree on node ids; install the versions "
                                 "pyproject.toml's test extra names, or run with -n 0")
-
-
-def fresh_run_root() -> Path:
-    """A private run root under the system temp dir (pytest's tmp dirs are 0700 below /tmp/pytest-of-root,
-    which an unprivileged PostgreSQL user cannot traverse)."""
-    path = Path(tempfile.mkdtemp(prefix="fridgebench-test-"))
-    os.chmod(path, 0o711)  # ours: traversable (not listable) by the unprivileged PostgreSQL user under root
-    return path
 
 
 @pytest.fixture

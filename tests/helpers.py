@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -112,3 +114,11 @@ def assert_counted_on_both_sides(dsn: str, t0: Any, doc: dict[str, Any]) -> None
     """verify's live sessions (PostgreSQL) and session keys (Redis) agree, except sessions that expired
     while it ran (the fills make some expire within minutes)."""
     assert 0 <= doc["checked"] - doc["redis_keys"] <= expired_since(dsn, t0), (doc["checked"], doc["redis_keys"])
+
+
+def fresh_run_root() -> Path:
+    """A private run root under the system temp dir (pytest's tmp dirs are 0700 below /tmp/pytest-of-root,
+    which an unprivileged PostgreSQL user cannot traverse)."""
+    path = Path(tempfile.mkdtemp(prefix="fridgebench-test-"))
+    os.chmod(path, 0o711)  # ours: traversable (not listable) by the unprivileged PostgreSQL user under root
+    return path

@@ -29,7 +29,7 @@ def _fb(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess
 
 @pytest.fixture
 def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import fresh_run_root
+    from tests.helpers import fresh_run_root
     import shutil
 
     root = fresh_run_root()

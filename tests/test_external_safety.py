@@ -332,7 +332,7 @@ def test_a_different_catalogue_is_refused_not_overwritten(tmp_path: Path) -> Non
     (["ttl", *TTL_SHORT, "--stores", "redis-seed"], ["redis"]),
 ])
 def test_only_the_servers_the_stores_need_are_started(args: list[str], kinds: list[str], tmp_path: Path) -> None:
-    from tests.conftest import fresh_run_root
+    from tests.helpers import fresh_run_root
     from tests.procs import servers_under
 
     root = fresh_run_root()

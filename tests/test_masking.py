@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from tests import procs
-from tests.conftest import fresh_run_root
+from tests.helpers import fresh_run_root
 from tests.helpers import checkpoint, wait_until
 from tests.procs import servers_under
 from tests.servers import ThrowawayRedis, machine_database, throwaway_redis

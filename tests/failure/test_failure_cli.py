@@ -19,7 +19,7 @@ import pytest
 
 from fridgebench.measure.results import load_results
 from tests import servers
-from tests.conftest import fresh_run_root
+from tests.helpers import fresh_run_root
 from tests.helpers import read_hlog
 from tests.procs import servers_under
 

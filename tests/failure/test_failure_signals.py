@@ -25,7 +25,7 @@ import redis
 from fridgebench.measure.results import INCOMPLETE_MARKER, RESULTS_FILE
 from fridgebench.provision import binaries, local
 from tests import procs
-from tests.conftest import fresh_run_root
+from tests.helpers import fresh_run_root
 from tests.procs import servers_under
 
 pytestmark = pytest.mark.embedded

@@ -21,7 +21,7 @@ from fridgebench.faults.base import FaultError
 from fridgebench.provision import local
 from fridgebench.provision.base import ProvisionOptions, ServerInfo
 from fridgebench.provision.fleet import Fleet
-from tests.conftest import fresh_run_root
+from tests.helpers import fresh_run_root
 from tests.procs import servers_under
 
 pytestmark = pytest.mark.embedded

@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.load.conftest import fb
+from tests.load.helpers import fb
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = Path(__file__).resolve().parent / "charts"

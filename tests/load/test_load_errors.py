@@ -13,7 +13,7 @@ import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER
 from tests import procs, servers
-from tests.load.conftest import FB, fb, locust_processes
+from tests.load.helpers import FB, fb, locust_processes
 from tests.procs import servers_under
 
 

@@ -29,7 +29,7 @@ import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
 from tests import procs, servers
-from tests.load.conftest import FB, fb, locust_processes
+from tests.load.helpers import FB, fb, locust_processes
 from tests.procs import servers_under
 from tests.test_external_safety import (MIXED, error_line, flat, foreign_pg, foreign_redis,  # noqa: F401 - fixtures
                                         pg_snapshot, redis_snapshot)

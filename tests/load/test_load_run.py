@@ -15,7 +15,7 @@ import pytest
 
 from fridgebench.measure.results import INCOMPLETE_MARKER, load_results
 from tests.helpers import WITH_REPORT, read_hlog
-from tests.load.conftest import fb, locust_processes
+from tests.load.helpers import fb, locust_processes
 from tests.procs import servers_under
 
 SHORT = ["--duration", "2", "--warmup", "0.5", "--sessions", "1500", "--users", "6", "--spawn-rate", "6"]

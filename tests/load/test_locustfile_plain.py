@@ -23,7 +23,7 @@ import yaml
 
 from fridgebench.measure.results import load_results
 from tests import procs
-from tests.load.conftest import fb, locust_processes
+from tests.load.helpers import fb, locust_processes
 from tests.servers import throwaway_redis
 from tests.load.test_load_run import _assert_counts_agree
 

@@ -11,22 +11,20 @@ deletes exactly what it wrote when the test ends (its ledger: never a pattern de
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from fridgebench.stores import STORE_NAMES, make_store
+from fridgebench.stores import STORE_NAMES
 from fridgebench.stores import schema
 from fridgebench.stores._redis_base import RedisStoreBase
 from fridgebench.stores.base import SessionStore
 from tests import servers
 from tests.servers import ThrowawayRedis
+from tests.stores.helpers import RUN_TAG, open_store
 
 REDIS_URL = servers.redis_url(servers.REDIS_DB_STORES)
-RUN_TAG = secrets.token_hex(4)
-KEY_PREFIX = f"fbtest-{RUN_TAG}:session:"
 
 
 @pytest.fixture(scope="session")
@@ -63,14 +61,6 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def store_redis_url(private_redis: ThrowawayRedis) -> str:
     return private_redis.url(servers.REDIS_DB_STORES)
-
-
-async def open_store(name: str, pg_dsn: str, redis_url: str, pool_size: int = 16) -> SessionStore:
-    store = make_store(name, postgres_dsn=pg_dsn, redis_url=redis_url, pool_size=pool_size)
-    if isinstance(store, RedisStoreBase) or hasattr(store, "key_prefix"):  # the two-server stores too
-        store.key_prefix = KEY_PREFIX  # type: ignore[attr-defined]
-    await store.open()
-    return store
 
 
 @pytest.fixture(params=STORE_NAMES)

@@ -22,7 +22,7 @@ from fridgebench.stores.app import session_manager_fixed
 from fridgebench.stores.app.postgres import PostgresAppStore
 from fridgebench.stores.app.redis import RedisAppStore
 from fridgebench.stores.base import SessionStore
-from tests.stores.conftest import open_store
+from tests.stores.helpers import open_store
 
 NAMES = [i.name for i in schema.ingredients()]
 

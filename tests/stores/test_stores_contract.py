@@ -168,7 +168,7 @@ async def test_pg_redis_cache_never_fills_an_older_copy_over_a_newer_write(pg_ds
     drops the cached copy, then the read fills the cache. The fill must not happen (the write bumped
     the session's generation), or every later read serves the older list."""
     from fridgebench.stores.pg_redis_cache import PgRedisCacheStore
-    from tests.stores.conftest import open_store
+    from tests.stores.helpers import open_store
 
     store = await open_store("pg-redis-cache", pg_dsn, store_redis_url)
     other = await open_store("pg-redis-cache", pg_dsn, store_redis_url)
