@@ -32,6 +32,8 @@ def gate(
     export: Annotated[Optional[Tuple[str, Path]], typer.Option("--export", metavar="FORMAT FILE",
         help="Also write the current side's latencies for a dashboard: github-action-benchmark or bencher.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON alone on stdout.")] = False,
+    absolute: Annotated[bool, typer.Option(
+        "--absolute", help="Judge raw latencies only: no adjustment for each run's machine speed (see below).")] = False,
 ) -> None:
     """Compare a current run (or repeated runs) with a baseline: regression, improvement, unchanged or inconclusive.
 
@@ -39,6 +41,11 @@ def gate(
     with fewer, a bootstrap over per-second histograms. A change counts only when it is
     significant AND larger than --threshold. Runs that are not comparable (another scenario,
     server version, durability setting, CPU or event loop) are refused, not compared.
+
+    With repeats, each operation is judged relative to its store's other operations in the same
+    run (a shared runner makes whole runs 1.5-2x slower at random, every operation alike; that
+    cancels in the ratios), and each store's operations together get one more row, "all
+    operations", where a change of the whole store shows. --absolute turns this off.
 
     Exit status: 0 no regression · 3 regression · 4 refused, or nothing could be judged
     (with --strict: any row inconclusive).
@@ -65,7 +72,7 @@ def gate(
         if export is not None and export[0] not in KINDS:
             raise UsageError(f"unknown export format {export[0]!r}", hint=f"use one of: {', '.join(KINDS)}")
         opts = GateOptions(threshold=threshold / 100.0, percentiles=tuple(percentile or (50.0, 99.0)), alpha=alpha,
-                           stores=_split(stores), ops=_split(ops), strict=strict)
+                           stores=_split(stores), ops=_split(ops), strict=strict, adjust=not absolute)
         opts.validate()
         base_runs, cur_runs = load_runs(baseline), load_runs(current)
         result = judge(base_runs, cur_runs, opts)

@@ -6,6 +6,23 @@ regression of that size is ruled out. Anything else is "inconclusive", with the 
 few runs or samples, too noisy, the driver short of CPU. Runs that are not comparable are
 refused as a whole (see :mod:`fridgebench.gate.comparable`).
 
+Machine speed. On a shared 2-core runner a whole run is often 1.5–3× slower than the next one,
+most of a store's operations alike (another tenant, the disk's flush time, CPU frequency):
+bench_gate measured a run-to-run spread of 20–45% in a store's p50 (on 2026-11-27 the PostgreSQL
+writes, each waiting for a WAL flush, swung together; reads less), against the 25% change a gate
+should catch. The operations of a run are interleaved within milliseconds, so that swing cancels
+in their ratios (add ÷ the store's other operations: 8% spread where add alone spread 41%).
+With repeated runs (the rank test) each run gets a speed factor per store and percentile: the
+median, over the store's operations, of the run's value ÷ that operation's median in the baseline
+(the "median of ratios" size factor of RNA-seq analysis, DESeq, where a few genes change and
+the sample depth scales all). An operation is judged on its values ÷ its run's factor — its
+change relative to the store's other operations — and the factors themselves are judged as one
+more row, "all operations", which is where a change of the whole store shows (with the machine's
+noise, as without the adjustment). The median lets a change in a minority of a store's operations
+through untouched; a change in most of them moves the factor, which the "all operations" row
+then shows: a relative improvement in a store whose whole moved the other way (or the reverse)
+is not claimed. ``adjust=False`` (``gate --absolute``) judges the raw values only.
+
 Exit status: any regression -> 3; refused, or no row could be judged -> 4; with ``strict``,
 any inconclusive row -> 4; otherwise 0.
 """
@@ -13,7 +30,8 @@ any inconclusive row -> 4; otherwise 0.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import statistics
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from fridgebench.errors import ExitStatus, UsageError
@@ -27,6 +45,8 @@ VERDICT_ORDER: dict[str, int] = {"regression": 0, "inconclusive": 1, "improvemen
 DRIVER_SHARE = 0.5  # the driver's own no-op lag at a percentile, as a share of the latency measured there
 MIN_TAIL_SAMPLES = 10  # a percentile p needs count × (1 - p) >= this in every run: p99 needs 1,000 operations
 MIN_INTERVALS = 5  # seconds per side for the one-run bootstrap
+ADJUST_MIN_OPS = 3  # operations with a value in every run, for a store's speed factor
+ALL_OPS = "all operations"  # the row of a store's speed factors
 SUMMARY_KEYS = {50.0: "p50_us", 90.0: "p90_us", 99.0: "p99_us", 99.9: "p99_9_us"}
 
 
@@ -40,6 +60,7 @@ class GateOptions:
     strict: bool = False
     seed: int = 0
     n_boot: int = 2000
+    adjust: bool = True  # with repeats: judge each operation relative to its run's speed (see the module's text)
 
     def validate(self) -> None:
         if not (0 < self.threshold < 10) or math.isnan(self.threshold):
@@ -69,6 +90,7 @@ class Row:
     p_value: float | None = None
     method: str = ""
     samples: tuple[int, int] = (0, 0)
+    raw_ratio: float | None = None  # with the speed adjustment: the unadjusted ratio (``ratio`` is adjusted)
 
     @property
     def name(self) -> str:
@@ -81,7 +103,7 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["change"] = None if self.change is None else round(self.change, 4)
-        for k in ("ratio", "p_value"):
+        for k in ("ratio", "p_value", "raw_ratio"):
             if d[k] is not None:
                 d[k] = round(d[k], 4)
         if d["ci95"] is not None:
@@ -213,11 +235,22 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
             if s not in stores_b or s not in stores_c:
                 raise UsageError(f"store {s!r} is not in both sides' runs",
                                  hint=f"both ran: {', '.join(s for s in stores_b if s in stores_c) or 'none'}")
+    rank = min(len(baseline), len(current)) >= stats.MIN_RANK_RUNS
     for store in wanted_stores:
-        ops = [o for o in stores_b[store] if o in stores_c[store] and (opts.ops is None or o in opts.ops)]
-        for op in ops:
-            for pct in opts.percentiles:
-                res.rows.append(_row(store, op, pct, sides["baseline"], sides["current"], opts, res.notes))
+        both = [o for o in stores_b[store] if o in stores_c[store]]
+        ops = [o for o in both if opts.ops is None or o in opts.ops]
+        for pct in opts.percentiles:
+            speed = _speed(store, both, pct, sides["baseline"], sides["current"]) if opts.adjust and rank else None
+            rows = [_row(store, op, pct, sides["baseline"], sides["current"], opts, res.notes, speed) for op in ops]
+            if speed is not None:
+                whole = decide(store, ALL_OPS, pct, stats.rank_test([speed.factor[r.run_id] for r in baseline],
+                                                                  [speed.factor[r.run_id] for r in current],
+                                                                  opts.alpha), opts)
+                whole = replace(whole, baseline_us=None, current_us=None,  # factors, not microseconds
+                                why=f"{whole.why} — each run's median of its p{pct:g} ÷ the baseline's, over "
+                                    f"{', '.join(speed.ops)}")
+                rows = [_guarded(r, whole) for r in rows] + [whole]
+            res.rows.extend(rows)
     if opts.ops:
         missing = [o for o in opts.ops if not any(r.op == o for r in res.rows)]
         if missing:
@@ -250,8 +283,58 @@ def _run_value(run: Run, store: str, op: str, pct: float) -> float | None:
     return float(li[key]) if key and li.get(key) is not None else None
 
 
+@dataclass(frozen=True)
+class Speed:
+    """A store's speed factor per run at one percentile (run id -> factor; 1 = the baseline's typical run)."""
+    factor: dict[str, float]
+    ops: tuple[str, ...]  # the operations it was taken over
+
+
+def _speed(store: str, ops: list[str], pct: float, base: list[Run], cur: list[Run]) -> Speed | None:
+    """Each run's median, over the store's operations, of its value ÷ the operation's baseline median; None
+    when fewer than ADJUST_MIN_OPS operations have enough samples for ``pct`` in every run."""
+    need = math.ceil(MIN_TAIL_SAMPLES / (1 - pct / 100.0))
+    runs = [*base, *cur]
+    usable: dict[str, list[float]] = {}
+    for op in ops:
+        if any(_count(r, store, op) < need for r in runs):
+            continue
+        vals = [_run_value(r, store, op, pct) for r in runs]
+        if all(v is not None and v > 0 for v in vals):
+            usable[op] = vals  # type: ignore[assignment]
+    if len(usable) < ADJUST_MIN_OPS:
+        return None
+    mid = {op: statistics.median(v[:len(base)]) for op, v in usable.items()}
+    factor = {r.run_id: statistics.median(usable[op][i] / mid[op] for op in usable) for i, r in enumerate(runs)}
+    return Speed(factor, tuple(usable))
+
+
+def _guarded(row: Row, whole: Row) -> Row:
+    """A relative verdict, checked against the store's own movement (its ``all operations`` row). A relative
+    change against that movement is not claimed: most of the store's operations moved the other way and the
+    factor with them (a relative improvement of ``get`` while the store got slower is the other operations'
+    regression, not ``get``'s improvement); nor is "unchanged" relative to the others while the store as a
+    whole moved. While the store's movement is inconclusive, an operation unchanged relative to the others is
+    unchanged (that is what it measured), and says where the rest is."""
+    if row.raw_ratio is None:
+        return row
+    if row.verdict == "unchanged" and whole.verdict in ("regression", "improvement"):  # kept pace with a store that moved
+        return replace(row, verdict="inconclusive",
+                       why=f"{row.why}, but the store as a whole is {whole.verdict} ({_pct(whole.change)}; "
+                           f"unadjusted {_pct(row.raw_ratio - 1)}): see {ALL_OPS}")
+    if row.verdict == "unchanged" and whole.verdict == "inconclusive":
+        return replace(row, why=f"{row.why} (the store as a whole: inconclusive, see {ALL_OPS})")
+    if (row.verdict == "improvement" and whole.verdict == "regression") or \
+            (row.verdict == "regression" and whole.verdict == "improvement"):
+        return replace(row, verdict="inconclusive",
+                       why=f"{_pct(row.change)} relative to the store's other operations, but the store as a whole "
+                           f"{'slowed' if whole.verdict == 'regression' else 'sped up'} ({_pct(whole.change)}; "
+                           f"unadjusted {_pct(row.raw_ratio - 1)}): see {ALL_OPS}")
+    return row
+
+
 def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts: GateOptions,
-         notes: list[str]) -> Row:
+         notes: list[str], speed: Speed | None = None) -> Row:
     def inconclusive(why: str, **kw: Any) -> Row:
         return Row(store, op, pct, "inconclusive", why, **kw)
 
@@ -280,6 +363,14 @@ def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts:
         if any(v is None for v in (*vb, *vc)):
             return inconclusive(f"p{pct:g} not recorded (no interval logs, and results.json keeps p50/p90/p99/p99.9)")
         est = stats.rank_test(vb, vc, opts.alpha)  # type: ignore[arg-type]
+        if speed is not None and op in speed.ops:
+            raw = est
+            est = stats.rank_test([v / speed.factor[r.run_id] for v, r in zip(vb, base)],  # type: ignore[operator]
+                                  [v / speed.factor[r.run_id] for v, r in zip(vc, cur)], opts.alpha)
+            est = stats.Estimate(est.ratio, est.ci, est.p, "mann-whitney, speed-adjusted", est.n, raw.baseline,
+                                 raw.current)
+            row = decide(store, op, pct, est, opts, relative=True)
+            return replace(row, raw_ratio=raw.ratio)
     elif len(base) != len(cur) and min(len(base), len(cur)) >= 2 and max(len(base), len(cur)) >= stats.MIN_RANK_RUNS:
         return inconclusive(f"too few repeats: {len(base)} baseline and {len(cur)} current runs; the rank test needs "
                             f"{stats.MIN_RANK_RUNS} per side")
@@ -321,8 +412,11 @@ def _bootstrap(store: str, op: str, pct: float, base: list[Run], cur: list[Run],
     return stats.quantile_bootstrap(vb, vc, seed=seed, n_boot=opts.n_boot, alpha=opts.alpha)
 
 
-def decide(store: str, op: str, pct: float, est: stats.Estimate, opts: GateOptions) -> Row:
+def decide(store: str, op: str, pct: float, est: stats.Estimate, opts: GateOptions, relative: bool = False) -> Row:
+    """The verdict from an estimate; ``relative``: the estimate is of the change relative to the store's other
+    operations (speed-adjusted), which the wording says."""
     t = opts.threshold
+    rel = " relative to the store's other operations" if relative else ""
     kw: dict[str, Any] = dict(baseline_us=est.baseline, current_us=est.current, ratio=est.ratio, ci95=est.ci,
                               p_value=est.p, method=est.method, samples=est.n)
     if est.ratio is None:
@@ -334,17 +428,18 @@ def decide(store: str, op: str, pct: float, est: stats.Estimate, opts: GateOptio
     sig = est.p < opts.alpha
     ci_txt = f"95% CI {_pct(lo - 1)} … {_pct(hi - 1)}"
     if sig and est.ratio > 1 + t:
-        return Row(store, op, pct, "regression", f"{_pct(est.ratio - 1)} slower (p={est.p:.3g}, {ci_txt})", **kw)
+        return Row(store, op, pct, "regression", f"{_pct(est.ratio - 1)} slower{rel} (p={est.p:.3g}, {ci_txt})", **kw)
     if sig and est.ratio < 1 - t:
-        return Row(store, op, pct, "improvement", f"{_pct(est.ratio - 1)} (faster; p={est.p:.3g}, {ci_txt})", **kw)
+        return Row(store, op, pct, "improvement", f"{_pct(est.ratio - 1)} (faster{rel}; p={est.p:.3g}, {ci_txt})",
+                   **kw)
     if hi <= 1 + t:
         extra = "; significant but within the threshold" if sig else ""
         faster = "; a larger speed-up is not ruled out" if lo < 1 - t else ""
-        return Row(store, op, pct, "unchanged", f"{ci_txt} rules out a regression over {t * 100:g}%{extra}{faster}",
-                   **kw)
+        return Row(store, op, pct, "unchanged",
+                   f"{ci_txt} rules out a regression over {t * 100:g}%{rel}{extra}{faster}", **kw)
     return Row(store, op, pct, "inconclusive",
-               f"too noisy: {ci_txt} allows a regression over {t * 100:g}% (p={est.p:.3g}); more repeats narrow it",
-               **kw)
+               f"too noisy: {ci_txt} allows a regression over {t * 100:g}%{rel} (p={est.p:.3g}); more repeats "
+               "narrow it", **kw)
 
 
 def values_for_export(runs: list[Run], store: str, op: str, pct: float) -> list[float]:
