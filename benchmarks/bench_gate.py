@@ -11,18 +11,23 @@ Pairs of baseline/current run sets are measured on the same servers:
 
 Every run is a real ``fridgebench compare`` (subprocess, ``--stores postgres,redis-atomic``)
 against servers this benchmark starts once (embedded binaries). Within a pair, the runs of the
-sides alternate (A/A baseline, A/A current, A/B current, then the reverse order...) so drift
-of the machine falls on every side alike; the A/A and A/B pairs share their baseline runs.
+two sides alternate (baseline, slowed, then the reverse order...) so drift of the machine falls
+on both alike. The A/A pair *i* is pair *i*'s baseline against pair *i+1*'s (the same code,
+measured about a minute later: more drift between them than within an A/B pair, so a harder
+test of false alarms); one more baseline is measured for the last. Runs kept by the earlier
+layout (an own "aa" side per pair) are still read by ``--from-runs``.
 
 Each pair is judged by the gate (threshold 10%, p50 and p99) with all its repeats (rank test),
-and with subsets — 1 run a side (bootstrap over seconds), 4, ... — to show how many repeats the
-gate needs; and by two naive rules on the first run of each side: "current > 200% of previous"
-and "current > 110% of previous", per store × op at p50 and p99.
+speed-adjusted (the default) and ``--absolute``, and with subsets — 1 run a side (bootstrap over
+seconds), 4, ... — to show how many repeats the gate needs; and by two naive rules on the first
+run of each side: "current > 200% of previous" and "current > 110% of previous", per store × op
+at p50 and p99.
 
 Targets: A/A at most 1 pair of 20 with a regression verdict (goal 0); A/B at least 19 of 20
 pairs with *postgres add p50* a regression and no other operation flagged.
 
-    .venv/bin/python benchmarks/bench_gate.py [--pairs 20] [--repeats 5] [--duration 6] [--quick]
+    .venv/bin/python benchmarks/bench_gate.py [--pairs 20] [--repeats 5] [--duration 6] [--quick] [--keep DIR]
+    .venv/bin/python benchmarks/bench_gate.py --from-runs DIR     # judge kept runs again, measuring nothing
 
 Not part of the test run; takes long (see benchmarks/README.md). Exit 0 when the targets are
 met, 3 when one is missed.
@@ -85,10 +90,10 @@ class Bench:
     def compare(self, out: Path) -> Path:
         a = self.args
         before = set(out.iterdir()) if out.exists() else set()
-        cmd = [sys.executable, "-m", "fridgebench.cli", "compare", "--stores", "postgres,redis-atomic",
+        cmd = [sys.executable, "-m", "fridgebench.cli", "compare", "--stores", a.stores,
                "--duration", str(a.duration), "--warmup", str(a.warmup), "--sessions", str(a.sessions),
                "--rate", str(a.rate), "--postgres-dsn", self.dsn, "--redis-url", self.url, "--reset",
-               "--no-report", "--out", str(out)]
+               "--no-report", "--no-profile", "--out", str(out)]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
         if res.returncode != 0:
             raise SystemExit(f"compare failed ({res.returncode}): {res.stderr[-1500:]}")
@@ -103,10 +108,11 @@ class Bench:
     def calibrate(self) -> dict[str, Any]:
         """Pick the trigger's work so an add takes about --slowdown longer at p50, and check it.
 
-        The trigger costs more than its loop (firing it, entering PL/pgSQL): a first guess from the loop's
-        cost alone overshot (+45% for a 25% target). So: 2 plain and 2 slowed runs with the first guess
-        give the trigger's fixed cost; the loop is then sized for the rest; 3 slowed and 3 plain runs,
-        interleaved, check the result (medians: one run on a busy machine misleads)."""
+        Under load the loop costs far more than on an idle server (2.6× on 2026-11-27: the driver and the
+        server share 2 cores), so a guess from its idle cost overshoots. So: 2 plain and 2 slowed runs with
+        that guess, compared relative to the store's other operations (raw figures swing 2× with the
+        machine), scale the loop; 3 slowed and 3 plain runs, interleaved, check the result (medians).
+        ``--burn-iterations`` skips the guess."""
         with psycopg.connect(self.dsn, autocommit=True) as c:
             c.execute(BURN_SQL)  # type: ignore[arg-type]
             per = []
@@ -120,39 +126,40 @@ class Bench:
         (n1, t1), (n2, t2) = per
         us_per_iter = max(1e-6, (t2 - t1) / (n2 - n1) * 1e6)
 
-        def add_p50(slowed: bool) -> float:
+        def add_p50(slowed: bool) -> tuple[float, float]:
+            """The run's add p50, raw and relative to the store's other operations in the run (one run's raw
+            figures swing 2× with the machine here; the ratio holds steady)."""
             if slowed:
                 self.slow(True)
             try:
-                d = self.work / "calibration" / ("b" if slowed else "a")
-                return _value(load_runs(self.compare(d))[-1], *TARGET_OP, 50.0)
+                run = load_runs(self.compare(self.work / "calibration" / ("b" if slowed else "a")))[-1]
+                return _value(run, *TARGET_OP, 50.0), _relative(run)
             finally:
                 if slowed:
                     self.slow(False)
 
         plain = [add_p50(False), add_p50(False)]
-        base = statistics.median(plain)
-        target_us = self.args.slowdown * base
-        first: list[float] = []
-        fixed_us = 0.0
+        base = statistics.median(raw for raw, _ in plain)
+        first: list[tuple[float, float]] = []
         first_n = 0
         if self.args.burn_iterations:  # sized by earlier runs on this machine: skip the first guess
             self.burn_n = self.args.burn_iterations
-        else:
-            self.burn_n = max(1, int(target_us / us_per_iter))
+        else:  # a guess from the loop's cost alone, then scaled by the slowdown it gave (relative medians)
+            first_n = max(1, int(self.args.slowdown * base / us_per_iter))
+            self.burn_n = first_n
             first = [add_p50(True), add_p50(True)]
-            fixed_us = max(0.0, statistics.median(first) - base - self.burn_n * us_per_iter)
-            first_n = self.burn_n
-            self.burn_n = max(1, int((target_us - fixed_us) / us_per_iter))
+            got1 = statistics.median(r for _, r in first) / statistics.median(r for _, r in plain) - 1
+            self.burn_n = max(1, int(first_n * self.args.slowdown / max(got1, 0.01)))
         slowed = []
         for _ in range(3):
             slowed.append(add_p50(True))
             plain.append(add_p50(False))
-        got = statistics.median(slowed) / statistics.median(plain) - 1
+        got = statistics.median(r for _, r in slowed) / statistics.median(r for _, r in plain) - 1
+        got_raw = statistics.median(x for x, _ in slowed) / statistics.median(x for x, _ in plain) - 1
         return {"add_p50_us": base, "add_p50_plain_us": plain, "add_p50_first_guess_us": first,
-                "first_guess_iterations": first_n, "trigger_fixed_us": round(fixed_us, 1),
-                "add_p50_slowed_us": slowed, "us_per_iteration": round(us_per_iter, 4),
-                "iterations": self.burn_n, "slowdown_measured": round(got, 3)}
+                "first_guess_iterations": first_n, "add_p50_slowed_us": slowed,
+                "us_per_iteration": round(us_per_iter, 4), "iterations": self.burn_n,
+                "slowdown_measured": round(got, 3), "slowdown_measured_raw": round(got_raw, 3)}
 
 
 def _value(run: Run, store: str, op: str, pct: float) -> float:
@@ -161,6 +168,18 @@ def _value(run: Run, store: str, op: str, pct: float) -> float:
     v = h.percentile(pct)
     assert v is not None
     return v
+
+
+def _relative(run: Run) -> float:
+    """add p50 ÷ the median p50 of the store's other operations in the same run."""
+    ops = run.doc.sections["compare"]["stores"][TARGET_OP[0]]["ops"]
+    return _value(run, *TARGET_OP, 50.0) / statistics.median(_value(run, TARGET_OP[0], op, 50.0)
+                                                             for op in ops if op != TARGET_OP[1])
+
+
+def _run_cpu(pair: Path) -> str:
+    run = load_runs(pair / "base")[0]
+    return f"{run.doc.environment.cpu_model} × {run.doc.environment.cpu_count}"
 
 
 def naive(base: Run, cur: Run, factor: float, pcts: tuple[float, ...]) -> set[str]:
@@ -192,6 +211,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--sessions", type=int, default=2000)
+    ap.add_argument("--stores", default="postgres,redis-atomic",
+                    help="compare's --stores (postgres alone halves the time a run takes; the slowdown is there)")
     ap.add_argument("--slowdown", type=float, default=0.25)
     ap.add_argument("--burn-iterations", type=int, default=0,
                     help="the trigger's loop size, instead of sizing it from --slowdown (under load the added "
@@ -200,9 +221,14 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="2 pairs x 4 repeats, 4 s runs: checks the bench works")
     ap.add_argument("--keep", type=Path, help="keep the runs in this folder (default: a temp folder, removed)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--from-runs", type=Path, metavar="DIR",
+                    help="judge the runs an earlier --keep DIR kept, without measuring (e.g. after a change to the gate)")
     args = ap.parse_args()
     if args.quick:
         args.pairs, args.repeats, args.duration = 2, 4, 4.0
+    if args.from_runs:
+        return _judge(args, args.from_runs, sorted(args.from_runs.glob("pair*")),
+                      json.loads((args.from_runs / "calibration.json").read_text()), time.perf_counter(), 0)
     work = args.keep or Path(tempfile.mkdtemp(prefix="fb-bench-gate-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -214,25 +240,23 @@ def main() -> int:
 
 def _main(args: argparse.Namespace, work: Path) -> int:
     t_start = time.perf_counter()
-    pcts = (50.0, 99.0)
-    opts = GateOptions(threshold=args.threshold / 100.0, percentiles=pcts)
-    target = f"{TARGET_OP[0]} {TARGET_OP[1]} p50"
     try:
         server_root = Path(tempfile.mkdtemp(prefix="fb-bench-gate-servers-"))
         os.chmod(server_root, 0o711)
         with provisioned(ProvisionOptions(run_dir=str(server_root))) as ep:
             bench = Bench(args, ep.postgres_dsn, ep.redis_url, work)
             cal = bench.calibrate()
-            console.print(f"calibration: add p50 {cal['add_p50_us']:.0f} µs; the trigger's fixed cost ~"
-                          f"{cal['trigger_fixed_us']:.0f} µs, then its loop burns {cal['iterations']:,} iterations "
-                          f"(~{cal['us_per_iteration'] * cal['iterations']:.0f} µs); 3 slowed vs 5 plain runs measured "
-                          f"{cal['slowdown_measured'] * 100:+.0f}% on add p50 (medians)")
+            (work / "calibration.json").write_text(json.dumps(cal, indent=2))
+            console.print(f"calibration: add p50 {cal['add_p50_us']:.0f} µs; the trigger burns {cal['iterations']:,} "
+                          f"iterations (~{cal['us_per_iteration'] * cal['iterations']:.0f} µs on an idle server); 3 "
+                          f"slowed vs 5 plain runs: add p50 {cal['slowdown_measured'] * 100:+.0f}% relative to the "
+                          f"store's other operations, {cal['slowdown_measured_raw'] * 100:+.0f}% raw (medians)")
             pairs = []
-            for i in range(args.pairs):
+            for i in range(args.pairs + 1):  # one more baseline: the last A/A pair's current side
                 d = work / f"pair{i:02d}"
                 for j in range(args.repeats):
-                    order = ["base", "aa", "ab"] if (i + j) % 2 == 0 else ["ab", "aa", "base"]
-                    for side in order:
+                    order = ["base", "ab"] if (i + j) % 2 == 0 else ["ab", "base"]
+                    for side in (order if i < args.pairs else ["base"]):
                         if side == "ab":
                             bench.slow(True)
                         try:
@@ -241,12 +265,23 @@ def _main(args: argparse.Namespace, work: Path) -> int:
                             if side == "ab":
                                 bench.slow(False)
                 pairs.append(d)
-                console.print(f"pair {i + 1}/{args.pairs} measured ({bench.runs} runs, "
+                console.print(f"pair {i + 1}/{args.pairs + 1} measured ({bench.runs} runs, "
                               f"{(time.perf_counter() - t_start) / 60:.1f} min)")
     finally:
         shutil.rmtree(server_root, ignore_errors=True)
+    return _judge(args, work, pairs, cal, t_start, bench.runs)
 
-    subsets = sorted({1, args.repeats, *(k for k in (4, 5, 7) if k < args.repeats)})
+
+def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[str, Any], t_start: float,
+           measured: int) -> int:
+    pcts = (50.0, 99.0)
+    target = f"{TARGET_OP[0]} {TARGET_OP[1]} p50"
+    repeats = min(len(load_runs(pairs[0] / "base")), len(load_runs(pairs[0] / "ab"))) if args.from_runs else args.repeats
+    args.repeats = repeats
+    if args.from_runs:  # the title's figures: what the kept runs ran
+        load = load_runs(pairs[0] / "base")[0].doc.scenario.get("load", {})
+        args.duration, args.rate = load.get("duration_seconds", args.duration), load.get("rate", args.rate)
+    subsets = sorted({1, args.repeats, *(k for k in (4, 5, 7, 10) if k < args.repeats)})
     methods: dict[str, dict[str, Any]] = {}
 
     def tally(name: str) -> dict[str, Any]:
@@ -255,24 +290,42 @@ def _main(args: argparse.Namespace, work: Path) -> int:
                                          "pairs": 0})
 
     shifts: dict[str, list[float]] = {"aa": [], "ab": []}  # median add p50 of a side ÷ the baseline's, − 1
-    for d in pairs:
-        base, aa, ab = (load_runs(d / s) for s in ("base", "aa", "ab"))
+    rel_shifts: dict[str, list[float]] = {"aa": [], "ab": []}  # the same, of add ÷ the store's other operations
+    spread: list[float] = []  # coefficient of variation of add p50 across a pair's baseline runs: raw, relative
+    rel_spread: list[float] = []
+    ab_pairs = [d for d in pairs if (d / "ab").exists()]
+    for d, nxt in zip(ab_pairs, [*pairs[1:], pairs[0]]):
+        base, ab = (load_runs(d / s)[:args.repeats] for s in ("base", "ab"))
+        # A/A: this pair's baseline against the next pair's (the same code, measured a minute later), or,
+        # in runs kept by the earlier three-sided layout, the pair's own "aa" side
+        aa = load_runs(d / "aa" if (d / "aa").exists() else nxt / "base")[:args.repeats]
         b50 = statistics.median(_value(r, *TARGET_OP, 50.0) for r in base)
+        rb50 = statistics.median(_relative(r) for r in base)
         for name, side in (("aa", aa), ("ab", ab)):
             shifts[name].append(statistics.median(_value(r, *TARGET_OP, 50.0) for r in side) / b50 - 1)
+            rel_shifts[name].append(statistics.median(_relative(r) for r in side) / rb50 - 1)
+        raw_b = [_value(r, *TARGET_OP, 50.0) for r in base]
+        rel_b = [_relative(r) for r in base]
+        spread.append(statistics.stdev(raw_b) / statistics.mean(raw_b))
+        rel_spread.append(statistics.stdev(rel_b) / statistics.mean(rel_b))
         for k in subsets:
-            m = tally(f"gate, {k} run{'s' if k > 1 else ''} a side")
-            m["pairs"] += 1
-            r_aa = judge(base[:k], aa[:k], opts)
-            r_ab = judge(base[:k], ab[:k], opts)
-            m["aa_false_alarm_pairs"] += bool(r_aa.count("regression"))
-            m["aa_inconclusive_rows"] += r_aa.count("inconclusive")
-            m["aa_rows"] += len(r_aa.rows)
-            v = {r.name: r.verdict for r in r_ab.rows}
-            m["ab_caught"] += v.get(target) == "regression"
-            m["ab_target_inconclusive"] += v.get(target) == "inconclusive"
-            m["ab_untouched_flagged_pairs"] += any(x == "regression" and n.split(" p")[0] != target.split(" p")[0]
-                                                   for n, x in v.items())
+            for adjust in ((True, False) if k >= 4 else (True,)):  # the speed adjustment needs the rank test
+                name = f"gate, {k} run{'s' if k > 1 else ''} a side" + ("" if k < 4 else
+                                                                        " (speed-adjusted)" if adjust else " --absolute")
+                m = tally(name)
+                m["pairs"] += 1
+                opts = GateOptions(threshold=args.threshold / 100.0, percentiles=pcts, adjust=adjust)
+                r_aa = judge(base[:k], aa[:k], opts)
+                r_ab = judge(base[:k], ab[:k], opts)
+                m["aa_false_alarm_pairs"] += bool(r_aa.count("regression"))
+                m["aa_inconclusive_rows"] += r_aa.count("inconclusive")
+                m["aa_rows"] += len(r_aa.rows)
+                v = {r.name: r.verdict for r in r_ab.rows}
+                m["ab_caught"] += v.get(target) == "regression"
+                m["ab_target_inconclusive"] += v.get(target) == "inconclusive"
+                # any other row flagged: another operation, or a store's "all operations"
+                m["ab_untouched_flagged_pairs"] += any(x == "regression" and n != target and
+                                                       n.split(" p")[0] != target.split(" p")[0] for n, x in v.items())
         for factor, name in ((2.0, "naive: > 200% of previous"), (1.10, "naive: > 110% of previous")):
             m = tally(name)
             m["pairs"] += 1
@@ -281,7 +334,7 @@ def _main(args: argparse.Namespace, work: Path) -> int:
             m["ab_caught"] += target in flagged
             m["ab_untouched_flagged_pairs"] += any(f.split(" p")[0] != target.split(" p")[0] for f in flagged)
 
-    n = len(pairs)
+    n = len(ab_pairs)
     t = Table(title=f"bench_gate — {n} pairs, {args.repeats} runs a side, {args.duration:g} s runs at "
                     f"{args.rate:g} ops/s; A/B: {TARGET_OP[0]} {TARGET_OP[1]} slowed ~{args.slowdown:.0%} in the server",
               title_justify="left")
@@ -299,10 +352,22 @@ def _main(args: argparse.Namespace, work: Path) -> int:
                   f"(quartiles {q['ab'][0]:+.0%} … {q['ab'][2]:+.0%}, range {min(shifts['ab']):+.0%} … "
                   f"{max(shifts['ab']):+.0%}); A/A {statistics.median(shifts['aa']):+.0%} (range "
                   f"{min(shifts['aa']):+.0%} … {max(shifts['aa']):+.0%})")
+    qr = statistics.quantiles(rel_shifts["ab"], n=4) if n > 1 else rel_shifts["ab"] * 3
+    console.print(f"the same relative to the store's other operations (what the speed-adjusted gate sees): A/B "
+                  f"{statistics.median(rel_shifts['ab']):+.0%} (quartiles {qr[0]:+.0%} … {qr[2]:+.0%}, range "
+                  f"{min(rel_shifts['ab']):+.0%} … {max(rel_shifts['ab']):+.0%}); A/A "
+                  f"{statistics.median(rel_shifts['aa']):+.0%}")
+    console.print(f"spread of {target} between a pair's baseline runs (CV, median over pairs): raw "
+                  f"{statistics.median(spread):.0%}, relative to the store's other operations "
+                  f"{statistics.median(rel_spread):.0%}")
     minutes = (time.perf_counter() - t_start) / 60
-    console.print(f"CPU: {_cpu_model()} × {os.cpu_count()}; {bench.runs} compare runs in {minutes:.1f} min "
-                  f"({minutes * 60 / max(bench.runs, 1):.0f} s a run); load average now {os.getloadavg()[0]:.2f}")
-    full = methods[f"gate, {args.repeats} run{'s' if args.repeats > 1 else ''} a side"]
+    if measured:
+        console.print(f"CPU: {_cpu_model()} × {os.cpu_count()}; {measured} compare runs in {minutes:.1f} min "
+                      f"({minutes * 60 / max(measured, 1):.0f} s a run); load average now {os.getloadavg()[0]:.2f}")
+    else:
+        console.print(f"judged the runs kept in {work} (CPU then: {_run_cpu(pairs[0])})")
+    full = methods[f"gate, {args.repeats} run{'s' if args.repeats > 1 else ''} a side" +
+                   (" (speed-adjusted)" if args.repeats >= 4 else "")]
     aa_ok = full["aa_false_alarm_pairs"] <= max(1, n // 20)
     ab_ok = full["ab_caught"] >= n - max(1, n // 20) and full["ab_untouched_flagged_pairs"] == 0
     console.print(f"targets ({args.repeats} runs a side): A/A ≤ {max(1, n // 20)} false alarm: "
@@ -310,8 +375,10 @@ def _main(args: argparse.Namespace, work: Path) -> int:
                   f"{'met' if ab_ok else 'MISSED'}")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "calibration": cal,
-                                         "methods": methods, "shifts": shifts, "cpu": _cpu_model(), "runs": bench.runs,
-                                         "minutes": round(minutes, 1)}, indent=2))
+                                         "methods": methods, "shifts": shifts, "relative_shifts": rel_shifts,
+                                         "baseline_cv": {"raw": spread, "relative": rel_spread},
+                                         "cpu": _cpu_model(), "runs": measured, "minutes": round(minutes, 1)},
+                                        indent=2))
     return 0 if aa_ok and ab_ok else 3
 
 
