@@ -197,10 +197,12 @@ def test_failure_refuses_foreign_sessions_and_with_reuse_leaves_them_as_they_wer
     assert redis_snapshot(client) == before  # what the run wrote is gone; nothing else was touched
 
 
-def test_redis_reset_deletes_the_sessions_and_cache_keys_and_says_how_many(foreign_redis, tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [["compare", *SHORT, "--stores", "redis-atomic"],
+                                  ["ttl", *TTL_SHORT, "--stores", "redis-seed"]], ids=["compare", "ttl"])
+def test_redis_reset_deletes_the_sessions_and_cache_keys_and_says_how_many(foreign_redis, tmp_path: Path,
+                                                                         args: list[str]) -> None:
     url, client, _before = foreign_redis
-    res = cli("compare", *SHORT, "--stores", "redis-atomic", "--reset", "--redis-url", url,
-              "--out", str(tmp_path))
+    res = cli(*args, "--reset", "--redis-url", url, "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"--reset: deleted 5 session:* keys and 3 recipe:* keys from {url}" in flat(res.stderr)
     assert sorted(client.scan_iter()) == [b"other:keep", b"other:ttl"]  # nothing else, ours included
@@ -283,9 +285,10 @@ def test_postgres_reuse_leaves_every_foreign_row_as_it_was(foreign_pg, tmp_path:
     assert scratch_schemas(dsn) == []  # its scratch schema is gone
 
 
-def test_postgres_reset_deletes_the_sessions_and_says_how_many(foreign_pg, tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [["compare", *SHORT], ["ttl", *TTL_SHORT]], ids=["compare", "ttl"])
+def test_postgres_reset_deletes_the_sessions_and_says_how_many(foreign_pg, tmp_path: Path, args: list[str]) -> None:
     dsn, _before = foreign_pg
-    res = cli("compare", *SHORT, "--stores", "postgres", "--reset", "--postgres-dsn", dsn, "--out", str(tmp_path))
+    res = cli(*args, "--stores", "postgres", "--reset", "--postgres-dsn", dsn, "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "--reset: deleted 8 sessions from" in flat(res.stderr)
     assert pg_snapshot(dsn) == ([], [])
