@@ -113,7 +113,10 @@ class _Live:
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         import time
 
-        if event == "backfill_start":
+        if event == "plan":  # before anything is written: what --force let through is said first, not only
+            for w in data["warnings"]:  # after a migration it may have made fail (an OOM, say)
+                console.print(f"[yellow]warning:[/] {w}")
+        elif event == "backfill_start":
             self.base = 0
             self.t0 = time.perf_counter()
             self.p.start()
@@ -188,9 +191,7 @@ def migrate(
 
 
 def _print_summary(s: dict[str, Any]) -> None:
-    p = s["plan"]
-    for w in p["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+    p = s["plan"]  # its warnings were printed when the plan was made (_Live)
     if s["dry_run"]:
         console.print(f"live sessions: {p['live_sessions']:,}   expired (skipped): {p['expired_sessions']:,}")
         console.print(f"estimated time: {p['estimated_seconds']} s   estimated Redis memory: "
