@@ -26,7 +26,7 @@ from tests.procs import servers_under
 pytestmark = pytest.mark.embedded
 
 FB = [sys.executable, "-m", "fridgebench.cli"]
-SHORT = ["--warmup", "0.3", "--duration", "2.5", "--at", "0.6", "--down", "0.7", "--rate", "300", "--sessions", "300"]
+SHORT = ["--warmup", "0.3", "--at", "0.6", "--down", "0.7", "--rate", "300", "--sessions", "300"]
 
 
 def fb(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
