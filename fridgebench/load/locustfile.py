@@ -191,6 +191,8 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     PROCESS.emit = cond.stdout_emitter if settings_env.get("FRIDGEBENCH_EVENTS") == "stdout" else cond.log_emitter
     rec = PROCESS.recorder
     environment.events.cpu_warning.add_listener(lambda **kw: setattr(rec, "cpu_warning", True))
+    if not PROCESS.own_signals:
+        gevent.signal_handler(signal.SIGINT, _on_sigint)
     if isinstance(runner, WorkerRunner):
         _wire_worker(environment, runner)
         return
@@ -220,6 +222,15 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         environment.events.worker_connect.add_listener(c.on_worker_connect)
         runner.register_message(cond.MSG_REPORT, c.on_report_message)
         runner.register_message(cond.MSG_ERROR, c.on_error_message)
+
+
+def _on_sigint() -> None:
+    """Plain ``locust``: Ctrl-C raises KeyboardInterrupt in the main greenlet only, where Locust waits
+    for it (then fires ``quitting``: :func:`_on_quitting`). Python's own handler raises it in whatever
+    greenlet runs at that instant -- often a user in the middle of a request, which then dies without
+    logging it, so a session it had just created was never reported and stayed in the store."""
+    hub = gevent.get_hub()
+    hub.handle_system_error(KeyboardInterrupt, KeyboardInterrupt())
 
 
 def _on_sigterm() -> None:
