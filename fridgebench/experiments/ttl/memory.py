@@ -4,8 +4,9 @@ Sessions are loaded through the store's own ``bulk_load`` (so the bytes are what
 writes: Redis JSON values with the seed's ``\\uXXXX``-escaped names; PostgreSQL rows in the
 application's schema), all live, with ``ingredients`` catalogue names each.
 
-* Redis: ``INFO memory`` ``used_memory`` after − before (allocator-reported bytes, includes
-  the keyspace dict and expires dict entries); ``MEMORY USAGE key SAMPLES 0`` on a sample of
+* Redis: ``INFO memory`` ``used_memory`` minus the clients' memory (``CLIENT LIST`` ``tot-mem``:
+  the loading connection's query buffer is shrunk only later by the server's cron), after −
+  before (allocator-reported bytes, includes the keyspace dict and expires dict entries); ``MEMORY USAGE key SAMPLES 0`` on a sample of
   keys (the key's own allocation, no dict overhead); ``used_memory_rss`` delta reported but
   noisy (allocator keeps freed pages).
 * PostgreSQL: ``pg_total_relation_size`` of ``user_fridge_sessions`` + ``user_fridge_ingredients``
@@ -76,13 +77,30 @@ async def _load(store: SessionStore, n: int, k: int, rng: random.Random, catalog
 
 
 async def _redis_used(r: aioredis.Redis) -> dict[str, int]:
+    """``used_memory`` and, read right after it, the clients' own memory (``CLIENT LIST`` ``tot-mem``:
+    buffers, argv, the client struct). The loading connection's query buffer (a pipeline of
+    thousands of SETEX) is shrunk only later by the server's cron -- it is not session data, yet
+    ``used_memory`` counts it; ``mem_clients_normal`` in ``INFO`` is refreshed by that same cron,
+    so it cannot be subtracted. ``data`` is ``used_memory`` minus the clients' memory."""
     # freed memory of UNLINKed values may be released by a background thread: wait for it
     for _ in range(50):
         info = await r.info("memory")
         if not int(info.get("lazyfree_pending_objects", 0) or 0):
             break
         await asyncio.sleep(0.02)
-    return {"used_memory": int(info["used_memory"]), "used_memory_rss": int(info.get("used_memory_rss", 0)),
+    async with r.pipeline(transaction=False) as pipe:
+        pipe.info("memory")
+        pipe.execute_command("CLIENT", "LIST")
+        info, clients = await pipe.execute()
+    lines = clients.decode() if isinstance(clients, bytes) else str(clients)
+    client_mem = 0
+    for line in lines.splitlines():
+        for field in line.split():
+            if field.startswith("tot-mem="):
+                client_mem += int(field[8:])
+    used = int(info["used_memory"])
+    return {"used_memory": used, "used_memory_rss": int(info.get("used_memory_rss", 0)),
+            "clients": client_mem, "data": used - client_mem,
             "allocator": str(info.get("mem_allocator", ""))}  # type: ignore[dict-item]
 
 
@@ -133,11 +151,12 @@ async def measure_memory(store: SessionStore, *, postgres_dsn: str, redis_url: s
                     vals = await pipe.execute()
                 usage = [int(v) for v in vals[0::2] if v is not None]
                 strlen = [int(v) for v in vals[1::2] if v is not None]
-                delta = after_r["used_memory"] - before_r["used_memory"]
+                delta = after_r["data"] - before_r["data"]
                 points.append({
                     "sessions": n, "load_s": round(secs, 3), "bytes_total": delta,
                     "bytes_per_session": round(delta / n, 1),
                     "used_memory_before": before_r["used_memory"], "used_memory_after": after_r["used_memory"],
+                    "client_buffers_before": before_r["clients"], "client_buffers_after": after_r["clients"],
                     "rss_delta_per_session": round((after_r["used_memory_rss"] - before_r["used_memory_rss"]) / n, 1),
                     "memory_usage_per_key": dist(usage, 1),
                     "value_bytes": dist(strlen, 1),
