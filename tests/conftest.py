@@ -43,6 +43,9 @@ _DB_BY_FILE = {
 }
 _TESTS = Path(__file__).resolve().parent
 
+# a hung test prints what each asyncio task was waiting for before pytest-timeout ends it
+pytest_plugins = ["tests.hangs"]
+
 # The runs tests start write no report.html unless a test asks for one (FRIDGEBENCH_NO_REPORT=0 in its
 # environment): drawing a report costs seconds of CPU per run, and most tests read the results, not the
 # page. The report's own tests, the masking scans and one test per command that writes one by default
