@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
 import pytest
 import redis
 
+from fridgebench.errors import FridgebenchError
+from fridgebench.experiments.ttl import expiry as expiry_mod
 from fridgebench.experiments.ttl.cleanup import LOAD_SQL, measure_cleanup
 from fridgebench.experiments.ttl.expiry import ExpiryParams, measure_expiry
 from fridgebench.experiments.ttl.memory import measure_memory
@@ -89,6 +92,24 @@ async def test_sliding_touches_and_checks_run_late_are_not_violations(op: str, t
     else:  # every check of a touched session ends after its refreshed expiry
         assert late["touch"] == 0 and late["check"] == s["touched"], s
     assert any("too late to judge" in w for w in r["warnings"])
+
+
+async def test_a_stalled_measurement_ends_with_an_error_and_restores_the_server(
+        ttl_redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that stops answering mid-run (here: creates that never return) ends the measurement
+    with one error naming the store, within its budget -- not a run that waits forever -- and the
+    keyspace-notification setting it changed is restored on the way out."""
+    before = redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events")
+    monkeypatch.setattr(expiry_mod, "stall_budget_s", lambda p: 2.0)
+    params = ExpiryParams(sessions=40, ttl_s=1, ingredients=0, seed=5, cleanup_every_s=0.1, spread_s=0.2)
+    t0 = time.monotonic()
+    async with make_store("redis-atomic", postgres_dsn="", redis_url=ttl_redis_url) as store:
+        with pytest.raises(FridgebenchError, match="redis-atomic: the expiry measurement did not finish within 2 s") as err:
+            await measure_expiry(_Delayed(store, "create", 3600), postgres_dsn="",  # type: ignore[arg-type]
+                                 redis_url=ttl_redis_url, params=params)
+    assert time.monotonic() - t0 < 2.0 + 15  # the budget, then a bounded stop
+    assert isinstance(err.value.__cause__, TimeoutError)
+    assert redis.Redis.from_url(ttl_redis_url).config_get("notify-keyspace-events") == before
 
 
 @pytest.mark.parametrize("name", STORES)

@@ -34,12 +34,29 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from fridgebench.errors import FridgebenchError
 from fridgebench.experiments.ttl.common import dist, pg_clock, redis_clock, redis_db, session_ids
 from fridgebench.stores import schema
 from fridgebench.stores.base import SessionStore
 from fridgebench.stores.scratch import require_scratch
 
 Progress = Callable[[str], None]
+
+#: how long stopping the experiment's own background tasks may take before they are left behind
+STOP_TASKS_S = 5.0
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them, at most :data:`STOP_TASKS_S`: a task whose client swallows
+    the cancellation (or waits on a reply that never comes) must not hold the whole run."""
+    for t in tasks:
+        t.cancel()
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=STOP_TASKS_S)
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved: an error of a cancelled helper is not news
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ class RedisObserver:
         self.notifications = False
         self._old_flags: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._keymap: dict[bytes, str] = {}
         self.clock: dict[str, float] = {}
 
@@ -116,7 +134,7 @@ class RedisObserver:
         self._tasks.append(asyncio.create_task(self._sample_info()))
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping:
             msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if msg is None:
                 continue
@@ -127,7 +145,7 @@ class RedisObserver:
 
     async def _sample_info(self) -> None:
         name = f"db{self.db}"
-        while True:
+        while not self._stopping:
             info = await self.r.info("keyspace")
             t = time.time()
             d = info.get(name) or {}
@@ -163,13 +181,8 @@ class RedisObserver:
         return out
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        self._stopping = True  # the loops end even if a cancellation is lost inside the client
+        await _stop_tasks(self._tasks)
         try:
             if self.notifications:
                 # bounded: PubSub.aclose() can hang in the writer's wait_closed (redis-py#3941); then the
@@ -267,12 +280,11 @@ class PgObserver:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-        await self.conn.close()
+            await _stop_tasks([self._task])
+        try:  # close() waits for every connection to be released: a job left behind would hold it
+            await asyncio.wait_for(self.conn.close(), timeout=STOP_TASKS_S)
+        except asyncio.TimeoutError:
+            self.conn.terminate()
 
     def summary(self, t_ref: float) -> dict[str, Any]:
         return {
@@ -292,8 +304,12 @@ class PgObserver:
 
 
 async def _create_spread(store: SessionStore, order: list[str], initial: dict[str, list[str]], ttl: int,
-                         spread_s: float) -> None:
+                         spread_s: float, observer: RedisObserver | PgObserver) -> dict[str, float]:
+    """Create the sessions in chunks spread over ``spread_s``; each chunk's intended expiries are read
+    back right after it is written (not once at the end: with a TTL as short as the spread, the first
+    sessions would expire before the last were created, on a busy machine)."""
     chunk = 20
+    intended: dict[str, float] = {}
     n_chunks = max(1, math.ceil(len(order) / chunk))
     t0 = time.monotonic()
 
@@ -306,11 +322,37 @@ async def _create_spread(store: SessionStore, order: list[str], initial: dict[st
         delay = t0 + spread_s * i / n_chunks - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        await asyncio.gather(*(one(s) for s in order[i * chunk:(i + 1) * chunk]))
+        part = order[i * chunk:(i + 1) * chunk]
+        await asyncio.gather(*(one(s) for s in part))
+        intended.update(await observer.intended(part))
+    return intended
+
+
+def stall_budget_s(p: ExpiryParams) -> float:
+    """How long one expiry measurement may take before it is called stalled: its own schedule
+    (creation spread, two TTLs for the sliding checks, the drain) three times over, plus a minute."""
+    return 60.0 + 3 * (p.spread_s + 2 * p.ttl_s + max(3.0, float(p.ttl_s)) + 2 * p.cleanup_every_s) + 0.01 * p.sessions
 
 
 async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: str, params: ExpiryParams,
                          progress: Progress | None = None) -> dict[str, Any]:
+    """See the module docstring. A measurement that makes no progress within :func:`stall_budget_s`
+    (a server that stopped answering mid-run) ends with an error naming the store; its cause is the
+    stalled wait, in the traceback ``--debug`` shows."""
+    budget = stall_budget_s(params)
+    try:
+        async with asyncio.timeout(budget):
+            return await _measure_expiry(store, postgres_dsn=postgres_dsn, redis_url=redis_url, params=params,
+                                         progress=progress)
+    except TimeoutError as err:
+        raise FridgebenchError(
+            f"{store.name}: the expiry measurement did not finish within {budget:.0f} s (its schedule needs "
+            f"about a third of that)", hint="check that the server still answers; --debug shows where it waited",
+        ) from err
+
+
+async def _measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: str, params: ExpiryParams,
+                          progress: Progress | None = None) -> dict[str, Any]:
     say = progress or (lambda _m: None)
     p = params
     rng = random.Random(f"{p.seed}-{store.name}")
@@ -340,9 +382,8 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
         order = ids[:]
         rng.shuffle(order)
         say(f"{store.name}: creating {p.sessions} sessions ({p.ingredients} ingredients each, TTL {p.ttl_s} s)")
-        await _create_spread(store, order, initial, p.ttl_s, p.spread_s)
+        intended = await _create_spread(store, order, initial, p.ttl_s, p.spread_s, observer)
         created_in = time.time() - t_start
-        intended = await observer.intended(ids)
         if isinstance(observer, PgObserver):
             observer.set_intended(intended)
         lost_before_observed = [s for s in ids if s not in intended]
@@ -457,13 +498,7 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
                 if time.time() > latest[0] + drain:
                     break
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                try:
-                    await t
-                except (asyncio.CancelledError, Exception):
-                    pass
+            await _stop_tasks(tasks)
         # let the last notifications arrive
         await asyncio.sleep(0.1)
     finally:
