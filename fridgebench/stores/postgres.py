@@ -15,6 +15,7 @@ nothing needs resetting. A connection that fails with anything but a server-repo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar, Iterable, TypeVar
@@ -91,6 +92,9 @@ CLEANUP_SQL = "DELETE FROM user_fridge_sessions WHERE expires_at < now()"
 # What discard_written runs: these ids exactly (their ingredient rows go by ON DELETE CASCADE).
 DISCARD_SQL = "DELETE FROM user_fridge_sessions WHERE session_id = ANY($1::varchar[])"
 DISCARD_CHUNK = 5000
+#: the statement timeout of housekeeping (bulk load, deleting what a run wrote): setup and cleanup, not
+#: the measured requests, whose timeout (``--client-timeout``) is the connection's ``command_timeout``
+HOUSEKEEPING_TIMEOUT_S = 120.0
 
 
 def resolve_ids(names: Iterable[str]) -> list[int]:
@@ -190,8 +194,11 @@ class PgConnections:
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._run(asyncpg.Connection.fetchval, sql, *args)
 
-    async def execute(self, sql: str, *args: Any) -> str:
-        return await self._run(asyncpg.Connection.execute, sql, *args)
+    async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> str:
+        """``timeout`` (s) overrides the connection's ``command_timeout`` for this statement."""
+        if timeout is None:
+            return await self._run(asyncpg.Connection.execute, sql, *args)
+        return await self._run(lambda c, q, *a: c.execute(q, *a, timeout=timeout), sql, *args)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
@@ -298,7 +305,8 @@ class PostgresStore(SessionStore):
     async def _discard(self, session_ids: list[str], cache_keys: list[str]) -> Removed:
         n = 0
         for start in range(0, len(session_ids), DISCARD_CHUNK):
-            status = await self.pool.execute(DISCARD_SQL, session_ids[start:start + DISCARD_CHUNK])
+            status = await self.pool.execute(DISCARD_SQL, session_ids[start:start + DISCARD_CHUNK],
+                                             timeout=HOUSEKEEPING_TIMEOUT_S)  # not the client's request timeout
             n += int(status.rsplit(" ", 1)[-1])
         return Removed(sessions=n)
 
@@ -311,20 +319,33 @@ class PostgresStore(SessionStore):
             await copy_sessions(conn, sessions, ttl_s)
 
 
-async def copy_sessions(conn: asyncpg.Connection, sessions: list[tuple[str, list[str]]], ttl_s: int) -> None:
+async def copy_sessions(conn: asyncpg.Connection, sessions: list[tuple[str, list[str]]], ttl_s: int, *,
+                        timeout_s: float = HOUSEKEEPING_TIMEOUT_S) -> None:
     """COPY sessions and their ingredients in one transaction (ids must not exist yet; names must
-    be known): every PostgreSQL store's bulk load."""
+    be known): every PostgreSQL store's bulk load.
+
+    Every statement, the COMMIT included, runs with ``timeout_s``, not the connection's own
+    ``command_timeout``: that is the measured client's request timeout (``--client-timeout 0.3``),
+    and loading a population is setup -- right after a crash, a COMMIT waiting on the end-of-recovery
+    checkpoint's fsyncs took longer than 0.3 s and ended a whole ``failure`` run."""
     resolved = [(sid, resolve_ids(names)) for sid, names in sessions]
-    async with conn.transaction():
-        now = await conn.fetchval("SELECT now()")  # server clock, like the other statements
+    await conn.execute("BEGIN", timeout=timeout_s)
+    try:
+        now = await conn.fetchval("SELECT now()", timeout=timeout_s)  # server clock, like the other statements
         expires = now + timedelta(seconds=ttl_s)
         await conn.copy_records_to_table(
             "user_fridge_sessions",
             records=[(sid, now, expires, now) for sid, _ in resolved],
-            columns=["session_id", "created_at", "expires_at", "last_accessed"],
+            columns=["session_id", "created_at", "expires_at", "last_accessed"], timeout=timeout_s,
         )
         await conn.copy_records_to_table(
             "user_fridge_ingredients",
             records=[(sid, iid, now) for sid, ids in resolved for iid in ids],
-            columns=["session_id", "ingredient_id", "added_at"],
+            columns=["session_id", "ingredient_id", "added_at"], timeout=timeout_s,
         )
+        await conn.execute("COMMIT", timeout=timeout_s)
+    except asyncpg.PostgresError:  # the connection still answers: leave it out of the failed transaction
+        if not conn.is_closed() and conn.is_in_transaction():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK", timeout=timeout_s)
+        raise

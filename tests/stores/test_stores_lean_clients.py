@@ -24,6 +24,7 @@ from fridgebench.errors import StoreUnavailable
 from fridgebench.provision.binaries import embedded_valkey
 from fridgebench.stores import make_store
 from fridgebench.stores._lean_redis import LeanPool, pack
+from fridgebench.stores.client import ClientOptions
 from fridgebench.stores.postgres import PostgresStore
 from fridgebench.stores.redis_atomic import RedisAtomicStore
 from fridgebench.stores.redis_seed import RedisSeedStore
@@ -286,6 +287,49 @@ async def test_postgres_sql_error_keeps_the_connection(pg_dsn: str) -> None:
             await store.pool.fetchval("SELECT 1/$1::int", 0)
         assert store.pool.dropped == 0
         assert await store.pool.fetchval("SELECT $1::int", 7) == 7
+
+
+async def test_postgres_housekeeping_is_not_bound_by_the_clients_request_timeout(pg_dsn: str) -> None:
+    """The client's request timeout (--client-timeout: the connection's command_timeout) bounds the
+    measured operations, not loading the population or deleting what the run wrote: a COMMIT held up
+    longer than it (here by a lock another session holds; after a crash, by the recovery checkpoint's
+    fsyncs) still completes, while an operation is cut off at it."""
+    client = ClientOptions(timeout_s=0.3, connect_timeout_s=5.0, retries=0)
+    s1, s2 = f"hk-{sid()}", f"hk-{sid()}"
+    async with PostgresStore(pg_dsn, pool_size=1, client=client) as store:
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            async with admin.transaction():  # holds the row lock of the second session's id until released
+                await admin.execute("INSERT INTO user_fridge_sessions (session_id, expires_at) "
+                                    "VALUES ($1, now() + interval '1 minute')", s2)
+                with pytest.raises(asyncio.TimeoutError):  # a statement on the measured path: cut off at 0.3 s
+                    await store.pool.fetchval("SELECT pg_sleep(1) IS NULL")
+                load = asyncio.create_task(store.bulk_load([(s1, ["김치"]), (s2, [])], ttl_s=60))
+                await asyncio.sleep(1.0)  # > 0.3 s: the load waits on the lock, it is not cut off
+                assert not load.done()
+                await admin.execute("DELETE FROM user_fridge_sessions WHERE session_id = $1", s2)
+            await load
+            assert (await store.get(s1)).ingredients == ("김치",)  # type: ignore[union-attr]
+            async with admin.transaction():  # a row lock holds up the discard's DELETE the same way
+                await admin.execute("SELECT 1 FROM user_fridge_sessions WHERE session_id = $1 FOR UPDATE", s1)
+                discard = asyncio.create_task(store.discard_written())
+                await asyncio.sleep(1.0)
+                assert not discard.done()
+            removed = await discard
+        finally:
+            await admin.close()
+        assert removed.sessions == 2 and await store.get(s1) is None
+
+
+async def test_postgres_a_failed_bulk_load_leaves_nothing_and_the_connection_usable(pg_dsn: str) -> None:
+    s1, s2 = f"bl-{sid()}", f"bl-{sid()}"
+    async with PostgresStore(pg_dsn, pool_size=1) as store:
+        await store.create(s2, ttl_s=60)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await store.bulk_load([(s1, ["김치"]), (s2, [])], ttl_s=60)  # s2 exists: the COPY fails
+        assert await store.get(s1) is None  # all or nothing: the first row rolled back too
+        assert await store.pool.fetchval("SELECT count(*) FROM user_fridge_ingredients WHERE session_id = $1", s1) == 0
+        assert store.pool.dropped == 0 and await store.pool.fetchval("SELECT $1::int", 7) == 7
 
 
 async def test_postgres_pool_waits_when_all_connections_are_busy(pg_dsn: str) -> None:
