@@ -340,11 +340,14 @@ async def measure_expiry(store: SessionStore, *, postgres_dsn: str, redis_url: s
     (a server that stopped answering mid-run) ends with an error naming the store; its cause is the
     stalled wait, in the traceback ``--debug`` shows."""
     budget = stall_budget_s(params)
+    deadline = asyncio.timeout(budget)
     try:
-        async with asyncio.timeout(budget):
+        async with deadline:
             return await _measure_expiry(store, postgres_dsn=postgres_dsn, redis_url=redis_url, params=params,
                                          progress=progress)
     except TimeoutError as err:
+        if not deadline.expired():  # some other wait's timeout: not this budget's
+            raise
         raise FridgebenchError(
             f"{store.name}: the expiry measurement did not finish within {budget:.0f} s (its schedule needs "
             f"about a third of that)", hint="check that the server still answers; --debug shows where it waited",
