@@ -6,8 +6,8 @@ application's schema), all live, with ``ingredients`` catalogue names each.
 
 * Redis: ``INFO memory`` ``used_memory`` minus the clients' memory (``CLIENT LIST`` ``tot-mem``:
   the loading connection's query buffer is shrunk only later by the server's cron), after −
-  before (allocator-reported bytes, includes the keyspace dict and expires dict entries); ``MEMORY USAGE key SAMPLES 0`` on a sample of
-  keys (the key's own allocation, no dict overhead); ``used_memory_rss`` delta reported but
+  before (allocator-reported bytes, includes the keyspace dict and expires dict entries);
+  ``MEMORY USAGE key SAMPLES 0`` on a sample of keys (the key's own allocation, no dict overhead); ``used_memory_rss`` delta reported but
   noisy (allocator keeps freed pages).
 * PostgreSQL: ``pg_total_relation_size`` of ``user_fridge_sessions`` + ``user_fridge_ingredients``
   (heap, free-space and visibility maps, indexes, TOAST) after ``VACUUM ANALYZE``, minus the
