@@ -27,7 +27,7 @@ import redis
 from fridgebench.errors import ProvisionError, SchemaConflict, StoreUnavailable
 from fridgebench.provision import ProvisionOptions, provisioned
 from fridgebench.provision.binaries import embedded_pg_bin, embedded_valkey
-from fridgebench.provision.local import sweep_stale
+from fridgebench.provision.local import make_run_dir, sweep_stale
 from fridgebench.provision.probe import run_sync
 
 FB = [str(Path(sys.executable).parent / "fridgebench")]
@@ -118,6 +118,26 @@ def test_embedded_start_stop_leaves_nothing(root: Path) -> None:
     assert all(gone(pid) for pid in pids)
     assert not run_dir.exists()
     assert servers_under(root) == []
+
+
+def test_a_run_root_fridgebench_made_closed_is_opened_for_postgres_later_a_users_folder_is_not(tmp_path: Path) -> None:
+    """A run that needs no PostgreSQL (Redis only) creates the default run root closed (0700); a later run
+    whose PostgreSQL runs as another user must be able to use it -- fridgebench made it, so it may open it
+    (0711, said in a note). A folder it did not make stays as it is and is refused (seen: `failure --stores
+    redis-…` then `compare` on one machine refused its own /tmp/fridgebench-0)."""
+    root = tmp_path / "fb-root"
+    make_run_dir(root, traversable=False)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    notes: list[str] = []
+    run = make_run_dir(root, traversable=True, notes=notes)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o711 and stat.S_IMODE(run.stat().st_mode) == 0o711
+    assert len(notes) == 1 and f"made {root} traversable" in notes[0], notes
+    users = tmp_path / "users"
+    users.mkdir()
+    os.chmod(users, 0o700)
+    with pytest.raises(ProvisionError, match="does not change your folders"):
+        make_run_dir(users, traversable=True)
+    assert stat.S_IMODE(users.stat().st_mode) == 0o700 and list(users.iterdir()) == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root-only path (CI runs as root)")

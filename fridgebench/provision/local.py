@@ -84,6 +84,10 @@ def run_root(run_dir: str | None) -> Path:
     return Path(tempfile.gettempdir()) / f"fridgebench-{os.geteuid()}"
 
 
+#: the file fridgebench leaves in a run root it created: a later run may open that folder's mode (never a user's)
+ROOT_MARKER = ".fridgebench-root"
+
+
 def make_run_dir(root: Path, *, traversable: bool, notes: list[str] | None = None) -> Path:
     """A fresh 0700 folder (0711 when another user must traverse it) under ``root``.
 
@@ -103,8 +107,15 @@ def make_run_dir(root: Path, *, traversable: bool, notes: list[str] | None = Non
     if not os.path.isdir(root) or os.path.islink(root) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
         raise ProvisionError(f"run folder {root} is not a folder owned by this user and closed to others",
                              hint="remove it or pass --run-dir")
+    marker = root / ROOT_MARKER
+    if created:  # says later runs that fridgebench made this folder (its mode is then fridgebench's to set)
+        marker.touch(mode=0o600)
     if traversable and st.st_mode & 0o011 != 0o011:
-        if not created:
+        ours = created or (marker.is_file() and not marker.is_symlink() and marker.stat().st_uid == os.geteuid())
+        if ours and not created and notes is not None:
+            notes.append(f"made {root} traversable (mode 711: not listable) for the unprivileged PostgreSQL user; "
+                         "fridgebench had created it closed for a run that needed no PostgreSQL")
+        if not ours:
             raise ProvisionError(
                 f"run folder {root} (mode {st.st_mode & 0o777:o}) cannot be entered by the unprivileged "
                 "user PostgreSQL runs as, and fridgebench does not change your folders' permissions",
