@@ -449,12 +449,15 @@ PATH_LEADS = {"app": "as fridge2fork's code uses them", "server": "as the server
 PATH_HOW = {"app": "fridge2fork's own code", "server": "lean clients"}
 
 
-def _fix_text(g: dict[str, Any]) -> str:
+def _fix_text(g: dict[str, Any], *, noisy: bool = False) -> str:
     """What the two cheapest fixes do to the app path's read, in words that stay true at the edges
-    (a fixed variant no faster than the unfixed one, or as fast as Redis)."""
+    (a fixed variant no faster than the unfixed one, or as fast as Redis). ``noisy``: the app path's
+    own verdict was inconclusive, so the share closed is not claimed either."""
     what = ("The two cheapest fixes (no last_accessed write on every read, one query instead of N+1 for adds; "
             f"postgres-app-fixed) read in {_ms_or_us(g['fixed_p50_us'])} (unfixed {_ms_or_us(g['app_p50_us'])}, "
             f"Redis {_ms_or_us(g['redis_p50_us'])})")
+    if noisy:
+        return f"{what}: how much of the gap they close is not judged — the app path's run was too noisy (above)"
     closed = g["closed_by_fix"]
     if closed <= 0:
         return f"{what}: they close none of the app path's read gap"
@@ -507,8 +510,9 @@ def judge_claims(runs: dict[str, StoreRun], comparisons: list[dict[str, Any]], e
                      "--paths app,server measures both)")
         g = (fix or {}).get("by_op", {}).get("get")
         if g and "closed_by_fix" in g:
-            text += ". " + _fix_text(g)
-            if "server" in per_path and 0 < g["closed_by_fix"] < 1:
+            noisy = per_path.get("app", {}).get("verdict") == "inconclusive"
+            text += ". " + _fix_text(g, noisy=noisy)
+            if "server" in per_path and 0 < g["closed_by_fix"] < 1 and not noisy:
                 v = per_path["server"]
                 text += (f" (or a lean query: PostgreSQL's own read, as the servers serve it, takes "
                          f"{_ms_or_us(v['get_p50_us'][v['baseline']])})")
