@@ -177,11 +177,11 @@ class PgConnections:
         else:
             self._pool.discard(conn)
 
-    async def _run(self, method: Callable[..., Awaitable[T]], sql: str, *args: Any) -> T:
-        """``method(conn, sql, *args)`` on a checked-out connection, checked back in either way."""
+    async def _run(self, method: Callable[..., Awaitable[T]], sql: str, *args: Any, **kw: Any) -> T:
+        """``method(conn, sql, *args, **kw)`` on a checked-out connection, checked back in either way."""
         conn = await self._checkout()
         try:
-            out = await method(conn, sql, *args)
+            out = await method(conn, sql, *args, **kw)
         except BaseException as exc:
             self._checkin(conn, exc)
             raise
@@ -195,10 +195,8 @@ class PgConnections:
         return await self._run(asyncpg.Connection.fetchval, sql, *args)
 
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> str:
-        """``timeout`` (s) overrides the connection's ``command_timeout`` for this statement."""
-        if timeout is None:
-            return await self._run(asyncpg.Connection.execute, sql, *args)
-        return await self._run(lambda c, q, *a: c.execute(q, *a, timeout=timeout), sql, *args)
+        """``timeout`` (s) overrides the connection's ``command_timeout`` for this statement (None: that one)."""
+        return await self._run(asyncpg.Connection.execute, sql, *args, timeout=timeout)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:

@@ -90,14 +90,9 @@ async def _redis_used(r: aioredis.Redis) -> dict[str, int]:
         await asyncio.sleep(0.02)
     async with r.pipeline(transaction=False) as pipe:
         pipe.info("memory")
-        pipe.execute_command("CLIENT", "LIST")
+        pipe.client_list()
         info, clients = await pipe.execute()
-    lines = clients.decode() if isinstance(clients, bytes) else str(clients)
-    client_mem = 0
-    for line in lines.splitlines():
-        for field in line.split():
-            if field.startswith("tot-mem="):
-                client_mem += int(field[8:])
+    client_mem = sum(int(c.get("tot-mem", 0)) for c in clients)
     used = int(info["used_memory"])
     return {"used_memory": used, "used_memory_rss": int(info.get("used_memory_rss", 0)),
             "clients": client_mem, "data": used - client_mem,
