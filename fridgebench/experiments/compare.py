@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from fridgebench.engine.driver import OpLog, Progress, run, tick_progress
+from fridgebench.measure import machine
 from fridgebench.measure.summary import StoreMeasurement, summarize
 from fridgebench.profile.run import ProfileOptions
 from fridgebench.provision.base import Endpoints
@@ -200,6 +201,7 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
         if on_event:
             on_event(f"{name}: loaded {len(population):,} sessions in {populate_s:.1f} s")
         io_before = await postgres_io_counters(endpoints.postgres_dsn) if STORE_KINDS[name] == "postgres" else None
+        machine_before = await asyncio.to_thread(machine.sample)  # the gate's reference for a whole-store change
         progress = Progress()
         ticker = None
         if on_progress:
@@ -213,7 +215,8 @@ async def run_store(name: str, endpoints: Endpoints, scenario: Scenario, workloa
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
         measurement = summarize(log, win)
-        extra: dict[str, Any] = {"path": store_path(name)}
+        extra: dict[str, Any] = {"path": store_path(name),
+                                 "machine": machine.summarize(machine_before, await asyncio.to_thread(machine.sample))}
         describe_pool = getattr(store, "pool_description", None)
         if callable(describe_pool):  # the app path's client pool, as the app configures it
             extra["client_pool"] = describe_pool()

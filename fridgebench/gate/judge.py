@@ -23,6 +23,13 @@ through untouched; a change in most of them moves the factor, which the "all ope
 then shows: a relative improvement in a store whose whole moved the other way (or the reverse)
 is not claimed. ``adjust=False`` (``gate --absolute``) judges the raw values only.
 
+A whole-store change (the ``all operations`` row, or a raw row) is the one the machine can fake:
+bench_gate's one A/A false alarm in 10 pairs was postgres +61% as a whole, its baseline measured
+3.5 minutes before its current side on a machine that had slowed meanwhile. Each store's
+measurement in a run is bracketed by a machine probe (:mod:`fridgebench.measure.machine`: a CPU
+loop, an fdatasync); such a change is claimed only when it keeps its verdict judged against each
+(the store's values ÷ the run's probe), else it is inconclusive and says how far the machine moved.
+
 Exit status: any regression -> 3; refused, or no row could be judged -> 4; with ``strict``,
 any inconclusive row -> 4; otherwise 0.
 """
@@ -36,6 +43,7 @@ from typing import Any, Literal
 
 from fridgebench.errors import ExitStatus, UsageError
 from fridgebench.gate import comparable, stats
+from fridgebench.measure import machine
 from fridgebench.measure.hlog import IntervalCounts, common_grid
 from fridgebench.measure.runs import Run
 
@@ -249,6 +257,8 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
                 whole = replace(whole, baseline_us=None, current_us=None,  # factors, not microseconds
                                 why=f"{whole.why} — each run's median of its p{pct:g} ÷ the baseline's, over "
                                     f"{', '.join(speed.ops)}")
+                whole = against_machine(whole, [speed.factor[r.run_id] for r in baseline],
+                                        [speed.factor[r.run_id] for r in current], baseline, current, opts)
                 rows = [_guarded(r, whole) for r in rows] + [whole]
             res.rows.extend(rows)
     if opts.ops:
@@ -371,6 +381,7 @@ def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts:
                                  raw.current)
             row = decide(store, op, pct, est, opts, relative=True)
             return replace(row, raw_ratio=raw.ratio)
+        return against_machine(decide(store, op, pct, est, opts), vb, vc, base, cur, opts)  # type: ignore[arg-type]
     elif len(base) != len(cur) and min(len(base), len(cur)) >= 2 and max(len(base), len(cur)) >= stats.MIN_RANK_RUNS:
         return inconclusive(f"too few repeats: {len(base)} baseline and {len(cur)} current runs; the rank test needs "
                             f"{stats.MIN_RANK_RUNS} per side")
@@ -410,6 +421,47 @@ def _bootstrap(store: str, op: str, pct: float, base: list[Run], cur: list[Run],
         return (f"too few samples: per-second p{pct:g} of {op} recorded for fewer than {MIN_INTERVALS} seconds "
                 "(results format 1 keeps only p50; no interval logs)")
     return stats.quantile_bootstrap(vb, vc, seed=seed, n_boot=opts.n_boot, alpha=opts.alpha)
+
+
+def machine_probes(run: Run, store: str) -> dict[str, Any] | None:
+    """The machine's speed around this store's measurement in the run (:mod:`fridgebench.measure.machine`)."""
+    m = _compare(run)["stores"][store].get("machine")
+    return m if isinstance(m, dict) else None
+
+
+def against_machine(row: Row, vb: list[float], vc: list[float], base: list[Run], cur: list[Run],
+                    opts: GateOptions) -> Row:
+    """A change of a store as a whole (its ``all operations`` row; a row judged on raw values) is claimed only
+    when it stands against the machine: judged again on each run's value ÷ that run's machine probe (CPU, disk
+    flush), it must keep its verdict. When the machine itself moved between the sides, as much as the store,
+    the change is the machine's as far as these runs can tell: inconclusive, saying so. A relative row needs no
+    such check: the machine's speed cancels in it."""
+    if row.verdict not in ("regression", "improvement"):
+        return row
+    probes = [machine_probes(r, row.store) for r in (*base, *cur)]
+    if any(p is None for p in probes):
+        return replace(row, why=f"{row.why}; these runs carry no machine probe (written by an older "
+                                "fridgebench), so a change of the machine between the sides is not ruled out")
+    moved: list[str] = []
+    held: list[str] = []
+    for res in machine.RESOURCES:
+        mb = [p.get(res) for p in probes[:len(base)]]  # type: ignore[union-attr]
+        mc = [p.get(res) for p in probes[len(base):]]  # type: ignore[union-attr]
+        if any(not v or v <= 0 for v in (*mb, *mc)):
+            continue
+        shift = stats.rank_test(mb, mc, opts.alpha).ratio  # type: ignore[arg-type]
+        est = stats.rank_test([v / m for v, m in zip(vb, mb)], [v / m for v, m in zip(vc, mc)],  # type: ignore[operator]
+                              opts.alpha)
+        again = decide(row.store, row.op, row.percentile, est, opts)
+        what = f"{machine.label(res)} {_pct(None if shift is None else shift - 1)}"
+        (held if again.verdict == row.verdict else moved).append(
+            f"{what} (against it the store: {_pct(again.change)}, {again.verdict})")
+    if not moved:
+        return replace(row, why=f"{row.why}; the machine held still: {'; '.join(held)}" if held else row.why)
+    return replace(row, verdict="inconclusive",
+                   why=f"{_pct(row.change)} ({row.verdict}, p={row.p_value:.3g}), but the machine moved between the "
+                       f"sides too — {'; '.join(moved + held)}: not claimed as the store's own change. Measure both "
+                       "sides interleaved in one job, or on a quieter runner")
 
 
 def decide(store: str, op: str, pct: float, est: stats.Estimate, opts: GateOptions, relative: bool = False) -> Row:

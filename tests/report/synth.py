@@ -34,8 +34,10 @@ def lognormal(median_us: dict[tuple[str, str], float], sigma: float = 0.3) -> Sa
 def write_run(root: Path, sampler: Sampler, *, seed: int, seconds: int = 10, per_second: dict[str, int] | None = None,
               stores: tuple[str, ...] = ("postgres", "redis-atomic"), scenario: dict | None = None,
               servers: list[dict] | None = None, cpu_model: str = "Synthetic CPU", driver_lag_p99_us: int = 40,
-              group: RunGroup | None = None, started: datetime | None = None) -> Path:
-    """One finished run folder: results.json (format 2) + <store>.<op>.hlog, latencies from ``sampler``."""
+              group: RunGroup | None = None, started: datetime | None = None,
+              machine: dict[str, float] | None = None) -> Path:
+    """One finished run folder: results.json (format 2) + <store>.<op>.hlog, latencies from ``sampler``;
+    ``machine``: each store's machine probe (``cpu_us``, ``flush_us``), as compare records it."""
     per_second = per_second or {"get": 300, "add": 120}
     rng = np.random.default_rng(seed)
     started = started or datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=seed)
@@ -88,6 +90,8 @@ def write_run(root: Path, sampler: Sampler, *, seed: int, seconds: int = 10, per
             sec_stores[store] = {"store": store, "ops": ops, "overall": overall, "intervals": intervals,
                                  "warmup_intervals": [], "errors": {},
                                  "correctness": {"adds_checked": 0, "lost_updates": 0}}
+            if machine is not None:
+                sec_stores[store]["machine"] = dict(machine)
         section = {"stores": sec_stores, "comparisons": [],
                    "driver_overhead": {"rate_per_s": 1000.0,
                                        "dispatch_lag": {"count": 1000, "p50_us": min(5, driver_lag_p99_us) if driver_lag_p99_us < 1000 else driver_lag_p99_us,

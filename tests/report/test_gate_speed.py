@@ -95,6 +95,39 @@ def test_a_slower_store_shows_in_its_all_operations_row(tmp_path: Path) -> None:
     assert res.exit_status == ExitStatus.GATE_FAILED
 
 
+def _quiet(tmp_path: Path, store_change: float, flush: tuple[float, float], cpu: tuple[float, float] = (1.0, 1.0)):  # type: ignore[no-untyped-def]
+    """A quiet machine, postgres ``store_change`` slower as a whole on the current side; the machine probe's
+    flush and CPU times per side (× 100 µs / 1000 µs, with a little noise of their own)."""
+    for side, seed0, ch, (f, c) in (("b", 700, 1.0, (flush[0], cpu[0])), ("c", 800, store_change, (flush[1], cpu[1]))):
+        for i in range(5):
+            med = {k: v * (ch if k[0] == "postgres" else 1.0) for k, v in BASE.items()}
+            jitter = 1 + 0.03 * ((i * 7) % 5 - 2)
+            write_run(tmp_path / side, lognormal(med, sigma=0.3), seed=seed0 + i, per_second=OPS,
+                      machine={"cpu_us": 1000.0 * c * jitter, "flush_us": 100.0 * f / jitter})
+    return load_runs(tmp_path / "b"), load_runs(tmp_path / "c")
+
+
+@pytest.mark.parametrize("adjust", [True, False], ids=["all-operations-row", "absolute"])
+def test_a_store_slower_as_much_as_the_machine_is_not_claimed(tmp_path: Path, adjust: bool) -> None:
+    # bench_gate's one A/A false alarm: postgres +61% as a whole when the machine (its disk) was slower minutes later
+    b, c = _quiet(tmp_path, 1.6, flush=(1.0, 1.6))
+    res = judge(b, c, GateOptions(adjust=adjust))
+    rows = _rows(res)
+    name = f"postgres {ALL_OPS} p50" if adjust else "postgres add p50"
+    assert rows[name].verdict == "inconclusive", rows[name].why
+    assert "the machine moved between the sides too — disk flush +6" in rows[name].why
+    assert "regression" not in {r.verdict for r in res.rows}
+    assert res.exit_status == ExitStatus.OK
+    # a machine that moved the other way, or not at all, explains nothing: the store's change stands
+    for flush in ((1.0, 0.8), (1.0, 1.0)):
+        rows = _rows(judge(*_quiet(tmp_path / f"{flush[1]}", 1.6, flush=flush), GateOptions(adjust=adjust)))
+        assert rows[name].verdict == "regression", rows[name].why
+        assert "the machine held still: CPU" in rows[name].why and "disk flush" in rows[name].why
+    # the CPU counts as well as the disk
+    rows = _rows(judge(*_quiet(tmp_path / "cpu", 1.6, flush=(1.0, 1.0), cpu=(1.0, 1.7)), GateOptions(adjust=adjust)))
+    assert rows[name].verdict == "inconclusive" and "CPU +" in rows[name].why
+
+
 def test_a_relative_slowdown_against_the_stores_own_speed_up_is_not_claimed(tmp_path: Path) -> None:
     # five of postgres's six operations 30% faster, get as it was: relative to the others, get looks slower
     faster = {k: 0.7 for k in BASE if k[0] == "postgres" and k[1] != "get"}
