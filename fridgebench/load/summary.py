@@ -15,7 +15,8 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from fridgebench.load.recorder import Aggregate
-from fridgebench.measure.summary import StoreMeasurement, interval_noise, latency_summary, new_histogram
+from fridgebench.measure.summary import (StoreMeasurement, interval_noise, latency_summary, new_histogram,
+                                         value_at_percentile)
 from fridgebench.workload.model import OP_KINDS
 
 MEASUREMENT_NOTE = ("Locust users are closed loops: each sends its next request when the previous reply "
@@ -92,11 +93,11 @@ def store_measurement(agg: Aggregate, phase: Phase) -> StoreMeasurement:
         by_op: dict[str, int] = {}
         for op, h in iv_hist[sec - t0][2].items():
             merged.add(h)
-            by_op[op] = h.get_value_at_percentile(50)
+            by_op[op] = value_at_percentile(h, 50)
         n_err = errors_by_sec.get(sec, 0)
         entry: dict[str, Any] = {"t_s": sec - t0, "ops": merged.get_total_count() + n_err, "errors": n_err}
         if merged.get_total_count():
-            entry.update(p50_us=merged.get_value_at_percentile(50), p99_us=merged.get_value_at_percentile(99),
+            entry.update(p50_us=value_at_percentile(merged, 50), p99_us=value_at_percentile(merged, 99),
                          max_us=merged.get_max_value())
         entry["by_op_p50_us"] = by_op
         intervals.append(entry)

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
@@ -27,6 +28,36 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIG_DIGITS)
 
 
+def _counts(h: HdrHistogram) -> np.ndarray:
+    """The histogram's counts array, without a copy (a decoded histogram's may be shorter: the rest is 0)."""
+    return np.ctypeslib.as_array(h.counts)[:min(h.counts_len, h.encoder.payload.counts_len)]
+
+
+def mean_value(h: HdrHistogram) -> float:
+    """``h.get_mean_value()``, exactly (the same sum, in the same integers), without its walk over every bucket
+    below the maximum: hdrh's recorded-value iterator visits ~20,000 empty buckets in Python for a histogram
+    of a few milliseconds (0.27 s a call: most of the CPU of summarizing a run). Only the non-empty ones count."""
+    if not h.total_count:
+        return 0.0
+    counts = _counts(h)
+    total = 0
+    for i in np.flatnonzero(counts).tolist():
+        total += int(counts[i]) * h._hdr_median_equiv_value(h.get_value_from_index(i))
+    return float(total) / h.total_count
+
+
+def value_at_percentile(h: HdrHistogram, percentile: float) -> int:
+    """``h.get_value_at_percentile(percentile)``, exactly, with a cumulative sum instead of hdrh's Python loop
+    over the counts (1 ms a call; a run asks it twice per operation per second)."""
+    target = h.get_target_count_at_percentile(percentile)
+    cum = np.cumsum(_counts(h), dtype=np.uint64)
+    i = int(np.searchsorted(cum, target, side="left"))
+    if i >= cum.size:
+        return 0
+    v = h.get_value_from_index(i)
+    return int(h.get_highest_equivalent_value(v) if percentile else h.get_lowest_equivalent_value(v))
+
+
 def latency_summary(h: HdrHistogram) -> dict[str, float | int]:
     if h.get_total_count() == 0:
         return {"count": 0}
@@ -34,7 +65,7 @@ def latency_summary(h: HdrHistogram) -> dict[str, float | int]:
     return {
         "count": h.get_total_count(),
         "p50_us": pct[50.0], "p90_us": pct[90.0], "p99_us": pct[99.0], "p99_9_us": pct[99.9],
-        "max_us": h.get_max_value(), "min_us": h.get_min_value(), "mean_us": round(h.get_mean_value(), 1),
+        "max_us": h.get_max_value(), "min_us": h.get_min_value(), "mean_us": round(mean_value(h), 1),
     }
 
 
@@ -160,10 +191,10 @@ def _interval(s: int, by_kind: dict[str, HdrHistogram], errors: int) -> dict[str
         merged.add(h)
     entry: dict[str, Any] = {"t_s": s, "ops": merged.get_total_count(), "errors": errors}
     if merged.get_total_count():
-        entry.update(p50_us=merged.get_value_at_percentile(50), p99_us=merged.get_value_at_percentile(99),
+        entry.update(p50_us=value_at_percentile(merged, 50), p99_us=value_at_percentile(merged, 99),
                      max_us=merged.get_max_value())
-    entry["by_op_p50_us"] = {k: h.get_value_at_percentile(50) for k, h in by_kind.items()}
-    entry["by_op_p99_us"] = {k: h.get_value_at_percentile(99) for k, h in by_kind.items()}
+    entry["by_op_p50_us"] = {k: value_at_percentile(h, 50) for k, h in by_kind.items()}
+    entry["by_op_p99_us"] = {k: value_at_percentile(h, 99) for k, h in by_kind.items()}
     entry["by_op_count"] = {k: h.get_total_count() for k, h in by_kind.items()}
     return entry
 

@@ -12,7 +12,7 @@ import numpy as np
 from hdrh.log import HistogramLogWriter
 
 from fridgebench.measure.results import Environment, ResultsDocument, RunDirectory, RunGroup
-from fridgebench.measure.summary import latency_summary, new_histogram
+from fridgebench.measure.summary import latency_summary, new_histogram, value_at_percentile
 
 Sampler = Callable[[np.random.Generator, str, str, int], np.ndarray]  # (rng, store, op, n) -> latencies in µs
 
@@ -76,10 +76,10 @@ def write_run(root: Path, sampler: Sampler, *, seed: int, seconds: int = 10, per
                 for h in per_sec_h[s].values():
                     merged.add(h)  # type: ignore[arg-type]
                 intervals.append({"t_s": s, "ops": merged.get_total_count(), "errors": 0,
-                                  "p50_us": merged.get_value_at_percentile(50),
-                                  "p99_us": merged.get_value_at_percentile(99), "max_us": merged.get_max_value(),
-                                  "by_op_p50_us": {k: h.get_value_at_percentile(50) for k, h in per_sec_h[s].items()},  # type: ignore[attr-defined]
-                                  "by_op_p99_us": {k: h.get_value_at_percentile(99) for k, h in per_sec_h[s].items()},  # type: ignore[attr-defined]
+                                  "p50_us": value_at_percentile(merged, 50),
+                                  "p99_us": value_at_percentile(merged, 99), "max_us": merged.get_max_value(),
+                                  "by_op_p50_us": {k: value_at_percentile(h, 50) for k, h in per_sec_h[s].items()},  # type: ignore[arg-type]
+                                  "by_op_p99_us": {k: value_at_percentile(h, 99) for k, h in per_sec_h[s].items()},  # type: ignore[arg-type]
                                   "by_op_count": {k: h.get_total_count() for k, h in per_sec_h[s].items()}})  # type: ignore[attr-defined]
             overall = {"model": "open", "offered_rate_per_s": 1000.0, "concurrency": 8, "measured_seconds": seconds,
                        "operations": sum(o["count"] for o in ops.values()), "completed": 0, "throughput_per_s": 0.0,
