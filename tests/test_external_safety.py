@@ -334,11 +334,11 @@ def test_a_different_catalogue_is_refused_not_overwritten(tmp_path: Path) -> Non
     (["compare", "recipe-cache", *SHORT, "--stores", "redis-atomic"], ["postgres", "redis"]),  # cache misses
     (["ttl", *TTL_SHORT, "--stores", "redis-seed"], ["redis"]),
 ])
-def test_only_the_servers_the_stores_need_are_started(args: list[str], kinds: list[str], tmp_path: Path) -> None:
-    from tests.helpers import fresh_run_root
+def test_only_the_servers_the_stores_need_are_started(args: list[str], kinds: list[str], tmp_path: Path,
+                                                      fb_run_root: Path) -> None:
     from tests.procs import servers_under
 
-    root = fresh_run_root()
+    root = fb_run_root  # removed afterwards
     res = cli(*args, "--run-dir", str(root), "--out", str(tmp_path), timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     doc = load_results(next(p for p in tmp_path.iterdir() if p.is_dir()))

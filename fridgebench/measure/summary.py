@@ -18,6 +18,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
 from fridgebench.engine.driver import NOT_FOUND, OK, OpLog, RunWindow
+from fridgebench.measure.hlog import counts_array
 from fridgebench.workload.model import OP_KINDS
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
@@ -28,18 +29,13 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIG_DIGITS)
 
 
-def _counts(h: HdrHistogram) -> np.ndarray:
-    """The histogram's counts array, without a copy (a decoded histogram's may be shorter: the rest is 0)."""
-    return np.ctypeslib.as_array(h.counts)[:min(h.counts_len, h.encoder.payload.counts_len)]
-
-
 def mean_value(h: HdrHistogram) -> float:
     """``h.get_mean_value()``, exactly (the same sum, in the same integers), without its walk over every bucket
     below the maximum: hdrh's recorded-value iterator visits ~20,000 empty buckets in Python for a histogram
     of a few milliseconds (0.27 s a call: most of the CPU of summarizing a run). Only the non-empty ones count."""
     if not h.total_count:
         return 0.0
-    counts = _counts(h)
+    counts = counts_array(h)
     total = 0
     for i in np.flatnonzero(counts).tolist():
         total += int(counts[i]) * h._hdr_median_equiv_value(h.get_value_from_index(i))
@@ -50,7 +46,7 @@ def value_at_percentile(h: HdrHistogram, percentile: float) -> int:
     """``h.get_value_at_percentile(percentile)``, exactly, with a cumulative sum instead of hdrh's Python loop
     over the counts (1 ms a call; a run asks it twice per operation per second)."""
     target = h.get_target_count_at_percentile(percentile)
-    cum = np.cumsum(_counts(h), dtype=np.uint64)
+    cum = np.cumsum(counts_array(h), dtype=np.uint64)
     i = int(np.searchsorted(cum, target, side="left"))
     if i >= cum.size:
         return 0
