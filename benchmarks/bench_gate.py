@@ -287,7 +287,9 @@ def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[st
     def tally(name: str) -> dict[str, Any]:
         return methods.setdefault(name, {"aa_false_alarm_pairs": 0, "aa_inconclusive_rows": 0, "aa_rows": 0,
                                          "ab_caught": 0, "ab_untouched_flagged_pairs": 0, "ab_target_inconclusive": 0,
-                                         "pairs": 0})
+                                         "aa_machine_held_back": 0, "ab_machine_held_back": 0, "pairs": 0})
+
+    machine_shift: dict[str, list[float]] = {"cpu_us": [], "flush_us": [], "store": []}  # A/A: current ÷ baseline, medians
 
     shifts: dict[str, list[float]] = {"aa": [], "ab": []}  # median add p50 of a side ÷ the baseline's, − 1
     rel_shifts: dict[str, list[float]] = {"aa": [], "ab": []}  # the same, of add ÷ the store's other operations
@@ -319,6 +321,9 @@ def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[st
                 r_ab = judge(base[:k], ab[:k], opts)
                 m["aa_false_alarm_pairs"] += bool(r_aa.count("regression"))
                 m["aa_inconclusive_rows"] += r_aa.count("inconclusive")
+                # whole-store verdicts the machine probe held back (the machine moved as much as the store)
+                m["aa_machine_held_back"] += sum("the machine moved between the sides" in r.why for r in r_aa.rows)
+                m["ab_machine_held_back"] += sum("the machine moved between the sides" in r.why for r in r_ab.rows)
                 m["aa_rows"] += len(r_aa.rows)
                 v = {r.name: r.verdict for r in r_ab.rows}
                 m["ab_caught"] += v.get(target) == "regression"
@@ -326,6 +331,15 @@ def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[st
                 # any other row flagged: another operation, or a store's "all operations"
                 m["ab_untouched_flagged_pairs"] += any(x == "regression" and n != target and
                                                        n.split(" p")[0] != target.split(" p")[0] for n, x in v.items())
+        for res in ("cpu_us", "flush_us"):
+            mb = [(r.doc.sections["compare"]["stores"][TARGET_OP[0]].get("machine") or {}).get(res) for r in base]
+            mc = [(r.doc.sections["compare"]["stores"][TARGET_OP[0]].get("machine") or {}).get(res) for r in aa]
+            if all(mb) and all(mc):
+                machine_shift[res].append(statistics.median(mc) / statistics.median(mb) - 1)  # type: ignore[type-var]
+        machine_shift["store"].append(statistics.median(
+            statistics.median(_value(r, TARGET_OP[0], op, 50.0) for r in aa) /
+            statistics.median(_value(r, TARGET_OP[0], op, 50.0) for r in base)
+            for op in base[0].doc.sections["compare"]["stores"][TARGET_OP[0]]["ops"]) - 1)
         for factor, name in ((2.0, "naive: > 200% of previous"), (1.10, "naive: > 110% of previous")):
             m = tally(name)
             m["pairs"] += 1
@@ -339,14 +353,20 @@ def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[st
                     f"{args.rate:g} ops/s; A/B: {TARGET_OP[0]} {TARGET_OP[1]} slowed ~{args.slowdown:.0%} in the server",
               title_justify="left")
     for col in ("method", "A/A false alarms (pairs)", "A/A inconclusive rows", "A/B caught (add p50)",
-                "A/B untouched ops flagged (pairs)"):
+                "A/B untouched ops flagged (pairs)", "held back by the machine probe (A/A, A/B rows)"):
         t.add_column(col, justify="left" if col == "method" else "right")
     for name, m in methods.items():
         inc = f"{m['aa_inconclusive_rows']}/{m['aa_rows']}" if m["aa_rows"] else "-"
         t.add_row(name, f"{m['aa_false_alarm_pairs']}/{n}", inc,
                   f"{m['ab_caught']}/{n}" + (f" ({m['ab_target_inconclusive']} inconcl.)" if m["ab_target_inconclusive"] else ""),
-                  f"{m['ab_untouched_flagged_pairs']}/{n}")
+                  f"{m['ab_untouched_flagged_pairs']}/{n}",
+                  f"{m['aa_machine_held_back']}, {m['ab_machine_held_back']}" if m["aa_rows"] else "-")
     console.print(t)
+    if machine_shift["cpu_us"] and len(machine_shift["cpu_us"]) == len(machine_shift["store"]):
+        pairs_txt = "; ".join(f"store {s:+.0%} cpu {c:+.0%} flush {f:+.0%}" for s, c, f in
+                              zip(machine_shift["store"], machine_shift["cpu_us"], machine_shift["flush_us"]))
+        console.print(f"A/A pairs, current ÷ baseline (medians of runs): {TARGET_OP[0]}'s median op p50, and the machine "
+                      f"probe — {pairs_txt}")
     q = {k: statistics.quantiles(v, n=4) if len(v) > 1 else v * 3 for k, v in shifts.items()}
     console.print(f"{target} per pair, median of a side's runs ÷ the baseline's: A/B {statistics.median(shifts['ab']):+.0%} "
                   f"(quartiles {q['ab'][0]:+.0%} … {q['ab'][2]:+.0%}, range {min(shifts['ab']):+.0%} … "
@@ -377,6 +397,7 @@ def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[st
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "calibration": cal,
                                          "methods": methods, "shifts": shifts, "relative_shifts": rel_shifts,
                                          "baseline_cv": {"raw": spread, "relative": rel_spread},
+                                         "aa_machine_shift": machine_shift,
                                          "cpu": _cpu_model(), "runs": measured, "minutes": round(minutes, 1)},
                                         indent=2))
     return 0 if aa_ok and ab_ok else 3

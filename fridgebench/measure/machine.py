@@ -24,7 +24,7 @@ from typing import Any
 
 CPU_WORK = 20_000  # loop iterations per CPU sample (~0.5-1 ms on a 2020s x86 core)
 SAMPLE_S = 0.15  # per probe and resource
-MAX_SAMPLES = 200
+MAX_SAMPLES = 100  # per probe and resource: a fast disk flushes 100 in ~10 ms
 RESOURCES = ("cpu_us", "flush_us")
 
 
