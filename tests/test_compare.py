@@ -68,8 +68,8 @@ def test_compare_on_embedded_servers_writes_a_complete_results_document(tmp_path
             assert merged.get_value_at_percentile(50) == figures["latency_intended"]["p50_us"], (name, op)
         assert {p.name for p in run_dir.glob(f"{name}.*.hlog")} == {f"{name}.{op}.hlog" for op in run["ops"]}
         m = run["machine"]  # the gate's reference for a whole-store change: the machine alone, around this store
-        for res in ("cpu_us", "flush_us"):
-            assert m[res] > 0 and m[f"{res}_before"] > 0 and m[f"{res}_after"] > 0 and m[f"{res}_samples"] >= 10, m
+        for k in ("cpu_us", "flush_us"):
+            assert m[k] > 0 and m[f"{k}_before"] > 0 and m[f"{k}_after"] > 0 and m[f"{k}_samples"] >= 10, m
     pool = section["stores"]["postgres-app"]["client_pool"]
     assert (pool["size"], pool["max_overflow"]) == (5, 10) and pool["connections_opened"] >= 1
     pairs = {(c["path"], c["baseline"], c["other"]) for c in section["comparisons"]}
