@@ -55,7 +55,7 @@ import psycopg  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from fridgebench.gate.judge import GateOptions, judge  # noqa: E402
+from fridgebench.gate.judge import GateOptions, judge, machine_probes  # noqa: E402
 from fridgebench.measure.results import _cpu_model  # noqa: E402
 from fridgebench.measure.runs import Run, load_runs  # noqa: E402
 from fridgebench.provision import ProvisionOptions, provisioned  # noqa: E402
@@ -332,8 +332,8 @@ def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[st
                 m["ab_untouched_flagged_pairs"] += any(x == "regression" and n != target and
                                                        n.split(" p")[0] != target.split(" p")[0] for n, x in v.items())
         for res in ("cpu_us", "flush_us"):
-            mb = [(r.doc.sections["compare"]["stores"][TARGET_OP[0]].get("machine") or {}).get(res) for r in base]
-            mc = [(r.doc.sections["compare"]["stores"][TARGET_OP[0]].get("machine") or {}).get(res) for r in aa]
+            mb = [(machine_probes(r, TARGET_OP[0]) or {}).get(res) for r in base]
+            mc = [(machine_probes(r, TARGET_OP[0]) or {}).get(res) for r in aa]
             if all(mb) and all(mc):
                 machine_shift[res].append(statistics.median(mc) / statistics.median(mb) - 1)  # type: ignore[type-var]
         machine_shift["store"].append(statistics.median(
