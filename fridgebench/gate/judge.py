@@ -30,6 +30,14 @@ measurement in a run is bracketed by a machine probe (:mod:`fridgebench.measure.
 loop, an fdatasync); such a change is claimed only when it keeps its verdict judged against each
 (the store's values ÷ the run's probe), else it is inconclusive and says how far the machine moved.
 
+The probe moves less than a store does when the machine slows (bench_gate, 2026-11-27: the store +46%
+with the probe +15%; +135% with the CPU loop 7% faster), so two more checks use the store itself:
+a row judged on raw values for want of samples (p99 of short runs) must keep its verdict against
+the store's speed factor at another percentile (:func:`against_store`); and while the store as a
+whole moved by more than the threshold, a relative change must exceed the other operations' own
+relative changes by the threshold, since a machine that moves does not move every operation alike
+(:func:`_uneven`).
+
 Exit status: any regression -> 3; refused, or no row could be judged -> 4; with ``strict``,
 any inconclusive row -> 4; otherwise 0.
 """
@@ -247,9 +255,16 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
     for store in wanted_stores:
         both = [o for o in stores_b[store] if o in stores_c[store]]
         ops = [o for o in both if opts.ops is None or o in opts.ops]
+        speeds = {pct: _speed(store, both, pct, sides["baseline"], sides["current"]) if opts.adjust and rank else None
+                  for pct in opts.percentiles}
         for pct in opts.percentiles:
-            speed = _speed(store, both, pct, sides["baseline"], sides["current"]) if opts.adjust and rank else None
+            speed = speeds[pct]
             rows = [_row(store, op, pct, sides["baseline"], sides["current"], opts, res.notes, speed) for op in ops]
+            # a row judged on raw values where the store's speed is known at another percentile: checked against it
+            ref = min(((p, sp) for p, sp in speeds.items() if sp is not None), key=lambda x: abs(x[0] - pct),
+                      default=None)
+            if speed is None and ref is not None:
+                rows = [against_store(r, baseline, current, *ref, opts) for r in rows]
             if speed is not None:
                 whole = decide(store, ALL_OPS, pct, stats.rank_test([speed.factor[r.run_id] for r in baseline],
                                                                   [speed.factor[r.run_id] for r in current],
@@ -259,7 +274,7 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
                                     f"{', '.join(speed.ops)}")
                 whole = against_machine(whole, [speed.factor[r.run_id] for r in baseline],
                                         [speed.factor[r.run_id] for r in current], baseline, current, opts)
-                rows = [_guarded(r, whole) for r in rows] + [whole]
+                rows = _uneven([_guarded(r, whole) for r in rows], whole, opts) + [whole]
             res.rows.extend(rows)
     if opts.ops:
         missing = [o for o in opts.ops if not any(r.op == o for r in res.rows)]
@@ -341,6 +356,65 @@ def _guarded(row: Row, whole: Row) -> Row:
                            f"{'slowed' if whole.verdict == 'regression' else 'sped up'} ({_pct(whole.change)}; "
                            f"unadjusted {_pct(row.raw_ratio - 1)}): see {ALL_OPS}")
     return row
+
+
+def _uneven(rows: list[Row], whole: Row, opts: GateOptions) -> list[Row]:
+    """Relative verdicts, checked against how evenly the store moved. The speed factor assumes a store's
+    operations move together when the machine does; when the store as a whole moved between the sides by more
+    than the threshold, they did not move quite alike (a slower disk slows the writes, a slower CPU the reads
+    more), and each operation's change relative to the others carries that unevenness. bench_gate's A/A
+    false alarms of 2026-11-27 were such: the store +46% and +135% as a whole between two times, and
+    ``delete`` +15%, ``get`` +11.5% relative to the others in the same pairs. So while the store moved, a
+    relative change is claimed only when it exceeds, by the threshold, the largest relative change of the
+    store's other operations; a change of one operation (the others within a few percent) still shows."""
+    if whole.ratio is None or abs(math.log(whole.ratio)) <= math.log1p(opts.threshold):
+        return rows  # the store held still as a whole: its operations' ratios are what they measure
+    out = []
+    for r in rows:
+        others = [o for o in rows if o is not r and o.raw_ratio is not None and o.ratio]
+        if r.verdict not in ("regression", "improvement") or r.raw_ratio is None or not r.ratio or not others:
+            out.append(r)
+            continue
+        widest = max(others, key=lambda o: abs(math.log(o.ratio)))  # type: ignore[arg-type]
+        if abs(math.log(r.ratio)) - abs(math.log(widest.ratio)) > math.log1p(opts.threshold):  # type: ignore[arg-type]
+            out.append(r)
+            continue
+        out.append(replace(r, verdict="inconclusive",
+                           why=f"{_pct(r.change)} relative to the store's other operations ({r.verdict}, p="
+                               f"{r.p_value:.3g}), but the store as a whole moved {_pct(whole.change)} between the "
+                               f"sides and its operations did not move alike ({widest.op} {_pct(widest.change)} "
+                               f"relative): a change within that unevenness is not claimed. Measure both sides "
+                               "interleaved in one job, or on a quieter runner"))
+    return out
+
+
+def against_store(row: Row, base: list[Run], cur: list[Run], ref_pct: float, ref: Speed, opts: GateOptions) -> Row:
+    """A row judged on raw values (no speed factor at its percentile: too few samples for most operations, e.g.
+    p99 of short runs) while the store's speed factor is known at another percentile: the change is claimed
+    only when it keeps its verdict judged on each run's value ÷ the store's factor there. Otherwise the store
+    as a whole moved as much between the sides (the machine, as :func:`against_machine` says, seen through the
+    store's own operations) and the row is inconclusive."""
+    if row.verdict not in ("regression", "improvement"):
+        return row
+    keep_b = [r for r in base if not driver_starved(r, row.store, row.op, row.percentile)]
+    keep_c = [r for r in cur if not driver_starved(r, row.store, row.op, row.percentile)]
+    if min(len(keep_b), len(keep_c)) >= stats.MIN_RANK_RUNS:
+        base, cur = keep_b, keep_c
+    vb = [_run_value(r, row.store, row.op, row.percentile) for r in base]
+    vc = [_run_value(r, row.store, row.op, row.percentile) for r in cur]
+    if any(v is None for v in (*vb, *vc)) or any(r.run_id not in ref.factor for r in (*base, *cur)):
+        return row
+    est = stats.rank_test([v / ref.factor[r.run_id] for v, r in zip(vb, base)],  # type: ignore[operator]
+                          [v / ref.factor[r.run_id] for v, r in zip(vc, cur)], opts.alpha)
+    again = decide(row.store, row.op, row.percentile, est, opts)
+    shift = stats.rank_test([ref.factor[r.run_id] for r in base], [ref.factor[r.run_id] for r in cur], opts.alpha)
+    what = f"the store as a whole (its p{ref_pct:g} speed over {', '.join(ref.ops)}) {_pct(None if shift.ratio is None else shift.ratio - 1)}"
+    if again.verdict == row.verdict:
+        return replace(row, why=f"{row.why}; against {what}: {_pct(again.change)}, {again.verdict}")
+    return replace(row, verdict="inconclusive",
+                   why=f"{_pct(row.change)} ({row.verdict}, p={row.p_value:.3g}), but {what} between the sides too "
+                       f"(against it: {_pct(again.change)}, {again.verdict}): not claimed as this operation's own "
+                       "change. Longer runs give this percentile a speed factor of its own")
 
 
 def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts: GateOptions,

@@ -157,3 +157,49 @@ def test_the_cli_judges_relative_by_default_and_absolute_on_request(tmp_path: Pa
     assert res.returncode == 4, res.stderr[-2000:]  # every row too noisy: nothing could be judged
     rows = {f"{r['store']} {r['op']} p{r['percentile']:g}": r for r in json.loads(res.stdout)["rows"]}
     assert rows["postgres add p50"]["verdict"] == "inconclusive" and f"postgres {ALL_OPS} p50" not in rows
+
+
+def _moved(tmp_path: Path, whole: float, extra: dict[str, float]) -> tuple[list, list]:  # type: ignore[type-arg]
+    """A quiet machine; on the current side postgres is ``whole`` slower as a whole, and the operations in
+    ``extra`` that much more again (the machine held still: its probe is the same on both sides)."""
+    for side, seed0, w, ex in (("b", 900, 1.0, {}), ("c", 1000, whole, extra)):
+        for i in range(5):
+            med = {k: v * (w * ex.get(k[1], 1.0) if k[0] == "postgres" else 1.0) for k, v in BASE.items()}
+            write_run(tmp_path / side, lognormal(med, sigma=0.3), seed=seed0 + i, per_second=OPS,
+                      machine={"cpu_us": 1000.0, "flush_us": 100.0})
+    return load_runs(tmp_path / "b"), load_runs(tmp_path / "c")
+
+
+def test_a_relative_change_within_the_unevenness_of_a_store_that_moved_is_not_claimed(tmp_path: Path) -> None:
+    # bench_gate's A/A false alarms: postgres +46% / +135% as a whole between two times, and in the same pairs
+    # delete +15% and get +11.5% relative to the other operations — the operations did not move alike
+    res = judge(*_moved(tmp_path / "uneven", 1.5, {"get": 1.18, "delete": 1.16}), GateOptions())
+    rows = _rows(res)
+    for op in ("get", "delete"):
+        r = rows[f"postgres {op} p50"]
+        assert r.verdict == "inconclusive", r.why
+        assert r.ratio > 1.1 and "did not move alike" in r.why  # type: ignore[operator]
+        assert "the store as a whole moved +" in r.why
+    assert rows[f"postgres {ALL_OPS} p50"].verdict == "regression"  # the store's own move is claimed where it shows
+    # one operation far beyond the others' unevenness is still its own change
+    rows = _rows(judge(*_moved(tmp_path / "one", 1.5, {"add": 1.6, "get": 1.08}), GateOptions()))
+    assert rows["postgres add p50"].verdict == "regression", rows["postgres add p50"].why
+    # a store that held still: a relative change of that size is claimed as before
+    rows = _rows(judge(*_moved(tmp_path / "still", 1.0, {"get": 1.18}), GateOptions()))
+    assert rows["postgres get p50"].verdict == "regression", rows["postgres get p50"].why
+
+
+def test_a_raw_tail_row_is_checked_against_the_stores_own_speed(tmp_path: Path) -> None:
+    # at p99 only get and add have the 1,000 operations a run the speed factor needs: those rows are raw.
+    # The store 50% slower as a whole (the machine's probe still): get's p99 moved with it, not on its own
+    res = judge(*_moved(tmp_path / "whole", 1.5, {}), GateOptions())
+    get99 = _rows(res)["postgres get p99"]
+    assert get99.raw_ratio is None and get99.ratio > 1.3, get99  # type: ignore[operator]
+    assert get99.verdict == "inconclusive" and "the store as a whole (its p50 speed over" in get99.why, get99.why
+    # get alone 50% slower: the store's p50 speed (a median over six operations) held, and get's p99 is its own
+    rows = _rows(judge(*_moved(tmp_path / "get", 1.0, {"get": 1.5}), GateOptions()))
+    assert rows["postgres get p99"].verdict == "regression", rows["postgres get p99"].why
+    assert "against the store as a whole (its p50 speed" in rows["postgres get p99"].why
+    # --absolute judges the raw values only, as it says
+    raw = _rows(judge(*_moved(tmp_path / "abs", 1.5, {}), GateOptions(adjust=False)))
+    assert raw["postgres get p99"].verdict == "regression"
