@@ -4,10 +4,16 @@ Pairs of baseline/current run sets are measured on the same servers:
 
 * **A/A** — both sides are the same code and servers: any "regression" verdict is a false alarm.
 * **A/B** — the current side is really slower on one operation: a statement-level trigger on
-  ``user_fridge_ingredients`` burns CPU inside PostgreSQL on every INSERT, i.e. on every
-  ingredient *add* (no other operation inserts there). Its work is calibrated at the start to
-  about ``--slowdown`` (25%) of the measured add p50. Nothing is edited in any results file:
-  the slowdown is in the server path, and the runs measure it.
+  ``user_fridge_ingredients`` runs on every INSERT, i.e. on every ingredient *add* (no other
+  operation inserts there). By default (``--slowed-by sleep``) it waits: on a share of the adds
+  (``random() < share``) the backend sleeps 1 ms (``pg_sleep``'s finest step) before the row is
+  written, holding the add's transaction open and burning no CPU — a slow path taken by some
+  adds, as a lock wait or a remote call would be. The share is calibrated at the start so the add
+  p50 rises about ``--slowdown`` (25%). ``--slowed-by burn`` (the earlier runs) burns CPU in a
+  PL/pgSQL loop instead: on 2 cores shared with the driver that CPU also delays the other
+  operations' tails, so "no other operation flagged" is then partly a test of the slowdown, not
+  of the gate. Nothing is edited in any results file: the slowdown is in the server path, and the
+  runs measure it.
 
 Every run is a real ``fridgebench compare`` (subprocess, ``--stores postgres,redis-atomic``)
 against servers this benchmark starts once (embedded binaries). Within a pair, the runs of the
@@ -73,18 +79,20 @@ END $$;
 """
 TRIGGER_SQL = """
 CREATE OR REPLACE FUNCTION fb_bench_slow() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM fb_bench_burn({n}); RETURN NULL; END $$;
+BEGIN {body} RETURN NULL; END $$;
 DROP TRIGGER IF EXISTS fb_bench_slow ON user_fridge_ingredients;
 CREATE TRIGGER fb_bench_slow BEFORE INSERT ON user_fridge_ingredients
   FOR EACH STATEMENT EXECUTE FUNCTION fb_bench_slow();
 """
 DROP_SQL = "DROP TRIGGER IF EXISTS fb_bench_slow ON user_fridge_ingredients"
+SLEEP_S = 0.001  # pg_sleep waits in whole milliseconds (WaitLatch's timeout), so the dose is the share of adds
 
 
 class Bench:
     def __init__(self, args: argparse.Namespace, dsn: str, url: str, work: Path) -> None:
         self.args, self.dsn, self.url, self.work = args, dsn, url, work
-        self.burn_n = 0
+        self.burn_n = 0  # --slowed-by burn: the loop's iterations
+        self.share = 0.0  # --slowed-by sleep: the share of adds that wait SLEEP_S
         self.runs = 0
 
     def compare(self, out: Path) -> Path:
@@ -103,28 +111,37 @@ class Bench:
 
     def slow(self, on: bool) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as c:
-            c.execute(TRIGGER_SQL.format(n=self.burn_n) if on else DROP_SQL)  # type: ignore[arg-type]
+            if not on:
+                c.execute(DROP_SQL)  # type: ignore[arg-type]
+            elif self.args.slowed_by == "sleep":
+                c.execute(TRIGGER_SQL.format(  # type: ignore[arg-type]
+                    body=f"IF random() < {self.share:.4f} THEN PERFORM pg_sleep({SLEEP_S}); END IF;"))
+            else:
+                c.execute(TRIGGER_SQL.format(body=f"PERFORM fb_bench_burn({self.burn_n});"))  # type: ignore[arg-type]
 
     def calibrate(self) -> dict[str, Any]:
-        """Pick the trigger's work so an add takes about --slowdown longer at p50, and check it.
+        """Pick the trigger's dose (the share of adds that sleep, or the loop's iterations) so an add takes about
+        --slowdown longer at p50, and check it.
 
-        Under load the loop costs far more than on an idle server (2.6× on 2026-11-27: the driver and the
-        server share 2 cores), so a guess from its idle cost overshoots. So: 2 plain and 2 slowed runs with
-        that guess, compared relative to the store's other operations (raw figures swing 2× with the
-        machine), scale the loop; 3 slowed and 3 plain runs, interleaved, check the result (medians).
-        ``--burn-iterations`` skips the guess."""
+        The first guess is from the idle cost of the dose (a sleep's, or the loop's: under load the loop costs
+        far more, 2.6× on 2026-11-27, and a sleep moves the p50 of a mixture by less than its share × its
+        length); 2 plain and 2 slowed runs with it, compared relative to the store's other operations (raw
+        figures swing 2× with the machine), scale the dose; 3 slowed and 3 plain runs, interleaved, check the
+        result (medians). ``--slow-share`` / ``--burn-iterations`` skip the guess."""
+        sleep = self.args.slowed_by == "sleep"
         with psycopg.connect(self.dsn, autocommit=True) as c:
             c.execute(BURN_SQL)  # type: ignore[arg-type]
             per = []
-            for n in (20_000, 40_000):
+            for n in ((1, 1) if sleep else (20_000, 40_000)):
                 t = []
                 for _ in range(15):
                     t0 = time.perf_counter()
-                    c.execute("SELECT fb_bench_burn(%s)", (n,))
+                    c.execute(f"SELECT pg_sleep({SLEEP_S})" if sleep else  # type: ignore[arg-type]
+                              f"SELECT fb_bench_burn({n})")
                     t.append(time.perf_counter() - t0)
                 per.append((n, statistics.median(t)))
         (n1, t1), (n2, t2) = per
-        us_per_iter = max(1e-6, (t2 - t1) / (n2 - n1) * 1e6)
+        us_per_dose = t2 * 1e6 if sleep else max(1e-6, (t2 - t1) / (n2 - n1) * 1e6)  # a sleep; or an iteration
 
         def add_p50(slowed: bool) -> tuple[float, float]:
             """The run's add p50, raw and relative to the store's other operations in the run (one run's raw
@@ -138,27 +155,39 @@ class Bench:
                 if slowed:
                     self.slow(False)
 
+        def set_dose(x: float) -> None:
+            if sleep:
+                self.share = min(1.0, max(0.01, x))
+            else:
+                self.burn_n = max(1, int(x))
+
+        def dose() -> float:
+            return self.share if sleep else self.burn_n
+
         plain = [add_p50(False), add_p50(False)]
         base = statistics.median(raw for raw, _ in plain)
         first: list[tuple[float, float]] = []
-        first_n = 0
-        if self.args.burn_iterations:  # sized by earlier runs on this machine: skip the first guess
-            self.burn_n = self.args.burn_iterations
-        else:  # a guess from the loop's cost alone, then scaled by the slowdown it gave (relative medians)
-            first_n = max(1, int(self.args.slowdown * base / us_per_iter))
-            self.burn_n = first_n
+        first_dose = 0.0
+        given = self.args.slow_share if sleep else self.args.burn_iterations
+        if given:  # sized by earlier runs on this machine: skip the first guess
+            set_dose(given)
+        else:  # a guess from the dose's idle cost, then scaled by the slowdown it gave (relative medians)
+            set_dose(self.args.slowdown * base / us_per_dose)
+            first_dose = dose()
             first = [add_p50(True), add_p50(True)]
             got1 = statistics.median(r for _, r in first) / statistics.median(r for _, r in plain) - 1
-            self.burn_n = max(1, int(first_n * self.args.slowdown / max(got1, 0.01)))
+            set_dose(first_dose * self.args.slowdown / max(got1, 0.01))
         slowed = []
         for _ in range(3):
             slowed.append(add_p50(True))
             plain.append(add_p50(False))
         got = statistics.median(r for _, r in slowed) / statistics.median(r for _, r in plain) - 1
         got_raw = statistics.median(x for x, _ in slowed) / statistics.median(x for x, _ in plain) - 1
-        return {"add_p50_us": base, "add_p50_plain_us": plain, "add_p50_first_guess_us": first,
-                "first_guess_iterations": first_n, "add_p50_slowed_us": slowed,
-                "us_per_iteration": round(us_per_iter, 4), "iterations": self.burn_n,
+        return {"slowed_by": self.args.slowed_by, "add_p50_us": base, "add_p50_plain_us": plain,
+                "add_p50_first_guess_us": first, "first_guess": first_dose, "add_p50_slowed_us": slowed,
+                "us_per_dose": round(us_per_dose, 4), "dose": dose(),
+                **({"share": self.share, "sleep_us": round(us_per_dose, 1)} if sleep else
+                   {"iterations": self.burn_n, "us_per_iteration": round(us_per_dose, 4)}),
                 "slowdown_measured": round(got, 3), "slowdown_measured_raw": round(got_raw, 3)}
 
 
@@ -214,6 +243,10 @@ def main() -> int:
     ap.add_argument("--stores", default="postgres,redis-atomic",
                     help="compare's --stores (postgres alone halves the time a run takes; the slowdown is there)")
     ap.add_argument("--slowdown", type=float, default=0.25)
+    ap.add_argument("--slowed-by", choices=("sleep", "burn"), default="sleep",
+                    help="how the trigger slows the adds: sleep 1 ms on a share of them (no CPU), or burn CPU on each")
+    ap.add_argument("--slow-share", type=float, default=0.0,
+                    help="--slowed-by sleep: the share of adds that sleep, instead of sizing it from --slowdown")
     ap.add_argument("--burn-iterations", type=int, default=0,
                     help="the trigger's loop size, instead of sizing it from --slowdown (under load the added "
                          "latency is not linear in the loop: on 2026-11-26 993 iterations gave +16%%, 2,872 gave +45%%)")
@@ -247,10 +280,13 @@ def _main(args: argparse.Namespace, work: Path) -> int:
             bench = Bench(args, ep.postgres_dsn, ep.redis_url, work)
             cal = bench.calibrate()
             (work / "calibration.json").write_text(json.dumps(cal, indent=2))
-            console.print(f"calibration: add p50 {cal['add_p50_us']:.0f} µs; the trigger burns {cal['iterations']:,} "
-                          f"iterations (~{cal['us_per_iteration'] * cal['iterations']:.0f} µs on an idle server); 3 "
-                          f"slowed vs 5 plain runs: add p50 {cal['slowdown_measured'] * 100:+.0f}% relative to the "
-                          f"store's other operations, {cal['slowdown_measured_raw'] * 100:+.0f}% raw (medians)")
+            how = (f"{cal['share']:.1%} of the adds sleep {SLEEP_S * 1e3:g} ms (~{cal['sleep_us']:.0f} µs on an idle "
+                   "server)" if args.slowed_by == "sleep" else
+                   f"the trigger burns {cal['iterations']:,} iterations (~{cal['us_per_iteration'] * cal['iterations']:.0f}"
+                   " µs on an idle server)")
+            console.print(f"calibration: add p50 {cal['add_p50_us']:.0f} µs; {how}; 3 slowed vs 5 plain runs: add p50 "
+                          f"{cal['slowdown_measured'] * 100:+.0f}% relative to the store's other operations, "
+                          f"{cal['slowdown_measured_raw'] * 100:+.0f}% raw (medians)")
             pairs = []
             for i in range(args.pairs + 1):  # one more baseline: the last A/A pair's current side
                 d = work / f"pair{i:02d}"
@@ -350,7 +386,8 @@ def _judge(args: argparse.Namespace, work: Path, pairs: list[Path], cal: dict[st
 
     n = len(ab_pairs)
     t = Table(title=f"bench_gate — {n} pairs, {args.repeats} runs a side, {args.duration:g} s runs at "
-                    f"{args.rate:g} ops/s; A/B: {TARGET_OP[0]} {TARGET_OP[1]} slowed ~{args.slowdown:.0%} in the server",
+                    f"{args.rate:g} ops/s; A/B: {TARGET_OP[0]} {TARGET_OP[1]} slowed ~{args.slowdown:.0%} in the server "
+                    f"({cal.get('slowed_by', 'burn')})",
               title_justify="left")
     for col in ("method", "A/A false alarms (pairs)", "A/A inconclusive rows", "A/B caught (add p50)",
                 "A/B untouched ops flagged (pairs)", "held back by the machine probe (A/A, A/B rows)"):
