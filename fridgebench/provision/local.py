@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Literal, TypeVar
 
-import asyncpg
 import psutil
 
 from fridgebench.errors import ProvisionError
@@ -486,6 +485,8 @@ async def _pg_wait(proc: subprocess.Popen[bytes], port: int, data: Path, log: Pa
 
     Between picking a free port and binding it another server can take the port; a connection
     that reaches a server with another data directory is that other server's, never ours."""
+    import asyncpg
+
     dsn = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{port}/postgres"
     while True:
         if proc.poll() is not None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any, Awaitable, Callable, TypeVar
-
-import asyncpg
-import redis
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from fridgebench.config import mask_text, mask_url
 from fridgebench.connection_errors import store_error
 from fridgebench.errors import StoreUnavailable
+
+if TYPE_CHECKING:  # the clients are imported where used: a command that fails on bad input never loads them
+    import asyncpg
+    import redis
 
 T = TypeVar("T")
 
@@ -37,6 +38,8 @@ def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
 
 async def pg_connect(dsn: str, *, timeout: float = 5.0, flag: str = "--postgres-dsn") -> asyncpg.Connection:
     """Connect or raise :class:`StoreUnavailable` with one line naming the masked DSN."""
+    import asyncpg
+
     try:
         return await asyncpg.connect(dsn, timeout=timeout)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError, ValueError) as err:
@@ -63,6 +66,8 @@ async def pg_probe(dsn: str, *, timeout: float = 5.0) -> tuple[str, dict[str, An
 
 
 async def pg_alive(dsn: str) -> bool:
+    import asyncpg
+
     try:
         conn = await asyncpg.connect(dsn, timeout=2.0)
     except Exception:
@@ -76,11 +81,15 @@ async def pg_alive(dsn: str) -> bool:
 # --- Redis ------------------------------------------------------------------------------------
 
 def redis_client(url: str, *, timeout: float = 5.0) -> redis.Redis:
+    import redis
+
     return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True)
 
 
 def redis_probe(url: str, *, timeout: float = 5.0, flag: str = "--redis-url") -> tuple[str, dict[str, Any]]:
     """PING, then ``(version, durability)``; :class:`StoreUnavailable` with one masked line on failure."""
+    import redis
+
     where = mask_url(url)
     try:
         client = redis_client(url, timeout=timeout)
