@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from fridgebench.cli import app
+from fridgebench.cli._app import app
 from fridgebench.cli import _options as o
 from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, report_run, run_async
 from fridgebench.errors import UsageError

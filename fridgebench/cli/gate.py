@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional, Tuple
 
 import typer
 
-from fridgebench.cli import app
+from fridgebench.cli._app import app
 from fridgebench.cli._common import console, emit_json, error_boundary
 from fridgebench.errors import UsageError
 

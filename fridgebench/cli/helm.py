@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from fridgebench.cli import app
+from fridgebench.cli._app import app
 from fridgebench.cli._common import console, error_boundary
 from fridgebench.config import ENV_POSTGRES_DSN, ENV_REDIS_URL
 

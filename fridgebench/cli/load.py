@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fridgebench.cli import app
+from fridgebench.cli._app import app
 from fridgebench.cli import _options as o
 from fridgebench.cli._common import console, emit_json, error_boundary, report_run
 

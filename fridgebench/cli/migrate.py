@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, List, Optional
 import typer
 
 from fridgebench.cli import _options as _o
-from fridgebench.cli import app
+from fridgebench.cli._app import app
 from fridgebench.cli._common import announce_wait, console, emit_json, error_boundary, report_run
 from fridgebench.cli._options import NoReport
 from fridgebench.config import ENV_POSTGRES_DSN, ENV_REDIS_URL, mask_url

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 import typer
 from rich.table import Table
 
-from fridgebench.cli import app
+from fridgebench.cli._app import app
 from fridgebench.cli._common import console, emit_json, error_boundary
 from fridgebench.cli._options import (Json, PgBin, PgUser, PostgresDsn, RedisBin, RedisUrl, Reset, Reuse, RunDir,
                                       provision_options)

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from fridgebench.cli import app
+from fridgebench.cli._app import app
 from fridgebench.cli._common import console, error_boundary
 
 
