@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -35,6 +36,15 @@ def servers_under(root: Path) -> list[psutil.Process]:
     return [p for p in found if p.ppid() not in pids]  # a postmaster, not also each of its backends
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    """libc, found once: ``find_library`` runs ``ldconfig -p`` in a subprocess each time it is asked."""
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def tied(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     """A ``preexec_fn`` for a process a test starts (``PR_SET_PDEATHSIG``, Linux): ``sig`` reaches it when
     the test process dies, so a killed pytest leaves no ``migrate --follow`` or server running. SIGTERM
@@ -43,13 +53,11 @@ def tied(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     It also gives the child the default SIGINT: a run launched without job control (``nohup``, ``cmd &``
     in a script) starts everything with SIGINT ignored, and the Ctrl-C tests would then test nothing.
     None off Linux or off the main thread (the death signal follows the thread that forked)."""
-    import ctypes
-    import ctypes.util
     import threading
 
     if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     parent = os.getpid()
 
     def tie() -> None:
