@@ -37,32 +37,13 @@ RUN_STYLES = ["-", "--", ":", "-."]
 PCT_TICKS = [(50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%")]
 
 
-class _Mpl:
-    """What the plots use of matplotlib, without pyplot: pyplot's import (its figure manager, backend
-    switching) took 0.85 s of a small report's 3 s, and every compare/ttl/failure/load run renders a report.
-    Figures are plain :class:`matplotlib.figure.Figure` objects on an Agg canvas (what pyplot with the Agg
-    backend gives them), so nothing is registered anywhere and nothing needs closing."""
+def _plt():  # type: ignore[no-untyped-def]
+    import matplotlib
 
-    def __init__(self) -> None:
-        import matplotlib
-        from matplotlib import ticker
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
 
-        self.rc_context = matplotlib.rc_context
-        self.NullLocator = ticker.NullLocator
-
-    @staticmethod
-    def close(fig: Any) -> None:
-        """Nothing to close: the figure is not registered with pyplot; it goes with its last reference."""
-
-
-_MPL: _Mpl | None = None
-
-
-def _plt() -> _Mpl:
-    global _MPL
-    if _MPL is None:
-        _MPL = _Mpl()
-    return _MPL
+    return plt
 
 
 def color(name: str) -> str:
@@ -88,14 +69,9 @@ def to_svg(fig: Any) -> str:
 
 
 def _figure(rows: int = 1, cols: int = 1, *, width: float = 7.0, height: float = 3.2, **kw: Any) -> tuple[Any, Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     plt = _plt()
     with plt.rc_context(SVG_RC):
-        fig = Figure(figsize=(width, height))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(rows, cols, squeeze=False, **kw)
+        fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, **kw)
     return fig, axes
 
 
