@@ -259,12 +259,11 @@ def judge(baseline: list[Run], current: list[Run], opts: GateOptions) -> GateRes
                   for pct in opts.percentiles}
         for pct in opts.percentiles:
             speed = speeds[pct]
-            rows = [_row(store, op, pct, sides["baseline"], sides["current"], opts, res.notes, speed) for op in ops]
-            # a row judged on raw values where the store's speed is known at another percentile: checked against it
-            ref = min(((p, sp) for p, sp in speeds.items() if sp is not None), key=lambda x: abs(x[0] - pct),
-                      default=None)
-            if speed is None and ref is not None:
-                rows = [against_store(r, baseline, current, *ref, opts) for r in rows]
+            # where this percentile has no speed factor, its raw rows are checked against the nearest one's
+            ref = None if speed is not None else min(((p, sp) for p, sp in speeds.items() if sp is not None),
+                                                     key=lambda x: abs(x[0] - pct), default=None)
+            rows = [_row(store, op, pct, sides["baseline"], sides["current"], opts, res.notes, speed, ref)
+                    for op in ops]
             if speed is not None:
                 whole = decide(store, ALL_OPS, pct, stats.rank_test([speed.factor[r.run_id] for r in baseline],
                                                                   [speed.factor[r.run_id] for r in current],
@@ -388,7 +387,8 @@ def _uneven(rows: list[Row], whole: Row, opts: GateOptions) -> list[Row]:
     return out
 
 
-def against_store(row: Row, base: list[Run], cur: list[Run], ref_pct: float, ref: Speed, opts: GateOptions) -> Row:
+def against_store(row: Row, vb: list[float], vc: list[float], base: list[Run], cur: list[Run], ref_pct: float,
+                  ref: Speed, opts: GateOptions) -> Row:
     """A row judged on raw values (no speed factor at its percentile: too few samples for most operations, e.g.
     p99 of short runs) while the store's speed factor is known at another percentile: the change is claimed
     only when it keeps its verdict judged on each run's value ÷ the store's factor there. Otherwise the store
@@ -396,19 +396,10 @@ def against_store(row: Row, base: list[Run], cur: list[Run], ref_pct: float, ref
     store's own operations) and the row is inconclusive."""
     if row.verdict not in ("regression", "improvement"):
         return row
-    keep_b = [r for r in base if not driver_starved(r, row.store, row.op, row.percentile)]
-    keep_c = [r for r in cur if not driver_starved(r, row.store, row.op, row.percentile)]
-    if min(len(keep_b), len(keep_c)) >= stats.MIN_RANK_RUNS:
-        base, cur = keep_b, keep_c
-    vb = [_run_value(r, row.store, row.op, row.percentile) for r in base]
-    vc = [_run_value(r, row.store, row.op, row.percentile) for r in cur]
-    if any(v is None for v in (*vb, *vc)) or any(r.run_id not in ref.factor for r in (*base, *cur)):
-        return row
-    est = stats.rank_test([v / ref.factor[r.run_id] for v, r in zip(vb, base)],  # type: ignore[operator]
-                          [v / ref.factor[r.run_id] for v, r in zip(vc, cur)], opts.alpha)
-    again = decide(row.store, row.op, row.percentile, est, opts)
-    shift = stats.rank_test([ref.factor[r.run_id] for r in base], [ref.factor[r.run_id] for r in cur], opts.alpha)
-    what = f"the store as a whole (its p{ref_pct:g} speed over {', '.join(ref.ops)}) {_pct(None if shift.ratio is None else shift.ratio - 1)}"
+    fb, fc = [ref.factor[r.run_id] for r in base], [ref.factor[r.run_id] for r in cur]
+    again = _rejudged(row, vb, vc, fb, fc, opts)
+    shift = stats.rank_test(fb, fc, opts.alpha).ratio
+    what = f"the store as a whole (its p{ref_pct:g} speed over {', '.join(ref.ops)}) {_pct(None if shift is None else shift - 1)}"
     if again.verdict == row.verdict:
         return replace(row, why=f"{row.why}; against {what}: {_pct(again.change)}, {again.verdict}")
     return replace(row, verdict="inconclusive",
@@ -418,7 +409,7 @@ def against_store(row: Row, base: list[Run], cur: list[Run], ref_pct: float, ref
 
 
 def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts: GateOptions,
-         notes: list[str], speed: Speed | None = None) -> Row:
+         notes: list[str], speed: Speed | None = None, ref: tuple[float, Speed] | None = None) -> Row:
     def inconclusive(why: str, **kw: Any) -> Row:
         return Row(store, op, pct, "inconclusive", why, **kw)
 
@@ -455,7 +446,8 @@ def _row(store: str, op: str, pct: float, base: list[Run], cur: list[Run], opts:
                                  raw.current)
             row = decide(store, op, pct, est, opts, relative=True)
             return replace(row, raw_ratio=raw.ratio)
-        return against_machine(decide(store, op, pct, est, opts), vb, vc, base, cur, opts)  # type: ignore[arg-type]
+        row = against_machine(decide(store, op, pct, est, opts), vb, vc, base, cur, opts)  # type: ignore[arg-type]
+        return row if ref is None else against_store(row, vb, vc, base, cur, *ref, opts)  # type: ignore[arg-type]
     elif len(base) != len(cur) and min(len(base), len(cur)) >= 2 and max(len(base), len(cur)) >= stats.MIN_RANK_RUNS:
         return inconclusive(f"too few repeats: {len(base)} baseline and {len(cur)} current runs; the rank test needs "
                             f"{stats.MIN_RANK_RUNS} per side")
@@ -503,6 +495,13 @@ def machine_probes(run: Run, store: str) -> dict[str, Any] | None:
     return m if isinstance(m, dict) else None
 
 
+def _rejudged(row: Row, vb: list[float], vc: list[float], per_b: list[float], per_c: list[float],
+              opts: GateOptions) -> Row:
+    """The row judged again on each run's value ÷ that run's reference (a machine probe, a speed factor)."""
+    est = stats.rank_test([v / m for v, m in zip(vb, per_b)], [v / m for v, m in zip(vc, per_c)], opts.alpha)
+    return decide(row.store, row.op, row.percentile, est, opts)
+
+
 def against_machine(row: Row, vb: list[float], vc: list[float], base: list[Run], cur: list[Run],
                     opts: GateOptions) -> Row:
     """A change of a store as a whole (its ``all operations`` row; a row judged on raw values) is claimed only
@@ -524,9 +523,7 @@ def against_machine(row: Row, vb: list[float], vc: list[float], base: list[Run],
         if any(not v or v <= 0 for v in (*mb, *mc)):
             continue
         shift = stats.rank_test(mb, mc, opts.alpha).ratio  # type: ignore[arg-type]
-        est = stats.rank_test([v / m for v, m in zip(vb, mb)], [v / m for v, m in zip(vc, mc)],  # type: ignore[operator]
-                              opts.alpha)
-        again = decide(row.store, row.op, row.percentile, est, opts)
+        again = _rejudged(row, vb, vc, mb, mc, opts)  # type: ignore[arg-type]
         what = f"{machine.label(res)} {_pct(None if shift is None else shift - 1)}"
         (held if again.verdict == row.verdict else moved).append(
             f"{what} (against it the store: {_pct(again.change)}, {again.verdict})")
