@@ -38,7 +38,6 @@ def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
     for c in app.registered_commands:
         name = c.name or c.callback.__name__  # type: ignore[union-attr]
         assert c.callback.__module__ == f"fridgebench.cli.{cli.COMMANDS[name]}", name  # type: ignore[union-attr]
-    assert set(cli.COMMANDS.values()) == set(cli.MODULES)
 
 
 @pytest.mark.parametrize("args,module", [(("gate", "--help"), "gate"), (("--debug", "status", "--help"), "provision"),

@@ -23,7 +23,7 @@ from fridgebench.cli._app import app as _app
 COMMANDS = {"up": "provision", "status": "provision", "down": "provision", "compare": "compare",
             "migrate": "migrate", "rehearse": "migrate", "ttl": "ttl", "failure": "failure", "load": "load",
             "helm": "helm", "report": "report", "gate": "gate"}
-MODULES = ("provision", "compare", "migrate", "ttl", "failure", "load", "helm", "report", "gate")
+MODULES = tuple(dict.fromkeys(COMMANDS.values()))  # each once, in that order (the root help's)
 
 
 def _register(modules: tuple[str, ...] = MODULES) -> None:
