@@ -150,7 +150,10 @@ def compare(
         from fridgebench.profile.run import ProfileOptions
 
         copts = CompareOptions(sc, store_names, app_rate=app_rate, profile=ProfileOptions() if profile else None)
-        wait = len(store_names) * (sc.load.warmup_seconds + sc.load.duration_seconds)
+        # per store: warm-up and measurement, plus loading its sessions (20,000 took 0.7–4.0 s a store on a 2-core
+        # VM: ~0.15 ms each) and about a second to delete them, probe the machine and summarize
+        wait = len(store_names) * (sc.load.warmup_seconds + sc.load.duration_seconds
+                                   + sc.population.sessions * 0.15e-3 + 1.0)
         if profile:
             wait += sum(3.0 if s.endswith("-app") or "-app-" in s else 1.0 for s in store_names)
         if sweep_opts is not None:
