@@ -341,7 +341,7 @@ class _LiveView:
             self.progress.stop()
         else:
             for name, p in self.last.items():
-                console.print(f"{name}: {p.completed:,} operations, {p.errors} errors, {p.late} late")  # type: ignore[attr-defined]
+                console.print(f"{name}: {p.completed:,} operations, {p.errors:,} error{'' if p.errors == 1 else 's'}, {p.late:,} late")  # type: ignore[attr-defined]
 
     def event(self, line: str) -> None:
         console.print(f"[dim]{line}[/]")
