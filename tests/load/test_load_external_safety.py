@@ -225,28 +225,34 @@ def test_plain_locust_stopped_mid_run_deletes_what_it_wrote(foreign_redis, tmp_p
         "FRIDGEBENCH_REDIS_URL": url, "FRIDGEBENCH_STORES": "redis-atomic", "FRIDGEBENCH_SCENARIO": "session-lifecycle",
         "FRIDGEBENCH_DURATION": "60", "FRIDGEBENCH_SESSIONS": "1000", "FRIDGEBENCH_EXISTING": "reuse"}, tmp_path),
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and "warming up" not in seen:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen += line
-    assert "redis-atomic: 3 users running" in seen, seen[-3000:]
-    deadline = time.monotonic() + 30  # the users create sessions: wait until some are there
-    while client.dbsize() < len(before) + 1000 + 20 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert client.dbsize() >= len(before) + 1000 + 20
-    proc.send_signal(sig)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130, rest[-3000:]
-    deleted = _deleted(rest)
-    assert deleted.get("redis-atomic", (0, 0))[0] > 1000, rest[-3000:]
-    assert redis_snapshot(client) == before
-    run_dir = next((tmp_path / "r").iterdir())
-    assert (run_dir / INCOMPLETE_MARKER).exists() and not (run_dir / "results.json").exists()
-    assert locust_processes(str(tmp_path)) == []
+    try:
+        assert proc.stderr is not None
+        seen = ""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "warming up" not in seen:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+        assert "redis-atomic: 3 users running" in seen, seen[-3000:]
+        deadline = time.monotonic() + 90  # the users create sessions: wait until some are there (30 s was too
+        # short once on a loaded machine: 1,009 of 1,020 keys)
+        while client.dbsize() < len(before) + 1000 + 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.dbsize() >= len(before) + 1000 + 20
+        proc.send_signal(sig)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 130, rest[-3000:]
+        deleted = _deleted(rest)
+        assert deleted.get("redis-atomic", (0, 0))[0] > 1000, rest[-3000:]
+        assert redis_snapshot(client) == before
+        run_dir = next((tmp_path / "r").iterdir())
+        assert (run_dir / INCOMPLETE_MARKER).exists() and not (run_dir / "results.json").exists()
+        assert locust_processes(str(tmp_path)) == []
+    finally:  # a failed assertion above must not leave Locust writing into the shared db for the next tests
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_plain_locust_refuses_a_different_catalogue_and_changes_nothing(tmp_path: Path) -> None:
