@@ -28,7 +28,7 @@ import pytest
 
 from fridgebench.provision import Endpoints, ProvisionOptions, down, provisioned
 from fridgebench.provision.probe import run_sync
-from tests import servers
+from tests import procs, servers
 from tests.helpers import fresh_run_root
 from tests.servers import REDIS_DB_SHARED, ThrowawayRedis, machine_database, machine_redis_db, throwaway_redis
 
@@ -121,6 +121,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(f"pytest-xdist's loadgroup did not apply to {len(lost)} tests (e.g. {lost[0]}): "
                                 "this pytest and pytest-xdist disagree on node ids; install the versions "
                                 "pyproject.toml's test extra names, or run with -n 0")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """When a test's body ends, every background run it started (:func:`tests.procs.popen`) has ended too:
+    what is still running is stopped (:func:`tests.procs.stop_background`) before the test's fixtures are
+    torn down (a database dropped under a live run, a shared db flushed while it still writes). A test that
+    passed and left one running fails: it did not check what it started."""
+    outcome = yield
+    left = procs.stop_background()
+    if left and outcome.excinfo is None:
+        outcome.force_exception(AssertionError(f"the test left {len(left)} background run(s) running, "
+                                               f"stopped now: {'; '.join(left)}"))
 
 
 @pytest.fixture

@@ -68,9 +68,45 @@ def tied(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     return tie
 
 
+# what :func:`popen` started during the current test (tests/conftest.py stops what is still running when it ends)
+_BACKGROUND: list["subprocess.Popen[Any]"] = []
+
+
 def popen(cmd: list[str], **kw: Any) -> "subprocess.Popen[Any]":
-    """``subprocess.Popen`` for a fridgebench CLI a test runs in the background: tied to the test process."""
-    return subprocess.Popen(cmd, preexec_fn=tied(), **kw)
+    """``subprocess.Popen`` for a fridgebench CLI (or Locust) a test runs in the background: tied to the test
+    process, and stopped when the test ends if it is still running (:func:`stop_background`)."""
+    proc = subprocess.Popen(cmd, preexec_fn=tied(), **kw)
+    _BACKGROUND.append(proc)
+    return proc
+
+
+def stop_background(settle: float = 3.0, grace: float = 60.0) -> list[str]:
+    """Stop every process :func:`popen` started in this test that is still running; return their commands.
+
+    A test that fails before its own stop step would otherwise leave a run writing into a store for the
+    rest of the session (a shared db of the machine's Redis: every later test of its group then finds keys
+    it did not write). A process gets ``settle`` seconds to end on its own (a test may have signalled it
+    without waiting), then SIGTERM -- fridgebench's CLI and the locustfile unwind: stop their servers,
+    delete what they wrote -- and ``grace`` seconds to do it, then SIGKILL. Pipes are drained meanwhile,
+    so a process blocked writing to a full pipe can still exit."""
+    left = []
+    while _BACKGROUND:
+        proc = _BACKGROUND.pop()
+        try:
+            proc.communicate(timeout=settle)
+            continue
+        except (subprocess.TimeoutExpired, ValueError, OSError):  # ValueError: a pipe the test already closed
+            pass
+        if proc.poll() is not None:
+            continue
+        left.append(" ".join(str(a) for a in proc.args[:4]) if isinstance(proc.args, list) else str(proc.args))
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=grace)
+        except (subprocess.TimeoutExpired, ValueError, OSError):
+            proc.kill()
+            proc.wait()
+    return left
 
 
 def run(cmd: list[str], **kw: Any) -> "subprocess.CompletedProcess[Any]":

@@ -5,6 +5,7 @@
 - A module naming one of the machine's Redis db indexes is in that db's xdist group
   (``tests/conftest.py``), or two workers would flush each other's keys.
 - Helpers are imported from normal modules, not from conftest files.
+- Background runs start through :func:`tests.procs.popen` (stopped when their test ends).
 """
 
 from __future__ import annotations
@@ -46,3 +47,16 @@ def test_no_test_imports_helpers_from_a_conftest() -> None:
     found = [f"{rel}: {line.strip()}" for rel, text in _modules() for line in text.splitlines()
              if re.match(r"\s*from tests(\.\w+)*\.conftest import", line) and rel != "test_suite_rules.py"]
     assert found == [], "\n".join(found)
+
+
+# servers a context manager stops (tests/servers.py, test_bad_input.py's throwaway Valkey), and a `sleep`
+# a test kills itself (test_faults_process.py); everything else runs in the background through tests.procs
+POPEN_ALLOWED = {"procs.py", "servers.py", "test_bad_input.py", "faults/test_faults_process.py", "test_suite_rules.py"}
+
+
+def test_background_runs_start_through_tests_procs() -> None:
+    """tests.procs.popen ties a run to the test process and stops it when the test ends (tests/conftest.py):
+    a test that fails before its own stop step leaves nothing writing into a shared store."""
+    found = [f"{rel}:{i}: {line.strip()}" for rel, text in _modules() if rel not in POPEN_ALLOWED
+             for i, line in enumerate(text.splitlines(), 1) if re.search(r"\bPopen\(", line)]
+    assert found == [], "start it with tests.procs.popen:\n" + "\n".join(found)

@@ -221,38 +221,35 @@ def test_plain_locust_stopped_mid_run_deletes_what_it_wrote(foreign_redis, tmp_p
     """A pod's termination (SIGTERM) or Ctrl-C: plain Locust, headless with fridgebench's load shape,
     has no SIGTERM handler of its own while the test runs; the locustfile's deletes what the run wrote."""
     url, client, before = foreign_redis
-    proc = subprocess.Popen(preexec_fn=procs.tied(), **_plain_locust_args({
+    kw = _plain_locust_args({
         "FRIDGEBENCH_REDIS_URL": url, "FRIDGEBENCH_STORES": "redis-atomic", "FRIDGEBENCH_SCENARIO": "session-lifecycle",
-        "FRIDGEBENCH_DURATION": "60", "FRIDGEBENCH_SESSIONS": "1000", "FRIDGEBENCH_EXISTING": "reuse"}, tmp_path),
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    try:
-        assert proc.stderr is not None
-        seen = ""
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and "warming up" not in seen:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen += line
-        assert "redis-atomic: 3 users running" in seen, seen[-3000:]
-        deadline = time.monotonic() + 90  # the users create sessions: wait until some are there (30 s was too
-        # short once on a loaded machine: 1,009 of 1,020 keys)
-        while client.dbsize() < len(before) + 1000 + 20 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert client.dbsize() >= len(before) + 1000 + 20
-        proc.send_signal(sig)
-        rest = proc.stderr.read()
-        assert proc.wait(timeout=120) == 130, rest[-3000:]
-        deleted = _deleted(rest)
-        assert deleted.get("redis-atomic", (0, 0))[0] > 1000, rest[-3000:]
-        assert redis_snapshot(client) == before
-        run_dir = next((tmp_path / "r").iterdir())
-        assert (run_dir / INCOMPLETE_MARKER).exists() and not (run_dir / "results.json").exists()
-        assert locust_processes(str(tmp_path)) == []
-    finally:  # a failed assertion above must not leave Locust writing into the shared db for the next tests
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        "FRIDGEBENCH_DURATION": "60", "FRIDGEBENCH_SESSIONS": "1000", "FRIDGEBENCH_EXISTING": "reuse"}, tmp_path)
+    # procs.popen: if an assertion below fails, the test's end stops Locust (SIGTERM: it deletes what it wrote)
+    # rather than leave it writing into the shared db for the rest of its group
+    proc = procs.popen(kw.pop("args"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, **kw)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and "warming up" not in seen:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    assert "redis-atomic: 3 users running" in seen, seen[-3000:]
+    deadline = time.monotonic() + 90  # the users create sessions: wait until some are there (30 s was too
+    # short once on a loaded machine: 1,009 of 1,020 keys)
+    while client.dbsize() < len(before) + 1000 + 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.dbsize() >= len(before) + 1000 + 20
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest[-3000:]
+    deleted = _deleted(rest)
+    assert deleted.get("redis-atomic", (0, 0))[0] > 1000, rest[-3000:]
+    assert redis_snapshot(client) == before
+    run_dir = next((tmp_path / "r").iterdir())
+    assert (run_dir / INCOMPLETE_MARKER).exists() and not (run_dir / "results.json").exists()
+    assert locust_processes(str(tmp_path)) == []
 
 
 def test_plain_locust_refuses_a_different_catalogue_and_changes_nothing(tmp_path: Path) -> None:
