@@ -91,19 +91,24 @@ def foreign_redis() -> Iterator[tuple[str, redis.Redis, dict[bytes, tuple[bytes,
     with servers.machine_redis_db(servers.REDIS_DB_SAFETY) as url:
         client = redis.Redis.from_url(url)
         try:
-            for i in range(4):
-                client.set(f"session:foreign-{i}", FOREIGN_SESSION, ex=5000 + i)
-            client.set("session:foreign-immortal", FOREIGN_SESSION)
-            client.set("recipe:1", json.dumps(["someone", "else's", "cache"]), ex=3000)
-            client.set("recipe:2", json.dumps(["또", "다른"]), ex=3100)
-            client.set("recipe:999999", json.dumps(["immortal"]))
-            client.set("other:keep", "1")
-            client.set("other:ttl", "2", ex=7000)
-            before = redis_snapshot(client)
-            assert len(before) == 10
-            yield url, client, before
+            yield url, client, put_foreign_keys(client)
         finally:
             client.close()
+
+
+def put_foreign_keys(client: redis.Redis) -> dict[bytes, tuple[bytes, int]]:
+    """The foreign keys of :func:`foreign_redis`, written into ``client``'s db: its snapshot."""
+    for i in range(4):
+        client.set(f"session:foreign-{i}", FOREIGN_SESSION, ex=5000 + i)
+    client.set("session:foreign-immortal", FOREIGN_SESSION)
+    client.set("recipe:1", json.dumps(["someone", "else's", "cache"]), ex=3000)
+    client.set("recipe:2", json.dumps(["또", "다른"]), ex=3100)
+    client.set("recipe:999999", json.dumps(["immortal"]))
+    client.set("other:keep", "1")
+    client.set("other:ttl", "2", ex=7000)
+    before = redis_snapshot(client)
+    assert len(before) == 10
+    return before
 
 
 def test_redis_holding_foreign_sessions_is_refused_by_compare_and_ttl(foreign_redis, tmp_path: Path) -> None:
@@ -138,19 +143,29 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
         assert cache["hits"] > 0 and cache["misses"] > 0, name  # it read foreign entries and cached its own
         assert f"{name}: deleted the" in err and f"{name}: profiled" in err
 
-    flags = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
-    sets_before = config_sets(client)
-    res = cli("ttl", *TTL_SHORT, "--stores", "redis-seed,redis-atomic", "--reuse", "--redis-url", url,
-              "--out", str(tmp_path / "t"), "--json")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "Bytes per session" in res.stderr
-    assert redis_snapshot(client) == before
-    # a server fridgebench did not start keeps its configuration: no CONFIG SET (server-wide) during the run
-    assert config_sets(client) == sets_before
-    expiry = json.loads(res.stdout)["sections"]["ttl"]["expiry"]
-    if not ("E" in flags and ("x" in flags or "A" in flags)):
-        assert "does not change the configuration of a server it did not start" in flat(res.stderr)
-        assert expiry["redis-atomic"]["notifications"] is False
+
+
+def test_ttl_reuse_leaves_every_foreign_key_and_the_servers_configuration_as_they_were(tmp_path: Path) -> None:
+    """The same foreign keys on a server of the test's own (fridgebench did not start it either): the
+    server-wide counter of CONFIG SET calls, and ttl's server-wide memory figures, are read there, not on
+    the machine's shared Redis, where anyone's CONFIG SET or keys would move them."""
+    with servers.throwaway_redis() as server:
+        client = server.client(3)
+        try:
+            before = put_foreign_keys(client)
+            sets_before = config_sets(client)
+            res = cli("ttl", *TTL_SHORT, "--stores", "redis-seed,redis-atomic", "--reuse", "--redis-url",
+                      server.url(3), "--out", str(tmp_path / "t"), "--json")
+            assert res.returncode == 0, res.stderr[-3000:]
+            assert "Bytes per session" in res.stderr
+            assert redis_snapshot(client) == before
+            # a server fridgebench did not start keeps its configuration: no CONFIG SET (server-wide) during the run
+            assert config_sets(client) == sets_before
+            assert client.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""  # as it started
+            assert "does not change the configuration of a server it did not start" in flat(res.stderr)
+            assert json.loads(res.stdout)["sections"]["ttl"]["expiry"]["redis-atomic"]["notifications"] is False
+        finally:
+            client.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
