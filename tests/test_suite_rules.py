@@ -43,9 +43,16 @@ def test_every_module_naming_a_machine_redis_db_is_in_its_xdist_group() -> None:
     assert ungrouped == [], f"list these in tests/conftest.py's _DB_BY_FILE (their db's group): {ungrouped}"
 
 
+# `from conftest import x` works where a test folder has no __init__.py (pytest puts it on sys.path): any form
+IMPORTS_A_CONFTEST = re.compile(r"^\s*(from\s+(\w+\.)*conftest\s+import\b|import\s+(\w+\.)*conftest\b)")
+
+
 def test_no_test_imports_helpers_from_a_conftest() -> None:
+    assert all(IMPORTS_A_CONFTEST.match(line) for line in (
+        "from conftest import x", "from tests.migrate.conftest import x", "import conftest", "  import tests.conftest"))
+    assert not any(IMPORTS_A_CONFTEST.match(line) for line in ("from tests.servers import x", "import conftests"))
     found = [f"{rel}: {line.strip()}" for rel, text in _modules() for line in text.splitlines()
-             if re.match(r"\s*from tests(\.\w+)*\.conftest import", line) and rel != "test_suite_rules.py"]
+             if IMPORTS_A_CONFTEST.match(line) and rel != "test_suite_rules.py"]
     assert found == [], "\n".join(found)
 
 
