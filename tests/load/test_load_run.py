@@ -80,10 +80,16 @@ def test_one_locust_process_on_embedded_servers(tmp_path: Path, run_root: Path) 
         assert get["p50_us"] % 1000 != 0 or get["p99_us"] % 1000 != 0  # microseconds, not Locust's whole ms
         _assert_counts_agree(name, run, processes=1)
         assert run["generator"]["processes"][0]["cpu_percent"] is not None and run["generator"]["verdict"]
-        merged, intervals, _ = read_hlog(run_dir / f"{name}.get.hlog")  # HdrHistogram's own log reader
-        # the measured seconds (warm-up excluded), as the section's own percentiles
-        assert merged.get_total_count() == get["count"] > 0, (name, merged.get_total_count(), get)
-        assert intervals >= 2 and merged.get_value_at_percentile(50) == pytest.approx(get["p50_us"], rel=0.01)
+        for op, figures in run["ops"].items():  # every operation's log, read with HdrHistogram's own log reader
+            lat = figures["latency_service"]
+            merged, intervals, _ = read_hlog(run_dir / f"{name}.{op}.hlog")
+            # the measured seconds (warm-up excluded), as the section's own figures
+            assert merged.get_total_count() == lat["count"], (name, op, merged.get_total_count(), lat)
+            assert intervals >= 2, (name, op)
+            if lat["count"]:
+                assert merged.get_value_at_percentile(50) == pytest.approx(lat["p50_us"], rel=0.01), (name, op)
+                assert merged.get_max_value() == pytest.approx(lat["max_us"], rel=0.01), (name, op)
+        assert {p.name for p in run_dir.glob(f"{name}.*.hlog")} == {f"{name}.{op}.hlog" for op in run["ops"]}
     assert section["stores"]["postgres"]["correctness"]["lost_updates"] == 0
     assert section["stores"]["redis-atomic"]["correctness"]["lost_updates"] == 0
     for f in ("intervals.csv", "locust_stats.csv", "locust_failures.csv", "locust_report.html", "locust-local.log"):
