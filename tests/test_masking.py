@@ -213,3 +213,35 @@ def test_rehearse_migrate_verify_cleanup_with_passwords(tmp_path: Path, pg_pw, r
     files = assert_tree_clean(reports, secrets)
     assert {p.name for p in files} >= {"results.json", "results.json.partial", "INCOMPLETE"}
     assert len([p for p in files if p.name == "results.json"]) >= 3  # dry run, migrate, verify (and key=value)
+
+
+def test_load_on_stores_with_passwords(tmp_path: Path, pg_pw, redis_pw) -> None:  # type: ignore[no-untyped-def]
+    """Locust's own files too: its log, statistics and HTML report are written by processes that get
+    the store URLs in their environment."""
+    dsn, secrets = pg_pw
+    secrets = sorted(set(secrets) | set(_forms(PASSWORD)))
+    res = fb("load", "--stores", "postgres,redis-atomic", "--duration", "1", "--warmup", "0.2", "--sessions", "200",
+             "--users", "2", "--spawn-rate", "2", "--json", "--out", str(tmp_path),
+             "--postgres-dsn", dsn, "--redis-url", _redis_url(redis_pw, 5))
+    ok(res, secrets, "load")
+    names = {p.name for p in assert_tree_clean(tmp_path, secrets)}
+    assert {"results.json", "intervals.csv", "postgres.get.hlog", "locust-local.log", "locust_stats.csv",
+            "locust_report.html", "report.html"} <= names, names
+    urls = {s["kind"]: s["url"] for s in json.loads(res.stdout)["environment"]["servers"]}
+    assert ":***@" in urls["postgres"] and ":***@" in urls["redis"]
+
+
+def test_failure_on_stores_with_passwords(tmp_path: Path, pg_pw, redis_pw) -> None:  # type: ignore[no-untyped-def]
+    """A reset through the fault proxy: the proxy and the fallback's second client connect with the URLs."""
+    dsn, secrets = pg_pw
+    secrets = sorted(set(secrets) | set(_forms(PASSWORD)))
+    res = fb("failure", "reset", "--stores", "redis-atomic", "--warmup", "0.2", "--duration", "4", "--at", "0.4",
+             "--down", "0.4", "--rate", "200", "--sessions", "200", "--json", "--out", str(tmp_path),
+             "--postgres-dsn", dsn, "--redis-url", _redis_url(redis_pw, 6))
+    ok(res, secrets, "failure")
+    names = {p.name for p in assert_tree_clean(tmp_path, secrets)}
+    assert "results.json" in names and "report.html" in names and any(n.endswith(".hlog") for n in names), names
+    doc = json.loads(res.stdout)
+    assert doc["sections"]["failure"]["cases"], doc["sections"]["failure"]
+    urls = {s["kind"]: s["url"] for s in doc["environment"]["servers"]}
+    assert ":***@" in urls["redis"], urls
