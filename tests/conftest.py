@@ -66,10 +66,12 @@ def _machine_redis_dbs(item: pytest.Item) -> set[int]:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker more than the machine has cores. The suite waits on servers and subprocesses
-    (a server starting, a run's fixed duration, a signal's effect) about a quarter of its time: on a 2-core
-    VM two workers left the cores 78% busy (678 s), three 94% (562 s), every test passing in both."""
-    return (os.cpu_count() or 1) + 1
+    """``-n auto``: two workers more than the machine has cores. The suite waits on servers and subprocesses
+    (a server starting, a run's fixed duration, a signal's effect) about a quarter of its time, and the tests
+    sharing a db of the machine's Redis run on one worker at a time. On a 2-core VM (slow disk) two workers
+    left the cores 78% busy (678 s), three 94% (562 s); on another 2-core VM three took 338-341 s (4 runs),
+    four 307 s, five 308 s. Every test passed in each."""
+    return (os.cpu_count() or 1) + 2
 
 
 def pytest_configure(config: pytest.Config) -> None:
