@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -112,3 +113,37 @@ def stop_background(settle: float = 3.0, grace: float = 60.0) -> list[str]:
 def run(cmd: list[str], **kw: Any) -> "subprocess.CompletedProcess[Any]":
     """``subprocess.run`` for a fridgebench CLI: tied to the test process, like :func:`popen`."""
     return subprocess.run(cmd, preexec_fn=tied(), **kw)
+
+
+def stderr_until(proc: "subprocess.Popen[str]", marker: str, within: float) -> str:
+    """What ``proc`` (started with ``stderr=PIPE, text=True``) wrote to stderr up to the first line holding
+    ``marker``: all of it if it ended first, what came within ``within`` seconds if neither happened. The
+    deadline holds even while the process writes nothing (a reader thread, not a blocking loop); the rest
+    of stderr stays for the test to read."""
+    import queue
+    import threading
+
+    assert proc.stderr is not None
+    lines: "queue.Queue[str | None]" = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in iter(proc.stderr.readline, ""):  # type: ignore[union-attr]
+                lines.put(line)
+                if marker in line:
+                    break
+        except (ValueError, OSError):  # the pipe closed under it (the process stopped at the test's end)
+            pass
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen, deadline = "", time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen += line
+    return seen

@@ -206,14 +206,7 @@ def test_interrupt_stops_servers_and_leaves_no_complete_results(tmp_path: Path, 
                         "--out", str(tmp_path), "--run-dir", str(run_root)],
                        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                        env={**os.environ, "COLUMNS": "200"})
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 90
-    seen = ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if "loaded" in line or not line:
-            break
+    seen = procs.stderr_until(proc, "loaded", within=90)
     assert "loaded" in seen, seen
     assert len(servers_under(run_root)) == 2, "PostgreSQL and Valkey should be running mid-run"
     time.sleep(1.5)

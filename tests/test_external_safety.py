@@ -176,14 +176,7 @@ def test_an_interrupted_reuse_run_deletes_what_it_wrote_and_nothing_else(foreign
                         "--stores", "redis-atomic", "--reuse", "--duration", "60", "--sessions", "2000",
                         "--rate", "300", "--redis-url", url, "--out", str(tmp_path)],
                        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and "loaded" not in seen:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen += line
+    seen = procs.stderr_until(proc, "loaded", within=60)
     assert "loaded 2,000 sessions" in seen, seen
     assert client.dbsize() > len(before)  # its sessions are there mid-run
     time.sleep(1.0)

@@ -72,14 +72,7 @@ def test_interrupt_stops_locust_and_the_servers(tmp_path: Path, run_root: Path, 
                         "--out", str(out), "--run-dir", str(run_root)],
                        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                        env={**os.environ, "COLUMNS": "200"})
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 120
-    seen = ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if "/60 s" in line or not line:
-            break
+    seen = procs.stderr_until(proc, "/60 s", within=120)
     assert "/60 s" in seen, seen
     assert len(servers_under(run_root)) == 2
     assert len(locust_processes(str(out))) == 3  # the master and two workers, mid-run

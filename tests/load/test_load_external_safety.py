@@ -141,14 +141,7 @@ def test_an_interrupted_reuse_run_deletes_what_every_worker_wrote_and_nothing_el
                         "--warmup", "0.2", "--redis-url", url, "--postgres-dsn", dsn, "--out", str(out)],
                        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                        env={**os.environ, "COLUMNS": "200"})
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if "/60 s" in line or not line:
-            break
+    seen = procs.stderr_until(proc, "/60 s", within=120)
     assert "redis-atomic: 5/60 s" in seen, seen  # measuring, with both workers' users creating sessions
     assert client.dbsize() > len(before) + 2000  # the population and the users' sessions and cache keys
     proc.send_signal(sig)
@@ -227,14 +220,7 @@ def test_plain_locust_stopped_mid_run_deletes_what_it_wrote(foreign_redis, tmp_p
     # procs.popen: if an assertion below fails, the test's end stops Locust (SIGTERM: it deletes what it wrote)
     # rather than leave it writing into the shared db for the rest of its group
     proc = procs.popen(kw.pop("args"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, **kw)
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and "warming up" not in seen:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen += line
+    seen = procs.stderr_until(proc, "warming up", within=90)
     assert "redis-atomic: 3 users running" in seen, seen[-3000:]
     deadline = time.monotonic() + 90  # the users create sessions: wait until some are there (30 s was too
     # short once on a loaded machine: 1,009 of 1,020 keys)
