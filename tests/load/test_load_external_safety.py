@@ -69,7 +69,8 @@ def _assert_it_wrote_and_deleted(doc: dict[str, Any], stderr: str, *, processes:
         # users deleted (the seed's GET -> SETEX may write a session back that a delete removed in between)
         total = run["requests_total"]
         exact = 300 + total["create"]["ok"] - total.get("delete", {}).get("ok", 0)
-        assert sessions == exact if name != "redis-seed" else sessions >= exact, (name, deleted[name], exact)
+        assert sessions == exact if name != "redis-seed" else sessions >= exact, (  # what to diagnose it by
+            name, deleted[name], exact, {op: total.get(op) for op in ("create", "delete", "add")}, run.get("correctness"))
         if name != "postgres":
             c = run["recipe_cache"]
             assert c["hits"] > 0 and c["misses"] > 0, (name, c)  # it read the foreign entries and cached its own
