@@ -144,7 +144,6 @@ def test_redis_reuse_leaves_every_foreign_key_as_it_was(foreign_redis, tmp_path:
         assert f"{name}: deleted the" in err and f"{name}: profiled" in err
 
 
-
 def test_ttl_reuse_leaves_every_foreign_key_and_the_servers_configuration_as_they_were(tmp_path: Path) -> None:
     """The same foreign keys on a server of the test's own (fridgebench did not start it either): the
     server-wide counter of CONFIG SET calls, and ttl's server-wide memory figures, are read there, not on
