@@ -31,6 +31,7 @@ from fridgebench.stores.redis_seed import RedisSeedStore
 from tests.servers import ThrowawayRedis
 
 PASSWORD = "lean-t3st-pw"
+ADMIN = "fb-test-admin"  # the client name of the tests' own connections
 
 
 class Valkey(ThrowawayRedis):
@@ -41,7 +42,9 @@ class Valkey(ThrowawayRedis):
         super().__init__(password=PASSWORD, binary=embedded_valkey())
 
     def admin(self) -> redis.Redis:
-        return self.client()
+        """A client of the test's own, named ``ADMIN``: its connections (this test's and any an earlier
+        test's client has not closed yet) are not counted as the store's."""
+        return self.client(client_name=ADMIN)
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +189,8 @@ async def test_cancelled_request_does_not_desync_the_next_one(valkey: Valkey) ->
 
 
 def _client_ids(admin: redis.Redis) -> set[int]:
-    me = admin.client_id()
-    return {int(c["id"]) for c in admin.client_list() if int(c["id"]) != me}
+    """The server's clients other than the tests' own admin connections: the store's."""
+    return {int(c["id"]) for c in admin.client_list() if c.get("name") != ADMIN}
 
 
 async def test_more_callers_than_connections_wait_their_turn(valkey: Valkey) -> None:
