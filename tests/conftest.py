@@ -69,8 +69,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers more than the machine has cores. The suite waits on servers and subprocesses
     (a server starting, a run's fixed duration, a signal's effect) about a quarter of its time, and the tests
     sharing a db of the machine's Redis run on one worker at a time. On a 2-core VM (slow disk) two workers
-    left the cores 78% busy (678 s), three 94% (562 s); on another 2-core VM three took 338-341 s (4 runs),
-    four 307 s, five 308 s. Every test passed in each."""
+    left the cores 78% busy (678 s), three 94% (562 s); on another 2-core VM three took 338-341 s (5 runs),
+    four 287-315 s (median 303 s of 8), five 308 s."""
     return (os.cpu_count() or 1) + 2
 
 
