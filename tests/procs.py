@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import psutil
 
+from fridgebench.config import mask_text
+
 SERVER_NAMES = ("postgres", "valkey-server", "redis-server")
 
 
@@ -100,7 +102,8 @@ def stop_background(settle: float = 3.0, grace: float = 60.0) -> list[str]:
             pass
         if proc.poll() is not None:
             continue
-        left.append(" ".join(str(a) for a in proc.args[:4]) if isinstance(proc.args, list) else str(proc.args))
+        # its first words, masked (a test's DSN may carry a password: the project's own mask_text)
+        left.append(mask_text(" ".join(str(a) for a in proc.args[:4]) if isinstance(proc.args, list) else str(proc.args)))
         proc.send_signal(signal.SIGTERM)
         try:
             proc.communicate(timeout=grace)
