@@ -106,8 +106,10 @@ def render_compare(section: dict[str, Any], console: Console, *, warnings: list[
         console.print(t)
         fix = section.get("fix")
         if fix and fix.get("by_op"):
-            parts = [f"{'read' if op == 'get' else op} {r['closed_by_fix']:.0%}" for op, r in fix["by_op"].items()
-                     if "closed_by_fix" in r and r.get("changed_by_fix", True)]
+            parts = [f"{'read' if op == 'get' else op} "
+                     + (f"{r['closed_by_fix']:.0%}" if r["closed_by_fix"] >= 0
+                        else f"none (the fixed code was {-r['closed_by_fix']:.0%} of the gap slower)")
+                     for op, r in fix["by_op"].items() if "closed_by_fix" in r and r.get("changed_by_fix", True)]
             if parts:
                 console.print(f"[bold]{fix['fixed']}[/] (the two cheapest fixes) closes this share of the gap between "
                               f"{fix['baseline']} and {fix['redis']} (p50): {', '.join(parts)}; the rest remains for Redis "

@@ -231,3 +231,20 @@ def test_the_new_plots_are_byte_for_byte_reproducible() -> None:
     assert len(digests) == 1
     here = [r for p in (COMPARE, FAILURE, LOAD) for r in load_runs(p)]
     assert hashlib.sha256(render(here)[0].encode()).hexdigest() + "\n" in digests  # and the same in this process
+
+
+def test_the_terminal_says_when_the_fix_widened_a_gap_instead_of_a_negative_share() -> None:
+    """closed_by_fix below 0 (the fixed code slower than the unfixed, e.g. the add in a noisy run): not "add -7%"."""
+    import io
+
+    from rich.console import Console
+
+    from fridgebench.report.terminal import render_compare
+
+    section = _doc(COMPARE)["sections"]["compare"]
+    section["fix"]["by_op"]["add"]["closed_by_fix"] = -0.07
+    out = io.StringIO()
+    render_compare(section, Console(file=out, width=400, color_system=None))
+    text = out.getvalue()
+    assert f"read {section['fix']['by_op']['get']['closed_by_fix']:.0%}" in text
+    assert "add none (the fixed code was 7% of the gap slower)" in text and "-7%" not in text
